@@ -1,0 +1,122 @@
+"""What a run knows at its end: the one model every report writer reads.
+
+`RunReport.to_json()` is `report.json` (DESIGN.md 5). Times are UTC ISO-8601 strings;
+`t` fields are seconds since the run started (for charts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Phase:
+    name: str  # plan | before | faults | rollback | after
+    start: str
+    end: str | None = None
+
+
+@dataclass
+class FaultRecord:
+    name: str
+    action: str
+    targets: list[str]
+    injected_at: str | None = None
+    reverted_at: str | None = None
+    error: str | None = None
+    key: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sample:
+    time: str
+    t: float
+    phase: str
+    slo: str
+    value: float | None
+    good: bool | None  # None: no data
+    stats: dict[str, float] = field(default_factory=dict)
+    events_good: float | None = None
+    events_total: float | None = None
+
+
+@dataclass
+class CriterionResult:
+    text: str
+    observed: float | None
+    passed: bool
+    detail: str | None = None
+
+
+@dataclass
+class CheckResult:
+    """A steady-state check (before or after) of one SLO."""
+
+    phase: str
+    slo: str
+    observed: float | None
+    passed: bool
+    detail: str | None = None
+
+
+@dataclass
+class AbortRecord:
+    reason: str
+    at: str
+    budget_consumed: float | None = None
+    burn_rates: dict[str, float | None] = field(default_factory=dict)
+    slo: str | None = None
+    t: float | None = None
+
+
+@dataclass
+class BudgetRecord:
+    slo: str
+    consumed: float | None
+    remaining_before: float | None = None
+    remaining_after: float | None = None
+    burn_rate: float | None = None
+
+
+@dataclass
+class SLOInfo:
+    name: str
+    kind: str
+    target: float
+    op: str
+    is_ratio: bool
+    window: float
+    stat: str | None = None
+
+
+@dataclass
+class RunReport:
+    verdict: str
+    exit_code: int
+    experiment: str
+    run_id: str
+    started_at: str
+    ended_at: str | None = None
+    title: str | None = None
+    hypothesis: str | None = None
+    environment: str | None = None
+    source: str | None = None
+    reason: str | None = None
+    phases: list[Phase] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    criteria: list[CriterionResult] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    abort: AbortRecord | None = None
+    budget: dict[str, BudgetRecord] = field(default_factory=dict)
+    recovery_seconds: float | None = None
+    slos: list[SLOInfo] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    report_dir: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("events")
+        return data

@@ -1,0 +1,352 @@
+"""Typed, frozen models of the three file kinds (DESIGN.md section 2).
+
+Nothing downstream of validation touches the raw mappings: the loader hands the
+data to these models, and the engine only ever sees instances of them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chaosrunner.spec.units import Duration, Quantity, Rate, Ratio
+
+API_VERSION = "chaosrunner/v1"
+LATENCY_STATS = ("p50", "p90", "p95", "p99", "max", "mean", "min")
+HTTP_STATS = ("availability", *LATENCY_STATS)
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+
+
+class Frozen(BaseModel):
+    """Base of every spec model: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --- SLI sources ---------------------------------------------------------------------------
+
+
+class RatioQueries(Frozen):
+    good: str = Field(min_length=1, description="PromQL for good events; $window is substituted")
+    total: str = Field(min_length=1, description="PromQL for all events; $window is substituted")
+
+
+class PromQuery(Frozen):
+    url: str | None = Field(default=None, description="Prometheus server for this SLI")
+    query: str = Field(min_length=1)
+
+
+class HttpProbe(Frozen):
+    """Built-in synthetic traffic."""
+
+    url: str = Field(pattern=r"^https?://", description="URL the probe requests")
+    method: Literal["GET", "POST", "PUT", "HEAD", "DELETE"] = "GET"
+    rate: Rate = Field(default=10.0, description="requests per second, e.g. 20/s")
+    timeout: Duration = 1.0
+    expect: tuple[int | str, ...] = Field(default=("200-399",),
+                                          description="status codes or ranges counted as good")
+    max_in_flight: int = Field(default=0, ge=0,
+                               description="cap on requests in flight (0: rate x timeout + 1)")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _expect_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int | str) else value
+
+    @field_validator("expect")
+    @classmethod
+    def _check_ranges(cls, value: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        for item in value:
+            if isinstance(item, str) and not re.fullmatch(r"\d{3}(-\d{3})?", item.strip()):
+                raise ValueError(f"expected a status code or range like 200-399, got {item!r}")
+        return value
+
+    def is_expected(self, status: int) -> bool:
+        for item in self.expect:
+            if isinstance(item, int) and status == item:
+                return True
+            if isinstance(item, str):
+                low, _, high = item.strip().partition("-")
+                if int(low) <= status <= int(high or low):
+                    return True
+        return False
+
+
+class CommandSLI(Frozen):
+    """A program whose stdout's last number is the SLI (needs --allow-exec)."""
+
+    run: tuple[str, ...] = Field(min_length=1, description="argv; a string is split by shlex")
+    timeout: Duration = 5.0
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import shlex
+
+            return shlex.split(value)
+        return value
+
+
+class SlothRef(Frozen):
+    service: str
+    slo: str
+
+
+class SLISpec(Frozen):
+    """Exactly one source. A bare PromQL string is accepted as `sli: "..."`."""
+
+    promql: str | None = None
+    ratio: RatioQueries | None = None
+    prometheus: PromQuery | None = None
+    http: HttpProbe | None = None
+    command: CommandSLI | None = None
+    sloth: SlothRef | None = None
+    stat: str | None = Field(default=None, description="for http: availability or p50..p99/max/mean")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"promql": value}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SLISpec:
+        given = [name for name in SOURCE_KINDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "an SLI needs exactly one source out of a PromQL string, ratio, prometheus, "
+                f"http, command, sloth; got {', '.join(given) or 'none'}"
+            )
+        if self.stat is not None:
+            allowed = HTTP_STATS if self.http is not None else ()
+            if self.stat not in allowed:
+                raise ValueError(f"stat {self.stat!r} is only for http SLIs and must be one of "
+                                 f"{', '.join(HTTP_STATS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in SOURCE_KINDS if getattr(self, name) is not None)
+
+    @property
+    def effective_stat(self) -> str:
+        return self.stat or "availability"
+
+
+SOURCE_KINDS = ("promql", "ratio", "prometheus", "http", "command", "sloth")
+
+
+class SLO(Frozen):
+    sli: SLISpec
+    target: Quantity = Field(description="number, ratio (99%) or, for latency, duration (400ms)")
+    op: Op = ">="
+    objective: Ratio | None = Field(default=None,
+                                    description="share of samples that must meet the target")
+    window: Duration = 30 * 86400.0
+    error_budget_policy: str | None = None
+    description: str | None = None
+
+    @property
+    def is_ratio(self) -> bool:
+        """Ratio SLOs have an error budget of 1 - target (DESIGN.md 2.1)."""
+        if self.sli.kind in ("ratio", "sloth"):
+            return True
+        if self.sli.kind == "http":
+            return self.sli.effective_stat == "availability"
+        return self.op == ">=" and 0.0 < self.target < 1.0
+
+    @property
+    def budget(self) -> float | None:
+        """Allowed bad share: 1 - target for ratio SLOs, 1 - objective for thresholds."""
+        if self.is_ratio:
+            return 1.0 - self.target
+        if self.objective is not None:
+            return 1.0 - self.objective
+        return None
+
+    def holds(self, value: float) -> bool:
+        return compare(value, self.op, self.target)
+
+
+def compare(left: float, op: str, right: float) -> bool:
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    if op == ">=":
+        return left >= right
+    if op == "==":
+        return abs(left - right) <= 1e-9 * max(1.0, abs(right))
+    return abs(left - right) > 1e-9 * max(1.0, abs(right))
+
+
+class PolicyThresholds(Frozen):
+    """Error budget policy bands (the seed's decision framework), remaining-budget shares."""
+
+    full_velocity: Ratio = 0.5
+    reliability_prioritised: Ratio = 0.25
+    feature_freeze: Ratio = 0.10
+
+
+class SteadyState(Frozen):
+    api_version: Literal["chaosrunner/v1"] = Field(alias="apiVersion")
+    kind: Literal["SteadyState"]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    prometheus: str | None = Field(default=None, description="default Prometheus server URL")
+    service_level_objectives: dict[str, SLO] = Field(min_length=1)
+    error_budget_policy: PolicyThresholds = Field(default_factory=PolicyThresholds)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("service_level_objectives")
+    @classmethod
+    def _names(cls, value: dict[str, SLO]) -> dict[str, SLO]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+                raise ValueError(f"SLO name {name!r} must be letters, digits, _ or -")
+        return value
+
+
+# --- Experiments ---------------------------------------------------------------------------
+
+
+class SteadyStateRef(Frozen):
+    from_: str = Field(alias="from", description="path of a SteadyState file, relative to this")
+    slos: tuple[str, ...] | None = Field(default=None, description="default: all in the file")
+    before: Duration = 30.0
+    after: Duration = 30.0
+    interval: Duration = 1.0
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value < 0.05:
+            raise ValueError("interval must be at least 50ms")
+        return value
+
+
+class BlastRadius(Frozen):
+    max_targets: int | None = Field(default=None, ge=1)
+    max_percent: Ratio | None = None
+    namespaces: tuple[str, ...] | None = None
+
+
+class RandomPick(Frozen):
+    random: int = Field(ge=1)
+
+
+class PercentPick(Frozen):
+    percent: Ratio
+
+
+class NamesPick(Frozen):
+    names: tuple[str, ...] = Field(min_length=1)
+
+
+Selection = Literal["all"] | RandomPick | PercentPick | NamesPick
+
+
+class Fault(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    action: str = Field(description="driver.action, e.g. toxiproxy.latency")
+    target: dict[str, Any] = Field(default_factory=dict)
+    select: Selection = "all"
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    at: Duration = 0.0
+    for_: Duration | None = Field(default=None, alias="for")
+
+    @property
+    def driver_name(self) -> str:
+        return self.action.split(".", 1)[0]
+
+
+class ErrorBudgetAbort(Frozen):
+    slo: str
+    max_consumed: Ratio | None = Field(default=None,
+                                       description="share of the SLO window's budget")
+    burn_rate: float | None = Field(default=None, gt=0)
+    windows: tuple[Duration, Duration] = (60.0, 300.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ErrorBudgetAbort:
+        if self.windows[0] > self.windows[1]:
+            raise ValueError("windows are [short, long]: the first must not be longer")
+        return self
+
+
+class AbortSpec(Frozen):
+    error_budget: ErrorBudgetAbort | tuple[ErrorBudgetAbort, ...] | None = None
+    min_budget_remaining: Ratio | None = None
+
+    @property
+    def budget_limits(self) -> tuple[ErrorBudgetAbort, ...]:
+        if self.error_budget is None:
+            return ()
+        if isinstance(self.error_budget, ErrorBudgetAbort):
+            return (self.error_budget,)
+        return self.error_budget
+
+
+class Criterion(Frozen):
+    """`<slo>[.<stat>] <op> <value>` parsed (see spec.criteria)."""
+
+    text: str
+    slo: str
+    stat: str | None
+    op: Op
+    value: float
+
+
+class Experiment(Frozen):
+    api_version: Literal["chaosrunner/v1"] = Field(alias="apiVersion")
+    kind: Literal["Experiment"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    title: str | None = None
+    description: str | None = None
+    hypothesis: str = Field(min_length=1)
+    environment: str = "staging"
+    tags: tuple[str, ...] = ()
+    steady_state: SteadyStateRef
+    duration: Duration
+    blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    faults: tuple[Fault, ...] = Field(min_length=1)
+    success_criteria: tuple[Criterion, ...] = ()
+    abort: AbortSpec = Field(default_factory=AbortSpec)
+    rollback: Literal["always"] = "always"
+
+    @field_validator("success_criteria", mode="before")
+    @classmethod
+    def _parse_criteria(cls, value: Any) -> Any:
+        from chaosrunner.spec.criteria import parse_criterion
+
+        if not isinstance(value, list | tuple):
+            return value
+        return [parse_criterion(item) if isinstance(item, str) else item for item in value]
+
+    @model_validator(mode="after")
+    def _unique_fault_names(self) -> Experiment:
+        names = [fault.name for fault in self.faults]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"fault names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class GameDay(Frozen):
+    api_version: Literal["chaosrunner/v1"] = Field(alias="apiVersion")
+    kind: Literal["GameDay"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    schedule: str | None = None
+    experiments: tuple[str, ...] = Field(min_length=1)
+    stop_on: Literal["failure", "abort", "never"] = "failure"
+    min_budget_remaining: Ratio | None = None
