@@ -1,0 +1,146 @@
+"""`chaosrunner` command line: parse, dispatch to one module per command, map errors.
+
+Each command lives in `chaosrunner.cli.<module>` as `command(args) -> int` and is
+imported only when used, so `chaosrunner validate` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from chaosrunner import __version__
+from chaosrunner.errors import ChaosRunnerError
+
+DEFAULT_STATE_DIR = ".chaosrunner"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", default=None,
+                        help=f"state directory (ledger, locks, history); default {DEFAULT_STATE_DIR}/")
+    parser.add_argument("--output", choices=("human", "json"), default=None,
+                        help="human output on a terminal, json for machines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chaosrunner",
+        description="Declarative chaos experiments with SLO guards and rollback that always happens.",
+    )
+    parser.add_argument("--version", action="version", version=f"chaosrunner {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check files without running anything")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    _common(p)
+
+    p = sub.add_parser("plan", help="resolve targets and show what a run would do")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--allow-production", action="store_true")
+    p.add_argument("--allow-exec", action="store_true")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
+    _common(p)
+
+    p = sub.add_parser("run", help="run an experiment")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--report-dir", default=None, metavar="D")
+    p.add_argument("--junit", default=None, metavar="P", help="also write JUnit XML here")
+    p.add_argument("--allow-production", action="store_true")
+    p.add_argument("--allow-exec", action="store_true")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
+    p.add_argument("--dry-run", action="store_true", help="plan and print; inject nothing")
+    _common(p)
+
+    p = sub.add_parser("recover", help="take back every fault injected and not reverted")
+    p.add_argument("--force", action="store_true",
+                   help="recover even though a runner seems to be alive")
+    _common(p)
+
+    p = sub.add_parser("halt", help="make a running experiment abort and roll back")
+    p.add_argument("--reason", default="halted by operator")
+    _common(p)
+
+    p = sub.add_parser("proxy", help="run the Toxiproxy-compatible fault proxy")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8474)
+    p.add_argument("--config", default=None, metavar="F", help="proxies.json to populate")
+    _common(p)
+
+    p = sub.add_parser("budget", help="error budget status of a SteadyState file")
+    p.add_argument("file", metavar="STEADYSTATE")
+    _common(p)
+
+    p = sub.add_parser("gameday", help="run a game day")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--report-dir", default=None, metavar="D")
+    p.add_argument("--allow-production", action="store_true")
+    p.add_argument("--allow-exec", action="store_true")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
+    _common(p)
+
+    p = sub.add_parser("schedule", help="run game days on their cron schedules")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--once", action="store_true", help="run what is due now and exit")
+    p.add_argument("--allow-production", action="store_true")
+    p.add_argument("--allow-exec", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("runs", help="history of runs")
+    p.add_argument("--since", default=None, help="e.g. 7d or 2026-11-01")
+    p.add_argument("--experiment", default=None)
+    _common(p)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of each file kind")
+    p.add_argument("kind", nargs="?", choices=("SteadyState", "Experiment", "GameDay"))
+    _common(p)
+
+    p = sub.add_parser("convert", help="convert a Chaos Toolkit experiment to a native one")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--out", default=None)
+    _common(p)
+
+    p = sub.add_parser("demo", help="start the demo shop locally and run the shipped experiments")
+    p.add_argument("--report-dir", default=None, metavar="D")
+    p.add_argument("--quick", action="store_true", help="shorter phases")
+    _common(p)
+    return parser
+
+
+COMMAND_MODULES = {
+    "validate": "validate", "plan": "run", "run": "run", "recover": "recover",
+    "halt": "recover", "proxy": "proxy", "budget": "budget", "gameday": "gameday",
+    "schedule": "schedule", "runs": "runs", "schema": "validate", "convert": "convert",
+    "demo": "demo",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (DESIGN.md 4)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse reports bad flags itself
+        return 0 if exc.code == 0 else 4
+    if args.command is None:
+        parser.print_help()
+        return 4
+    if args.state_dir is None:
+        args.state_dir = DEFAULT_STATE_DIR
+    module = importlib.import_module(f"chaosrunner.cli.{COMMAND_MODULES[args.command]}")
+    handler = getattr(module, f"command_{args.command}", None) or module.command
+    try:
+        code: int = handler(args)
+    except ChaosRunnerError as exc:
+        print(f"chaosrunner: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("chaosrunner: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def entrypoint() -> None:
+    sys.exit(main())
