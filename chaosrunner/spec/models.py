@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from chaosrunner.spec.units import Duration, Quantity, Rate, Ratio
 
@@ -34,7 +34,25 @@ class RatioQueries(Frozen):
     total: str = Field(min_length=1, description="PromQL for all events; $window is substituted")
 
 
-class PromQuery(Frozen):
+class BasicAuth(Frozen):
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(description="write ${env:NAME}; resolved only when querying")
+
+
+class PrometheusAuth(Frozen):
+    """Credentials for a Prometheus server; values may be `${env:NAME}`, never logged."""
+
+    bearer_token: SecretStr | None = Field(default=None, description="write ${env:NAME}")
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> PrometheusAuth:
+        if self.bearer_token is not None and self.basic_auth is not None:
+            raise ValueError("give either bearer_token or basic_auth, not both")
+        return self
+
+
+class PromQuery(PrometheusAuth):
     url: str | None = Field(default=None, description="Prometheus server for this SLI")
     query: str = Field(min_length=1)
 
@@ -203,6 +221,8 @@ class SteadyState(Frozen):
     name: str = Field(min_length=1)
     description: str | None = None
     prometheus: str | None = Field(default=None, description="default Prometheus server URL")
+    prometheus_auth: PrometheusAuth | None = Field(
+        default=None, description="credentials for the default Prometheus server")
     service_level_objectives: dict[str, SLO] = Field(min_length=1)
     error_budget_policy: PolicyThresholds = Field(default_factory=PolicyThresholds)
     source: Path | None = Field(default=None, exclude=True)
