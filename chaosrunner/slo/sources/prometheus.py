@@ -1,0 +1,405 @@
+"""SLIs read from a Prometheus server (DESIGN.md 2.1).
+
+One source class serves four SLI kinds:
+
+    promql       sli: "sum(rate(...[1m])) / sum(rate(...[1m]))"   instant query, one number
+    prometheus   sli: {prometheus: {url, query}}                  the same, on its own server
+    ratio        sli: {ratio: {good, total}}                      $window substituted; counts
+    sloth        sli: {sloth: {service, slo}}                     Sloth's recording rules
+
+Readings. An instant query (`POST /api/v1/query`) must give one number: an empty result or
+NaN is "no data" (`Reading(value=None)`), several series are an error (aggregate them).
+For `ratio`, `$window` is replaced with the *lookback*: the sampling interval, but at
+least four scrape intervals of the server, so that `rate()`/`increase()` always see two or
+more samples even when a scrape is late or missed (two would be the bare minimum and
+flaps to "no data" on jitter). The scrape interval is read once from the server's
+configuration (`/api/v1/status/config`, `global.scrape_interval`), 15s when it cannot be
+read. With a 1s scrape and 1s sampling the lookback is 4s, so consecutive ratio readings
+overlap: their good/total counts describe the lookback, not only the last interval.
+
+Budget status (`budget_status()`), computed in PromQL:
+- ratio: `(1 - good/total) / (1 - target)` with `$window` = the SLO window (remaining
+  budget) and 5m/30m/1h/6h/3d (burn rates). Over a window longer than the server's
+  retention this is the ratio over the data it has.
+- promql/prometheus with a ratio SLO (`>=`, target in (0,1)): the SLI averaged over the
+  window with a subquery, `avg_over_time((SLI >= -Inf)[W:step])` (the filter drops NaN
+  steps, when there was no traffic); threshold SLOs with `objective:` use the share of steps
+  meeting the target, `avg_over_time(((SLI >= -Inf) < bool T)[W:step])`. The step is
+  window/4320 but at least 10s (10 min for 30d). Threshold SLOs without an objective have no
+  budget: remaining and burn rates are None.
+- sloth: `slo:period_error_budget_remaining:ratio` and `slo:sli_error:ratio_rate<W>`,
+  selected by `sloth_service` and `sloth_slo`; burn rates use this file's target.
+
+Failures: a server that cannot be reached (after `context.retries` retries with a short
+back-off), answers 5xx, or rejects the query raises `SourceError` naming the SLO and the
+server URL. Credentials (`bearer_token`, `basic_auth`, usually `${env:NAME}`) are resolved
+only when the HTTP client is built and never appear in messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import yaml
+
+from chaosrunner.errors import InvalidInput, SourceError
+from chaosrunner.slo.budget import BURN_WINDOWS, budget_remaining
+from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
+from chaosrunner.spec.models import SLO, PrometheusAuth, SteadyState
+
+SCRAPE_INTERVAL_FALLBACK = 15.0
+SCRAPES_PER_LOOKBACK = 4
+SUBQUERY_POINTS = 4320
+MIN_SUBQUERY_STEP = 10.0
+RETRY_BACKOFF = 0.2
+PROMETHEUS_KINDS = ("promql", "prometheus", "ratio", "sloth")
+
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_WINDOW_REF = re.compile(r"\$(?:window\b|\{window\})")
+_PROM_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_PROM_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+               "y": 31536000.0}
+
+
+class PrometheusSource(BaseSource):
+    """An SLI computed by a Prometheus server; see the module docstring."""
+
+    def __init__(self, name: str, slo: SLO, steady_state: SteadyState | None,
+                 context: SourceContext, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(name, slo, steady_state, context)
+        if slo.sli.kind not in PROMETHEUS_KINDS:
+            raise InvalidInput(f"SLO {name}: a {slo.sli.kind} SLI is not read from Prometheus")
+        self.url, self._auth = _server_for(name, slo, steady_state)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self.scrape_interval: float | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP client and check the server answers (SourceError if not)."""
+        if self._client is not None:
+            return
+        self._client = _build_client(self.name, self._auth, self.context, self._transport)
+        try:
+            self.scrape_interval = await self._read_scrape_interval()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # --- readings --------------------------------------------------------------------------
+
+    async def read(self, interval: float) -> Reading:
+        """The SLI now; for `ratio`, over the lookback (see `lookback`)."""
+        await self.start()
+        sli = self.slo.sli
+        if sli.ratio is not None:
+            return await self._read_ratio(self.lookback(interval))
+        if sli.sloth is not None:
+            error, note = await self._number(f"slo:sli_error:ratio_rate5m{self._sloth_labels()}")
+            return Reading(value=None if error is None else 1.0 - error, note=note)
+        query = sli.prometheus.query if sli.prometheus is not None else sli.promql
+        assert query is not None  # one source per SLISpec, checked by the model
+        value, note = await self._number(query)
+        return Reading(value=value, note=note)
+
+    def lookback(self, interval: float) -> float:
+        """Seconds a ratio reading covers: the interval, but at least four scrapes."""
+        scrape = self.scrape_interval or SCRAPE_INTERVAL_FALLBACK
+        return float(math.ceil(max(interval, SCRAPES_PER_LOOKBACK * scrape)))
+
+    async def _read_ratio(self, lookback: float) -> Reading:
+        ratio = self.slo.sli.ratio
+        assert ratio is not None
+        window = promql_duration(lookback)
+        (good, _), (total, total_note) = await asyncio.gather(
+            self._number(substitute_window(ratio.good, window)),
+            self._number(substitute_window(ratio.total, window)))
+        if total is None or total <= 0.0:
+            return Reading(value=None, good=good, total=total,
+                           note=total_note or f"no events in the last {window}")
+        note = None
+        if good is None:
+            # sum() over no matching series is empty, not 0: every event was bad.
+            good, note = 0.0, f"good query returned no data; counted 0 good of {total:g}"
+        # increase() extrapolates each series on its own, so good can edge past total.
+        value = min(max(good / total, 0.0), 1.0)
+        return Reading(value=value, good=good, total=total, note=note)
+
+    # --- budget over the SLO window --------------------------------------------------------
+
+    async def budget_status(self) -> BudgetStatus | None:
+        """Remaining budget over the SLO window and burn rates over 5m ... 3d.
+
+        `remaining` is a share of the window's budget (1.0 untouched, below 0 overspent),
+        None when it cannot be measured; `sli` is the SLI over the window for ratio SLOs.
+        """
+        await self.start()
+        budget = self.slo.budget
+        if budget is None:
+            return BudgetStatus(sli=None, remaining=None,
+                                burn_rates=dict.fromkeys(BURN_WINDOWS))
+        names = list(BURN_WINDOWS)
+        results = await asyncio.gather(
+            self._window_burn(self.slo.window, budget),
+            *(self._window_burn(BURN_WINDOWS[name], budget) for name in names),
+            self._sloth_remaining())
+        window_burn, *burns, sloth_remaining = results
+        remaining = None if window_burn is None else budget_remaining(window_burn * budget,
+                                                                      budget)
+        if self.slo.sli.sloth is not None:
+            remaining = sloth_remaining
+        sli = None
+        if self.slo.is_ratio and window_burn is not None:
+            sli = 1.0 - window_burn * budget
+        return BudgetStatus(sli=sli, remaining=remaining, burn_rates=dict(zip(names, burns,
+                                                                              strict=True)))
+
+    async def _window_burn(self, seconds: float, budget: float) -> float | None:
+        value, _ = await self._number(self.burn_rate_query(seconds, budget))
+        return value
+
+    def burn_rate_query(self, seconds: float, budget: float) -> str:
+        """PromQL for the burn rate over the last `seconds` (see the module docstring)."""
+        window = promql_duration(seconds)
+        sli = self.slo.sli
+        if sli.ratio is not None:
+            good = substitute_window(sli.ratio.good, window)
+            total = substitute_window(sli.ratio.total, window)
+            return f"(1 - ({good}) / ({total})) / {budget!r}"
+        if sli.sloth is not None:
+            return f"slo:sli_error:ratio_rate{window}{self._sloth_labels()} / {budget!r}"
+        query = sli.prometheus.query if sli.prometheus is not None else sli.promql
+        step = promql_duration(max(MIN_SUBQUERY_STEP, round(seconds / SUBQUERY_POINTS)))
+        inner = f"(({query}) >= -Inf)"  # drops NaN steps (no traffic)
+        if not self.slo.is_ratio:
+            inner = f"({inner} {self.slo.op} bool {self.slo.target!r})"
+        return f"(1 - avg_over_time({inner}[{window}:{step}])) / {budget!r}"
+
+    async def _sloth_remaining(self) -> float | None:
+        if self.slo.sli.sloth is None:
+            return None
+        value, _ = await self._number(
+            f"slo:period_error_budget_remaining:ratio{self._sloth_labels()}")
+        return value
+
+    def _sloth_labels(self) -> str:
+        ref = self.slo.sli.sloth
+        assert ref is not None
+        return (f"{{sloth_service={json.dumps(ref.service)},"
+                f"sloth_slo={json.dumps(ref.slo)}}}")
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    async def _number(self, promql: str) -> tuple[float | None, str | None]:
+        """One number from an instant query, or (None, why) for no data."""
+        values = await self.query(promql)
+        if not values:
+            return None, "no data: the query returned no series"
+        if len(values) > 1:
+            raise SourceError(
+                f"SLO {self.name}: the query returned {len(values)} series from "
+                f"{_display(self.url)}; an SLI must be one number, aggregate it "
+                f"(e.g. sum(...)): {promql}")
+        if math.isnan(values[0]):
+            return None, "no data: the query returned NaN"
+        return values[0], None
+
+    async def query(self, promql: str) -> list[float]:
+        """Values of an instant query's series (a scalar counts as one)."""
+        data = await self._call("/api/v1/query", {"query": promql,
+                                                   "timeout": f"{self.context.query_timeout}s"})
+        kind, result = data.get("resultType"), data.get("result")
+        if kind == "scalar" and isinstance(result, list):
+            return [float(result[1])]
+        if kind == "vector" and isinstance(result, list):
+            return [float(item["value"][1]) for item in result]
+        raise SourceError(f"SLO {self.name}: the query gave a {kind} from "
+                          f"{_display(self.url)}, expected one number: {promql}")
+
+    async def _call(self, path: str, form: Mapping[str, str] | None) -> dict[str, Any]:
+        """POST `form` (GET when None) with retries; the `data` member of a success answer."""
+        if self._client is None:
+            raise SourceError(f"SLO {self.name}: the Prometheus source was not started")
+        where = f"Prometheus at {_display(self.url)}"
+        attempts = self.context.retries + 1
+        problem = ""
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(RETRY_BACKOFF * attempt)
+            try:
+                url = self.url.rstrip("/") + path
+                response = await (self._client.get(url) if form is None
+                                  else self._client.post(url, data=form))
+            except httpx.TimeoutException:
+                problem = f"no answer within {self.context.query_timeout:g}s"
+                continue
+            except httpx.TransportError as exc:
+                problem = f"cannot connect ({type(exc).__name__}: {exc})"
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                problem = f"HTTP {response.status_code}: {_api_error(response)}"
+                continue
+            return self._answer(response, where, (form or {}).get("query", path))
+        raise SourceError(f"SLO {self.name}: {where} failed after {attempts} attempt(s): "
+                          f"{problem}; check that the server runs and the URL is right")
+
+    def _answer(self, response: httpx.Response, where: str, what: str) -> dict[str, Any]:
+        if response.status_code in (401, 403):
+            raise SourceError(f"SLO {self.name}: {where} refused access (HTTP "
+                              f"{response.status_code}); check bearer_token / basic_auth")
+        if response.status_code >= 400:
+            raise _Rejected(f"SLO {self.name}: {where} rejected the request (HTTP "
+                              f"{response.status_code}: {_api_error(response)}): {what}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceError(f"SLO {self.name}: {where} answered with something that is not "
+                              "JSON; is the URL a Prometheus server?") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise SourceError(f"SLO {self.name}: {where} answered an error: "
+                              f"{_api_error(response)}: {what}")
+        data = body.get("data")
+        return data if isinstance(data, dict) else {}
+
+    async def _read_scrape_interval(self) -> float:
+        """The server's global scrape interval; the fallback when it does not say."""
+        assert self._client is not None
+        try:
+            data = await self._call("/api/v1/status/config", None)
+        except _Rejected:
+            return SCRAPE_INTERVAL_FALLBACK  # managed servers may not expose their config
+        return scrape_interval_from_config(data.get("yaml"))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+class _Rejected(SourceError):
+    """The server answered 4xx (other than 401/403): bad query or unknown endpoint."""
+
+
+def substitute_window(query: str, window: str) -> str:
+    """Replace `$window` / `${window}` with a PromQL duration.
+
+    >>> substitute_window("sum(increase(x[$window]))", "5m")
+    'sum(increase(x[5m]))'
+    """
+    return _WINDOW_REF.sub(window, query)
+
+
+def promql_duration(seconds: float) -> str:
+    """A PromQL duration for `seconds`, in the largest unit that divides it exactly.
+
+    >>> promql_duration(2592000), promql_duration(90), promql_duration(0.25)
+    ('30d', '90s', '250ms')
+    """
+    millis = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis >= size and millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{max(millis, 1)}ms"
+
+
+def scrape_interval_from_config(text: Any) -> float:
+    """`global.scrape_interval` (e.g. '15s', '1m30s') from Prometheus's config YAML."""
+    if not isinstance(text, str):
+        return SCRAPE_INTERVAL_FALLBACK
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return SCRAPE_INTERVAL_FALLBACK
+    value = (config or {}).get("global", {}).get("scrape_interval") if isinstance(
+        config, dict) else None
+    parts = _PROM_DURATION.findall(value) if isinstance(value, str) else []
+    if not parts:
+        return SCRAPE_INTERVAL_FALLBACK
+    return sum(float(number) * _PROM_UNITS[unit] for number, unit in parts)
+
+
+def _server_for(name: str, slo: SLO,
+                steady_state: SteadyState | None) -> tuple[str, PrometheusAuth | None]:
+    """The server URL of an SLI and the credentials that go with it."""
+    default_url = steady_state.prometheus if steady_state is not None else None
+    default_auth = steady_state.prometheus_auth if steady_state is not None else None
+    own = slo.sli.prometheus
+    if own is not None and own.url is not None:
+        has_own_auth = own.bearer_token is not None or own.basic_auth is not None
+        # The default server's credentials are never sent to another server.
+        auth = own if has_own_auth else (default_auth if own.url == default_url else None)
+        url: str | None = own.url
+    else:
+        url = default_url
+        auth = own if own is not None and (own.bearer_token or own.basic_auth) else default_auth
+    if not url:
+        raise InvalidInput(
+            f"SLO {name}: a {slo.sli.kind} SLI needs a Prometheus server; set "
+            "`prometheus: http://HOST:9090` in the SteadyState file, or give the SLI "
+            "`prometheus: {url: ..., query: ...}`")
+    if not re.match(r"^https?://", url):
+        raise InvalidInput(f"SLO {name}: Prometheus URL {_display(url)!r} must start with "
+                           "http:// or https://")
+    return url, auth
+
+
+def _build_client(name: str, auth: PrometheusAuth | None, context: SourceContext,
+                  transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    headers: dict[str, str] = {}
+    basic: httpx.BasicAuth | None = None
+    if auth is not None and auth.bearer_token is not None:
+        token = resolve_secret(auth.bearer_token.get_secret_value(), f"SLO {name}: bearer_token")
+        headers["Authorization"] = f"Bearer {token}"
+    if auth is not None and auth.basic_auth is not None:
+        password = resolve_secret(auth.basic_auth.password.get_secret_value(),
+                                  f"SLO {name}: basic_auth.password")
+        basic = httpx.BasicAuth(auth.basic_auth.username, password)
+    # A little slack over the server-side `timeout` so its own error message wins.
+    return httpx.AsyncClient(timeout=context.query_timeout + 1.0, headers=headers, auth=basic,
+                             transport=transport)
+
+
+def resolve_secret(text: str, where: str) -> str:
+    """Replace `${env:NAME}` with the environment's value; InvalidInput when unset."""
+    def lookup(match: re.Match[str]) -> str:
+        value = os.environ.get(match.group(1))
+        if value is None:
+            raise InvalidInput(f"{where} refers to ${{env:{match.group(1)}}}, which is not "
+                               f"set; export {match.group(1)} before running")
+        return value
+
+    return _ENV_REF.sub(lookup, text)
+
+
+def _display(url: str) -> str:
+    """The URL without user:password, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _api_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    if isinstance(body, dict) and "error" in body:
+        return f"{body.get('errorType', 'error')}: {body['error']}"
+    return response.reason_phrase
+
