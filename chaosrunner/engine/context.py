@@ -1,0 +1,114 @@
+"""Run options and the event stream: everything a run owns, in one place, no globals."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from chaosrunner.engine.clock import Clock, RealClock, iso
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    state_dir: Path = Path(".chaosrunner")
+    report_dir: Path | None = None
+    junit: Path | None = None
+    allow_production: bool = False
+    allow_exec: bool = False
+    dry_run: bool = False
+    variables: Mapping[str, str] = field(default_factory=dict)
+    revert_retries: int = 3
+    revert_timeout: float = 60.0
+    seed: int | None = None
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class EventLog:
+    """The journal: every event as it happens, to `journal.jsonl` and to listeners.
+
+    A failing listener (a broken terminal, a full pipe) is isolated: it is dropped and
+    the run goes on, because a display must never stop a rollback.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or RealClock()
+        self.events: list[dict[str, Any]] = []
+        self.listeners: list[Listener] = []
+        self._journal: TextIO | None = None
+        self.t0 = self.clock.monotonic()
+
+    def open_journal(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = path.open("a", encoding="utf-8")
+        for event in self.events:
+            self._write(event)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def emit(self, kind: str, **data: Any) -> dict[str, Any]:
+        event = {"time": iso(self.clock.now()),
+                 "t": round(self.clock.monotonic() - self.t0, 3), "event": kind, **data}
+        self.events.append(event)
+        self._write(event)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a display must never break the run
+                self.listeners.remove(listener)
+        return event
+
+    def _write(self, event: dict[str, Any]) -> None:
+        if self._journal is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._journal.write(json.dumps(event, default=str) + "\n")
+            self._journal.flush()
+
+
+def print_listener(stream: TextIO | None = None) -> Listener:
+    """Plain-line progress for terminals and CI logs: phase, SLIs, budget burn."""
+    out = stream or sys.stderr
+
+    def show(event: dict[str, Any]) -> None:
+        line = describe_event(event)
+        if line:
+            print(f"[{event['t']:7.2f}s] {line}", file=out, flush=True)
+
+    return show
+
+
+def describe_event(event: dict[str, Any]) -> str | None:
+    kind = event["event"]
+    if kind == "phase":
+        return f"== {event['phase']} =="
+    if kind == "sample":
+        parts = [f"{name}={_fmt(v)}{'' if ok in (True, None) else ' (!)'}"
+                 for name, (v, ok) in event["slos"].items()]
+        burn = event.get("burn")
+        if burn:
+            parts.append("burn " + ", ".join(f"{k}={_fmt(v)}x" for k, v in burn.items()))
+        return "   " + "  ".join(parts)
+    if kind in ("inject", "revert"):
+        return f"{kind} {event['fault']} ({event['action']}) -> {event['target']}"
+    if kind in ("abort", "refused", "error", "warning", "interrupt", "verdict", "recovered",
+                "check", "plan"):
+        return f"{kind}: {event.get('message', '')}"
+    return None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "no-data"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,156 @@
+"""The ledger: an append-only, fsynced record of every fault injected and taken back.
+
+Before each injection the runner appends an `intent` record holding the provisional
+handle; after inject, an `injected` record with the full handle; after revert, a `done`
+record. Whatever has an intent and no done is still (possibly) in effect, and
+`chaosrunner recover` takes it back, in reverse order, in a fresh process.
+
+The state directory also holds one file per live runner (`active/<run_id>.json`, with
+its pid) so that `recover` leaves a live runner's faults to that runner, and the halt
+file that `chaosrunner halt` writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chaosrunner.drivers.base import Handle
+from chaosrunner.errors import StateError
+
+LEDGER_FILE = "ledger.jsonl"
+HALT_FILE = "HALT"
+
+
+@dataclass(frozen=True)
+class OpenFault:
+    """A fault with an intent record and no done record."""
+
+    run_id: str
+    fault: str
+    handle: Handle
+    confirmed: bool  # an `injected` record exists
+
+
+class Ledger:
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / LEDGER_FILE
+
+    def ensure(self) -> None:
+        try:
+            (self.state_dir / "active").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {self.state_dir}: "
+                             f"{exc.strerror}; pass --state-dir to a writable place") from None
+
+    def record_intent(self, run_id: str, fault: str, handle: Handle) -> None:
+        self._append({"type": "intent", "run": run_id, "fault": fault, "key": handle.key,
+                      "handle": handle.to_json()})
+
+    def record_injected(self, run_id: str, fault: str, handle: Handle) -> None:
+        self._append({"type": "injected", "run": run_id, "fault": fault, "key": handle.key,
+                      "handle": handle.to_json()})
+
+    def record_done(self, run_id: str, key: str, how: str = "reverted") -> None:
+        self._append({"type": "done", "run": run_id, "key": key, "how": how})
+
+    def open_faults(self) -> list[OpenFault]:
+        """Faults not yet taken back, in the order they were injected."""
+        pending: dict[str, OpenFault] = {}
+        for record in self.records():
+            key = record.get("key")
+            if record.get("type") == "intent":
+                pending[key] = OpenFault(record["run"], record["fault"],
+                                         Handle.from_json(record["handle"]), False)
+            elif record.get("type") == "injected" and key in pending:
+                pending[key] = OpenFault(record["run"], record["fault"],
+                                         Handle.from_json(record["handle"]), True)
+            elif record.get("type") == "done":
+                pending.pop(key, None)
+        return list(pending.values())
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        try:
+            with self.path.open(encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateError(f"cannot read ledger {self.path}: {exc.strerror}") from None
+        for line in lines:
+            with contextlib.suppress(json.JSONDecodeError):
+                # A torn last line (power loss mid-write) is skipped, not fatal.
+                yield json.loads(line)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        record = {"at": datetime.now(UTC).isoformat(timespec="milliseconds"), **record}
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        self.ensure()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot write ledger {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- live runners and halt ------------------------------------------------------------
+
+    def register_runner(self, run_id: str, experiment: str) -> Path:
+        self.ensure()
+        marker = self.state_dir / "active" / f"{run_id}.json"
+        marker.write_text(json.dumps({"pid": os.getpid(), "experiment": experiment}))
+        return marker
+
+    def unregister_runner(self, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / "active" / f"{run_id}.json").unlink()
+
+    def live_runs(self) -> set[str]:
+        """Run ids whose runner process is still alive."""
+        live: set[str] = set()
+        for marker in (self.state_dir / "active").glob("*.json"):
+            try:
+                pid = int(json.loads(marker.read_text())["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if pid != os.getpid() and _alive(pid):
+                live.add(marker.stem)
+        return live
+
+    def halt(self, reason: str) -> Path:
+        self.ensure()
+        path = self.state_dir / HALT_FILE
+        path.write_text(json.dumps({"reason": reason, "at": datetime.now(UTC).isoformat()}))
+        return path
+
+    def halt_reason(self, since_wall: float) -> str | None:
+        """The halt reason when a halt was requested after `since_wall` (epoch seconds)."""
+        path = self.state_dir / HALT_FILE
+        try:
+            if path.stat().st_mtime < since_wall:
+                return None
+            return str(json.loads(path.read_text()).get("reason") or "halted")
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

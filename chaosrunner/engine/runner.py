@@ -1,0 +1,595 @@
+"""A run, phase by phase (DESIGN.md 4): plan -> before -> faults -> rollback -> after -> verdict.
+
+Rollback is in a `finally` and cannot be skipped: signals only set the abort event
+(see `interrupt`), never raise into the engine, and a second Ctrl-C is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from chaosrunner.drivers.base import DriverContext, Handle, Instance
+from chaosrunner.engine.clock import Clock, RealClock, iso
+from chaosrunner.engine.context import EventLog, RunOptions
+from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
+from chaosrunner.engine.ledger import Ledger
+from chaosrunner.engine.observe import (
+    SampleBook,
+    check_steady,
+    evaluate_criterion,
+    sample_good,
+)
+from chaosrunner.engine.plan import Plan, PlannedFault, make_plan
+from chaosrunner.engine.timeline import TimelineEvent, build_timeline
+from chaosrunner.errors import ChaosRunnerError, DriverError, Refused, SourceError, Verdict
+from chaosrunner.report.model import (
+    AbortRecord,
+    BudgetRecord,
+    CheckResult,
+    FaultRecord,
+    Phase,
+    RunReport,
+    Sample,
+    SLOInfo,
+)
+from chaosrunner.slo.budget import budget_consumed, burn_rate
+from chaosrunner.slo.sources.base import Reading, SLISource, SourceContext, build_source
+from chaosrunner.spec.validate import ExperimentBundle
+
+T = TypeVar("T")
+
+
+@dataclass
+class Injection:
+    """One fault in one instance: its handle and what happened to it."""
+
+    planned: PlannedFault
+    handle: Handle
+    record: FaultRecord
+    task: asyncio.Task[Handle] | None = None
+    confirmed: bool = False
+    reverted: bool = False
+
+
+@dataclass
+class RunState:
+    verdict: Verdict | None = None
+    reason: str | None = None
+    abort: AbortRecord | None = None
+    signal: str | None = None
+    injected_any: bool = False
+    rollback_failed: list[str] = field(default_factory=list)
+    recovery_seconds: float | None = None
+    recovered: bool | None = None
+
+
+class Run:
+    """Everything one run owns. `await Run(bundle, options).execute()` -> RunReport."""
+
+    def __init__(self, bundle: ExperimentBundle, options: RunOptions,
+                 clock: Clock | None = None, events: EventLog | None = None) -> None:
+        self.bundle = bundle
+        self.experiment = bundle.experiment
+        self.options = options
+        self.clock = clock or RealClock()
+        self.events = events or EventLog(self.clock)
+        self.run_id = new_run_id(self.experiment.name, self.clock)
+        self.ledger = Ledger(options.state_dir)
+        self.state = RunState()
+        self.book = SampleBook()
+        self.injections: list[Injection] = []
+        self.sources: dict[str, SLISource] = {}
+        self.phases: list[Phase] = []
+        self.samples: list[Sample] = []
+        self.checks: list[CheckResult] = []
+        self.budget_before: dict[str, float | None] = {}
+        self.guard = BudgetGuard(self.experiment.abort.budget_limits, bundle.slos,
+                                 no_data_grace=max(10.0, 3 * self.interval))
+        self.plan: Plan | None = None
+        self._abort = asyncio.Event()
+        self._t0 = self.clock.monotonic()
+        self._wall_start = time.time()
+        self.started_at = iso(self.clock.now())
+
+    @property
+    def interval(self) -> float:
+        return self.experiment.steady_state.interval
+
+    # --- control from outside ------------------------------------------------------------
+
+    def interrupt(self, signal_name: str) -> None:
+        """Called from a signal handler: abort, roll back, exit 130/143. Never skips rollback."""
+        if self.state.signal is not None:
+            self.events.emit("interrupt", message=f"{signal_name} again: rollback is in "
+                             "progress and will not be skipped")
+            return
+        self.state.signal = signal_name
+        self.events.emit("interrupt", message=f"{signal_name}: aborting and rolling back")
+        self._abort.set()
+
+    def request_abort(self, decision: AbortDecision | None, reason: str) -> None:
+        if self._abort.is_set():
+            return
+        rates = dict(decision.burn_rates) if decision else {}
+        self.state.abort = AbortRecord(
+            reason=reason, at=iso(self.clock.now()), t=self.elapsed(),
+            budget_consumed=decision.budget_consumed if decision else None,
+            burn_rates=rates, slo=decision.slo if decision else None)
+        self.events.emit("abort", message=reason)
+        self._abort.set()
+
+    @property
+    def aborting(self) -> bool:
+        return self._abort.is_set()
+
+    def elapsed(self) -> float:
+        return round(self.clock.monotonic() - self._t0, 3)
+
+    # --- the run -------------------------------------------------------------------------
+
+    async def execute(self) -> RunReport:
+        watcher = asyncio.ensure_future(self._watch_halt())
+        try:
+            await self._phases()
+        finally:
+            watcher.cancel()
+            await self._close_sources()
+            self.ledger.unregister_runner(self.run_id)
+        return self.build_report()
+
+    async def _phases(self) -> None:
+        if not await self._plan_phase() or self.options.dry_run:
+            return
+        self.ledger.register_runner(self.run_id, self.experiment.name)
+        try:
+            if await self._before_phase():
+                await self._fault_phase()
+        finally:
+            await self._rollback_phase()
+        if self.state.injected_any and not self.state.rollback_failed \
+                and self.state.signal is None:
+            await self._after_phase()
+
+    async def _plan_phase(self) -> bool:
+        self._begin("plan")
+        context = DriverContext(run_id=self.run_id, allow_exec=self.options.allow_exec,
+                                base_dir=str(self.bundle.base_dir))
+        try:
+            self.plan = await asyncio.to_thread(
+                make_plan, self.bundle, context, self.options.allow_production,
+                self.options.allow_exec, self.options.seed)
+            await self._start_sources()
+            await self._budget_gate()
+        except (Refused, DriverError, SourceError) as exc:
+            return self._refuse(str(exc))
+        finally:
+            self._end()
+        self.events.emit("plan", message=f"{len(self.plan.faults)} fault(s)",
+                         faults=self.plan.describe())
+        return True
+
+    def _refuse(self, reason: str) -> bool:
+        self.state.verdict = Verdict.NOT_STARTED
+        self.state.reason = reason
+        self.events.emit("refused", message=reason)
+        return False
+
+    async def _start_sources(self) -> None:
+        context = SourceContext(allow_exec=self.options.allow_exec,
+                                base_dir=str(self.bundle.base_dir))
+        for name, slo in self.bundle.slos.items():
+            self.sources[name] = build_source(name, slo, self.bundle.steady_state, context)
+            await self.sources[name].start()
+
+    async def _close_sources(self) -> None:
+        for source in self.sources.values():
+            try:
+                await source.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not mask the verdict
+                self.events.emit("warning", message=f"closing an SLI source failed: {exc}")
+
+    async def _budget_gate(self) -> None:
+        from chaosrunner.errors import BudgetGateRefused
+
+        minimum = self.experiment.abort.min_budget_remaining
+        for name, source in self.sources.items():
+            status = await source.budget_status()
+            self.budget_before[name] = status.remaining if status else None
+        if minimum is None:
+            return
+        for name, remaining in self.budget_before.items():
+            if remaining is not None and remaining < minimum:
+                raise BudgetGateRefused(
+                    f"SLO {name!r} has {remaining:.1%} of its error budget left, less than "
+                    f"min_budget_remaining {minimum:.1%}; not starting")
+        if all(v is None for v in self.budget_before.values()):
+            self.events.emit("warning", message="min_budget_remaining not applied: no SLO "
+                             "source can tell the remaining budget (probe SLIs cannot)")
+
+    async def _before_phase(self) -> bool:
+        self._begin("before")
+        try:
+            await self._observe("before", self.experiment.steady_state.before)
+        finally:
+            self._end()
+        if self.aborting:
+            self._stopped_early()
+            return False
+        results = self._check_all("before")
+        failed = [r for r in results if not r.passed]
+        if failed:
+            detail = "; ".join(f"{r.slo}: {r.detail}" for r in failed)
+            return self._refuse(f"steady state does not hold before any fault: {detail}")
+        return True
+
+    def _stopped_early(self) -> None:
+        if self.state.signal is None and self.state.verdict is None:
+            self.state.verdict = Verdict.ABORTED
+
+    def _check_all(self, phase: str) -> list[CheckResult]:
+        results = [check_steady(phase, name, slo, self.book.readings(phase, name))
+                   for name, slo in self.bundle.slos.items()]
+        self.checks.extend(results)
+        for result in results:
+            self.events.emit("check", message=f"{phase} {result.slo}: "
+                             f"{'holds' if result.passed else 'FAILS'} ({result.detail})")
+        return results
+
+    async def _fault_phase(self) -> None:
+        assert self.plan is not None
+        self._begin("faults")
+        try:
+            await self._run_timeline(build_timeline(self.plan))
+        finally:
+            self._end()
+
+    async def _run_timeline(self, timeline: list[TimelineEvent]) -> None:
+        start = self.clock.monotonic()
+        end = start + self.experiment.duration
+        next_sample = start + self.interval
+        last_sample = start
+        while not self.aborting:
+            now = self.clock.monotonic()
+            while timeline and start + timeline[0].offset <= now and not self.aborting:
+                await self._apply(timeline.pop(0))
+            if self.aborting:
+                break
+            if now >= next_sample or now >= end:
+                await self._sample_round("faults", now - last_sample, guard=True)
+                last_sample, next_sample = now, next_sample + self.interval
+            if now >= end:
+                break
+            wake = min(next_sample, end, *(start + e.offset for e in timeline[:1]))
+            await self.clock.sleep_until(wake, self._abort)
+
+    async def _apply(self, event: TimelineEvent) -> None:
+        if event.kind == "inject":
+            await self._inject(event.planned)
+        else:
+            await self._revert_fault(event.planned)
+
+    async def _inject(self, planned: PlannedFault) -> None:
+        for index, instance in enumerate(planned.instances):
+            if self.aborting:
+                return
+            injection = self._intent(planned, instance, index)
+            injection.task = asyncio.ensure_future(asyncio.to_thread(
+                planned.driver.inject, instance, planned.fault.action, planned.params,
+                injection.handle.key))
+            self.events.emit("inject", fault=planned.fault.name, action=planned.fault.action,
+                             target=instance.name, key=injection.handle.key)
+            try:
+                handle = await self._preemptible(injection.task)
+            except ChaosRunnerError as exc:
+                return self._driver_failed(injection, exc)
+            if handle is None:
+                return  # aborted while injecting; rollback waits for the task
+            self._confirm(injection, handle)
+
+    def _intent(self, planned: PlannedFault, instance: Instance, index: int) -> Injection:
+        key = f"{self.run_id}.{planned.fault.name}.{index}"
+        handle = Handle.provisional(planned.fault.action, instance, planned.params, key)
+        self.ledger.record_intent(self.run_id, planned.fault.name, handle)
+        record = FaultRecord(name=planned.fault.name, action=planned.fault.action,
+                             targets=[instance.name], key=key, params=dict(planned.params))
+        injection = Injection(planned, handle, record)
+        self.injections.append(injection)
+        self.state.injected_any = True
+        return injection
+
+    def _confirm(self, injection: Injection, handle: Handle) -> None:
+        injection.handle, injection.confirmed, injection.task = handle, True, None
+        injection.record.injected_at = iso(self.clock.now())
+        self.ledger.record_injected(self.run_id, injection.planned.fault.name, handle)
+
+    def _driver_failed(self, injection: Injection, exc: Exception) -> None:
+        injection.task = None
+        injection.record.error = str(exc)
+        self.request_abort(None, f"driver error in fault {injection.planned.fault.name!r}: "
+                                 f"{exc}")
+
+    async def _preemptible(self, task: asyncio.Future[T]) -> T | None:
+        """The task's result, or None when an abort came first (the task keeps running)."""
+        stopper = asyncio.ensure_future(self._abort.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task.done():
+            try:
+                return task.result()
+            except ChaosRunnerError:
+                raise
+            except Exception as exc:  # a driver bug is still a driver error
+                raise DriverError(f"{type(exc).__name__}: {exc}") from exc
+        return None
+
+    async def _revert_fault(self, planned: PlannedFault) -> None:
+        for injection in reversed(self.injections):
+            if injection.planned is planned and not injection.reverted:
+                await self._revert(injection)
+
+    async def _rollback_phase(self) -> None:
+        pending = [i for i in reversed(self.injections) if not i.reverted]
+        if not pending:
+            return
+        self._begin("rollback")
+        try:
+            for injection in pending:
+                await self._revert(injection)
+        finally:
+            self._end()
+        if self.state.rollback_failed:
+            self.events.emit("error", message="rollback incomplete: " + "; ".join(
+                self.state.rollback_failed) + " -- run `chaosrunner recover`")
+
+    async def _revert(self, injection: Injection) -> None:
+        """Take one fault back, with retries; a failure is recorded, never raised."""
+        await self._settle_inflight(injection)
+        planned, last_error = injection.planned, ""
+        for attempt in range(1, self.options.revert_retries + 1):
+            try:
+                await asyncio.wait_for(asyncio.to_thread(planned.driver.revert, injection.handle),
+                                       self.options.revert_timeout)
+            except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
+                last_error = str(exc) or type(exc).__name__
+                self.events.emit("warning", message=f"revert of {injection.handle.key} failed "
+                                 f"(attempt {attempt}): {last_error}")
+                await asyncio.sleep(min(2.0, 0.2 * attempt))
+                continue
+            injection.reverted = True
+            injection.record.reverted_at = iso(self.clock.now())
+            self.ledger.record_done(self.run_id, injection.handle.key)
+            self.events.emit("revert", fault=planned.fault.name, action=planned.fault.action,
+                             target=injection.handle.instance.name, key=injection.handle.key)
+            return
+        injection.record.error = f"revert failed: {last_error}"
+        self.state.rollback_failed.append(f"{injection.handle.key}: {last_error}")
+
+    async def _settle_inflight(self, injection: Injection) -> None:
+        """An injection still running in its thread must finish before it is reverted."""
+        if injection.task is None:
+            return
+        try:
+            handle = await asyncio.wait_for(asyncio.shield(injection.task),
+                                            self.options.revert_timeout)
+            self._confirm(injection, handle)
+        except Exception as exc:  # noqa: BLE001 - revert the provisional handle regardless
+            injection.record.error = injection.record.error or str(exc)
+            injection.task = None
+
+    async def _after_phase(self) -> None:
+        self._begin("after")
+        rollback_done = self.clock.monotonic()
+        try:
+            await self._observe("after", self.experiment.steady_state.after,
+                                until_recovered=rollback_done)
+        finally:
+            self._end()
+        if self.state.signal is None:
+            self._check_all("after")
+
+    async def _observe(self, phase: str, seconds: float,
+                       until_recovered: float | None = None) -> None:
+        """Sample every interval for `seconds`; with until_recovered, stop once recovered."""
+        start = self.clock.monotonic()
+        deadline, last = start + seconds, start
+        needed = max(1, min(3, int(seconds / self.interval)))
+        streak, first_good = 0, None
+        while not (self.aborting and phase == "before") and self.state.signal is None:
+            tick = min(deadline, last + self.interval)
+            if await self.clock.sleep_until(tick, self._abort) and phase == "before":
+                break
+            now = self.clock.monotonic()
+            good = await self._sample_round(phase, now - last, guard=False)
+            last = now
+            if until_recovered is not None:
+                streak, first_good = (streak + 1, first_good or now) if good else (0, None)
+                if streak >= needed and first_good is not None:
+                    self.state.recovered = True
+                    self.state.recovery_seconds = round(first_good - until_recovered, 3)
+                    return
+            if now >= deadline:
+                break
+        if until_recovered is not None:
+            self.state.recovered = False
+
+    async def _sample_round(self, phase: str, dt: float, guard: bool) -> bool:
+        """Read every SLI once; feed the guard; True when every SLO held on this round."""
+        names = list(self.sources)
+        readings = await asyncio.gather(*(self._read(n, dt) for n in names))
+        t = self.elapsed()
+        shown: dict[str, tuple[float | None, bool | None]] = {}
+        all_good = True
+        for name, reading in zip(names, readings, strict=True):
+            good = self._record_sample(phase, name, reading, t)
+            shown[name] = (reading.value, good)
+            all_good = all_good and bool(good)
+            if guard:
+                self._guard(name, reading, t, dt)
+        burn = {k: v for n in self.guard.limits for k, v in self.guard.burn_rates(n, t).items()} \
+            if guard else None
+        self.events.emit("sample", phase=phase, slos=shown, burn=burn)
+        return all_good
+
+    async def _read(self, name: str, dt: float) -> Reading:
+        try:
+            return await self.sources[name].read(dt)
+        except SourceError as exc:
+            if self.phases and self.phases[-1].name == "faults":
+                self.request_abort(None, f"SLI {name!r} cannot be read: {exc}")
+            return Reading(value=None, note=str(exc))
+
+    def _record_sample(self, phase: str, name: str, reading: Reading, t: float) -> bool | None:
+        slo = self.bundle.slos[name]
+        good = sample_good(slo, reading)
+        self.book.add(phase, name, reading)
+        self.samples.append(Sample(time=iso(self.clock.now()), t=t, phase=phase, slo=name,
+                                   value=reading.value, good=good, stats=dict(reading.stats),
+                                   events_good=reading.good, events_total=reading.total))
+        return good
+
+    def _guard(self, name: str, reading: Reading, t: float, dt: float) -> None:
+        decision = self.guard.check(name, reading, t, dt)
+        if decision is not None:
+            self.request_abort(decision, decision.reason)
+
+    async def _watch_halt(self) -> None:
+        while True:
+            reason = await asyncio.to_thread(self.ledger.halt_reason, self._wall_start)
+            if reason is not None:
+                self.request_abort(None, f"halt: {reason}")
+                return
+            await asyncio.sleep(0.1)
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def _begin(self, name: str) -> None:
+        self.phases.append(Phase(name=name, start=iso(self.clock.now())))
+        self.events.emit("phase", phase=name)
+
+    def _end(self) -> None:
+        self.phases[-1].end = iso(self.clock.now())
+
+    def verdict(self) -> Verdict:
+        state = self.state
+        if state.rollback_failed:
+            return Verdict.ROLLBACK_INCOMPLETE
+        if state.signal is not None:
+            return Verdict.INTERRUPTED
+        if state.verdict is not None:
+            return state.verdict
+        if state.abort is not None:
+            return Verdict.ABORTED
+        if self.options.dry_run:
+            return Verdict.PASSED
+        if state.recovered is False or not all(c.passed for c in self.criteria()):
+            return Verdict.FAILED
+        return Verdict.PASSED
+
+    def criteria(self) -> list[Any]:
+        if self.state.verdict is not None or not self.state.injected_any:
+            return []
+        return [evaluate_criterion(c, self.bundle.slos[c.slo],
+                                   self.book.readings("faults", c.slo))
+                for c in self.experiment.success_criteria]
+
+    def budget_records(self) -> dict[str, BudgetRecord]:
+        records: dict[str, BudgetRecord] = {}
+        for name, slo in self.bundle.slos.items():
+            if slo.budget is None:
+                continue
+            consumed, last_t = 0.0, None
+            for sample, reading in self._samples_with_readings(name):
+                dt = self.interval if last_t is None else sample.t - last_t
+                last_t = sample.t
+                share = bad_share(slo, reading, sample.t, dt)
+                if share is not None:
+                    consumed += budget_consumed(burn_rate(share.error_ratio, slo.budget), dt,
+                                                slo.window)
+            before = self.budget_before.get(name)
+            records[name] = BudgetRecord(name, round(consumed, 9), before,
+                                         None if before is None else before - consumed)
+        return records
+
+    def _samples_with_readings(self, name: str) -> list[tuple[Sample, Reading]]:
+        samples = [s for s in self.samples if s.slo == name]
+        readings = [r for phase in ("before", "faults", "after")
+                    for r in self.book.readings(phase, name)]
+        return list(zip(samples, readings, strict=False))
+
+    def build_report(self) -> RunReport:
+        from chaosrunner.errors import exit_code_for
+
+        verdict = self.verdict()
+        return RunReport(
+            verdict=verdict.value, exit_code=exit_code_for(verdict, self.state.signal),
+            experiment=self.experiment.name, run_id=self.run_id, started_at=self.started_at,
+            ended_at=iso(self.clock.now()), title=self.experiment.title,
+            hypothesis=self.experiment.hypothesis, environment=self.experiment.environment,
+            source=str(self.bundle.path), reason=self._reason(verdict), phases=self.phases,
+            faults=[i.record for i in self.injections], samples=self.samples,
+            criteria=self.criteria(), checks=self.checks, abort=self.state.abort,
+            budget=self.budget_records(), recovery_seconds=self.state.recovery_seconds,
+            slos=[SLOInfo(n, s.sli.kind, s.target, s.op, s.is_ratio, s.window,
+                          s.sli.stat) for n, s in self.bundle.slos.items()],
+            events=self.events.events)
+
+    def _reason(self, verdict: Verdict) -> str | None:
+        if self.state.reason:
+            return self.state.reason
+        if verdict is Verdict.ROLLBACK_INCOMPLETE:
+            return "rollback incomplete: " + "; ".join(self.state.rollback_failed)
+        if verdict is Verdict.INTERRUPTED:
+            return f"interrupted by {self.state.signal}; rolled back"
+        if self.state.abort is not None:
+            return self.state.abort.reason
+        if verdict is Verdict.FAILED and self.state.recovered is False:
+            return "the SLOs did not hold again within steady_state.after"
+        if verdict is Verdict.FAILED:
+            return "success criteria not met"
+        return None
+
+
+def new_run_id(name: str, clock: Clock) -> str:
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    return f"{name}-{stamp}-{secrets.token_hex(2)}"
+
+
+async def run_with_signals(run: Run, install: Callable[[Run], Callable[[], None]] | None = None
+                           ) -> RunReport:
+    """Run with SIGINT/SIGTERM turned into an orderly abort and rollback."""
+    uninstall = (install or install_signal_handlers)(run)
+    try:
+        return await run.execute()
+    finally:
+        uninstall()
+
+
+def install_signal_handlers(run: Run) -> Callable[[], None]:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+    for number, name in names.items():
+        loop.add_signal_handler(number, run.interrupt, name)
+
+    def uninstall() -> None:
+        for number in names:
+            loop.remove_signal_handler(number)
+
+    return uninstall
+
+
+def report_dir_for(name: str, options: RunOptions, clock: Clock) -> Path:
+    if options.report_dir is not None:
+        return options.report_dir
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    return Path("reports") / f"{name}-{stamp}"
+

@@ -1,0 +1,184 @@
+"""Files -> validated, cross-checked models, with every problem placed at file:line key.path.
+
+    >>> bundle = load_experiment("experiments/instance-failure.yaml")   # doctest: +SKIP
+    >>> bundle.experiment.name, sorted(bundle.slos)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from chaosrunner.errors import InvalidInput, SpecError
+from chaosrunner.spec.loader import Document, KeyPath, load_document, substitute_vars
+from chaosrunner.spec.models import SLO, Experiment, GameDay, SteadyState
+
+KINDS: dict[str, type[BaseModel]] = {
+    "SteadyState": SteadyState,
+    "Experiment": Experiment,
+    "GameDay": GameDay,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ExperimentBundle:
+    """An experiment with the steady state it refers to, both validated."""
+
+    experiment: Experiment
+    steady_state: SteadyState
+    slos: Mapping[str, SLO]
+    path: Path
+    document: Document
+    steady_state_path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def validate_model(document: Document, model: type[M], data: Any | None = None) -> M:
+    """Validate `document.data` into `model`; errors carry file:line and key path."""
+    try:
+        return model.model_validate(document.data if data is None else data)
+    except ValidationError as exc:
+        raise SpecError([_describe(document, error) for error in exc.errors()]) from None
+
+
+def _describe(document: Document, error: Any) -> str:
+    key_path: KeyPath = tuple(part for part in error["loc"]
+                              if not (isinstance(part, str) and _is_union_tag(part)))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (typo?); remove it or check the spelling against `chaosrunner schema`"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    elif error["type"] == "literal_error" and key_path and key_path[-1] == "apiVersion":
+        message = "must be chaosrunner/v1"
+    return f"{document.where(key_path)}: {message}"
+
+
+def _is_union_tag(part: str) -> bool:
+    # pydantic names union members in error locations ("RandomPick", "literal['all']",
+    # "function-after[...]"); they are not keys of the user's file.
+    return part[:1].isupper() or "[" in part or part in ("str", "int", "float", "tuple")
+
+
+def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> tuple[str, Any]:
+    """Load any chaosrunner file and validate it by its `kind`."""
+    document = load_document(path)
+    data = substitute_vars(document.data, variables or {})
+    if not isinstance(data, dict):
+        raise SpecError([f"{document.where(())}: expected a mapping with apiVersion and kind"])
+    kind = data.get("kind")
+    if kind not in KINDS:
+        known = ", ".join(KINDS)
+        raise SpecError([f"{document.where(('kind',))}: unknown kind {kind!r}; expected one of "
+                         f"{known}"])
+    if kind == "Experiment":
+        return kind, load_experiment(path, variables)
+    return kind, validate_model(document, KINDS[kind], data)
+
+
+def load_steady_state(path: str | Path) -> SteadyState:
+    document = load_document(path)
+    steady = validate_model(document, SteadyState)
+    return steady.model_copy(update={"source": Path(path)})
+
+
+def load_experiment(path: str | Path,
+                    variables: Mapping[str, str] | None = None) -> ExperimentBundle:
+    """Load an experiment and its steady state, and check every cross-reference."""
+    document = load_document(path)
+    data = substitute_vars(document.data, variables or {})
+    experiment = validate_model(document, Experiment, data)
+    steady_path = (Path(path).parent / experiment.steady_state.from_).resolve()
+    try:
+        steady = load_steady_state(steady_path)
+    except SpecError as exc:
+        where = document.where(("steady_state", "from"))
+        raise SpecError([f"{where}: in the steady state it refers to:", *exc.problems]) from None
+    slos = _selected_slos(document, experiment, steady)
+    problems = [*_check_references(document, experiment, slos),
+                *_check_actions(document, experiment)]
+    if problems:
+        raise SpecError(problems)
+    return ExperimentBundle(experiment=experiment, steady_state=steady, slos=slos,
+                            path=Path(path), document=document, steady_state_path=steady_path)
+
+
+def _selected_slos(document: Document, experiment: Experiment,
+                   steady: SteadyState) -> dict[str, SLO]:
+    available = steady.service_level_objectives
+    names = experiment.steady_state.slos or tuple(available)
+    unknown = [(i, n) for i, n in enumerate(names) if n not in available]
+    if unknown:
+        raise SpecError([
+            f"{document.where(('steady_state', 'slos', i))}: unknown SLO {name!r}; the steady "
+            f"state defines {', '.join(available)}" for i, name in unknown
+        ])
+    return {name: available[name] for name in names}
+
+
+def _check_references(document: Document, experiment: Experiment,
+                      slos: Mapping[str, SLO]) -> list[str]:
+    problems: list[str] = []
+    for i, criterion in enumerate(experiment.success_criteria):
+        place = document.where(("success_criteria", i))
+        slo = slos.get(criterion.slo)
+        if slo is None:
+            problems.append(f"{place}: criterion {criterion.text!r} names unknown SLO "
+                            f"{criterion.slo!r}; the experiment uses {', '.join(slos)}")
+        elif criterion.stat is not None and not _stat_available(slo, criterion.stat):
+            problems.append(f"{place}: SLO {criterion.slo!r} has no statistic "
+                            f"{criterion.stat!r} (statistics are for http probe SLIs: "
+                            "availability, p50, p90, p95, p99, max, mean)")
+    for i, limit in enumerate(experiment.abort.budget_limits):
+        key: KeyPath = ("abort", "error_budget") if len(experiment.abort.budget_limits) == 1 \
+            else ("abort", "error_budget", i)
+        slo = slos.get(limit.slo)
+        if slo is None:
+            problems.append(f"{document.where((*key, 'slo'))}: unknown SLO {limit.slo!r}; "
+                            f"the experiment uses {', '.join(slos)}")
+        elif slo.budget is None:
+            problems.append(f"{document.where((*key, 'slo'))}: SLO {limit.slo!r} is a threshold "
+                            "SLO without `objective:`, so it has no error budget to guard; "
+                            "add an objective or guard a ratio SLO")
+    return problems
+
+
+def _stat_available(slo: SLO, stat: str) -> bool:
+    from chaosrunner.spec.models import HTTP_STATS
+
+    return slo.sli.kind == "http" and stat in HTTP_STATS
+
+
+def _check_actions(document: Document, experiment: Experiment) -> list[str]:
+    from chaosrunner.drivers.base import DRIVERS, ParamError, driver_class
+
+    problems: list[str] = []
+    for i, fault in enumerate(experiment.faults):
+        if fault.driver_name not in DRIVERS:
+            known = ", ".join(sorted(n for n in DRIVERS if n != "fake"))
+            problems.append(f"{document.where(('faults', i, 'action'))}: unknown action "
+                            f"{fault.action!r}; actions start with one of: {known}")
+            continue
+        if fault.for_ is not None and fault.at + fault.for_ > experiment.duration + 1e-9:
+            problems.append(f"{document.where(('faults', i, 'for'))}: at + for ends after the "
+                            "fault phase (duration); shorten `for` or lengthen `duration`")
+        if fault.at >= experiment.duration:
+            problems.append(f"{document.where(('faults', i, 'at'))}: starts at or after the "
+                            "end of the fault phase (duration)")
+        try:
+            driver = driver_class(fault.driver_name)(None)
+            driver.validate(fault.action, fault.target, fault.with_)
+        except ParamError as exc:
+            problems.append(f"{document.where(('faults', i, *exc.key_path))}: {exc}")
+        except InvalidInput as exc:
+            problems.append(f"{document.where(('faults', i, 'action'))}: {exc}")
+    return problems

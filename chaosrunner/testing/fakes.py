@@ -1,0 +1,163 @@
+"""Fakes for engine tests: a clock that never sleeps, a driver and an SLI source over a
+shared in-memory `World`, so that an injected fault really changes what the SLIs read.
+
+    world = World(["api-1", "api-2", "api-3", "api-4"])
+    register_instance(FakeDriver(world))
+    register_factory("http", FakeSource.factory(world))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from chaosrunner.drivers.base import JSON, BaseDriver, DriverContext, Handle, Instance, ParamError
+from chaosrunner.errors import DriverError, SourceError, TargetNotFound
+from chaosrunner.slo.sources.base import BaseSource, Reading, SourceContext
+from chaosrunner.spec.models import SLO, SteadyState
+
+
+class FakeClock:
+    """Virtual time: `sleep_until` jumps straight to the deadline.
+
+    `on_tick` callbacks run whenever time moves, so a test can change the world at a
+    given virtual second ("at t=5 the service goes down").
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.t = 0.0
+        self.start = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self.on_tick: list[Callable[[float], None]] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.t)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for callback in list(self.on_tick):
+            callback(self.t)
+
+    async def sleep_until(self, deadline: float, wake: asyncio.Event) -> bool:
+        await asyncio.sleep(0)
+        if wake.is_set():
+            return True
+        if deadline > self.t:
+            self.advance(deadline - self.t)
+        await asyncio.sleep(0)
+        return wake.is_set()
+
+
+@dataclass
+class World:
+    """Instances and their state; what the fake driver changes and the fake source reads."""
+
+    names: list[str]
+    down: set[str] = field(default_factory=set)
+    log: list[tuple[str, str]] = field(default_factory=list)
+    inject_delay: float = 0.0
+    fail_inject: int = 0
+    fail_revert: int = 0
+    external_availability: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def availability(self) -> float:
+        if self.external_availability is not None:
+            return self.external_availability
+        return 1.0 - len(self.down) / len(self.names) if self.names else 0.0
+
+
+class FakeDriver(BaseDriver):
+    """`fake.down` takes instances down; revert brings them back. Knobs on the World
+    make inject slow or failing and revert failing, to test the engine's paths."""
+
+    name: ClassVar[str] = "fake"
+    actions: ClassVar[frozenset[str]] = frozenset({"down", "noop"})
+
+    def __init__(self, world: World | DriverContext | None = None,
+                 context: DriverContext | None = None) -> None:
+        if isinstance(world, DriverContext):  # built by the registry: FakeDriver(context)
+            world, context = None, world
+        super().__init__(context)
+        self.world = world or World(["fake-1", "fake-2", "fake-3", "fake-4"])
+
+    def validate(self, action: str, target: Mapping[str, JSON],
+                 params: Mapping[str, JSON]) -> dict[str, JSON]:
+        self.check_action(action)
+        unknown = set(params) - {"restart_after", "note"}
+        if unknown:
+            raise ParamError(("with", sorted(unknown)[0]), "unknown parameter")
+        if "prefix" not in target:
+            raise ParamError(("target",), "fake targets need {prefix: NAME}")
+        return dict(params)
+
+    def resolve(self, action: str, target: Mapping[str, JSON]) -> list[Instance]:
+        prefix = str(target["prefix"])
+        return [Instance("fake", name, name) for name in self.world.names
+                if name.startswith(prefix) and name not in self.world.down]
+
+    def inject(self, instance: Instance, action: str, params: Mapping[str, JSON],
+               key: str) -> Handle:
+        if self.world.inject_delay:
+            time.sleep(self.world.inject_delay)
+        with self.world.lock:
+            if self.world.fail_inject:
+                self.world.fail_inject -= 1
+                raise DriverError(f"fake inject into {instance.name} failed")
+            if instance.name not in self.world.names:
+                raise TargetNotFound(f"{instance.name} vanished")
+            if action.endswith("down"):
+                self.world.down.add(instance.name)
+            self.world.log.append(("inject", key))
+        return Handle(action, instance, key, dict(params), {"was_up": True})
+
+    def revert(self, handle: Handle) -> None:
+        with self.world.lock:
+            if self.world.fail_revert:
+                self.world.fail_revert -= 1
+                raise DriverError(f"fake revert of {handle.instance.name} failed")
+            self.world.down.discard(handle.instance.name)
+            self.world.log.append(("revert", handle.key))
+
+
+class FakeSource(BaseSource):
+    """Reads the World: availability = share of instances up, as 1,000 events a sample."""
+
+    def __init__(self, name: str, slo: SLO, steady_state: SteadyState | None,
+                 context: SourceContext, world: World,
+                 value: Callable[[World], float | None] | None = None,
+                 fail: Callable[[], bool] | None = None) -> None:
+        super().__init__(name, slo, steady_state, context)
+        self.world = world
+        self.value = value
+        self.fail = fail
+
+    @classmethod
+    def factory(cls, world: World, value: Callable[[World], float | None] | None = None,
+                fail: Callable[[], bool] | None = None) -> Any:
+        def build(name: str, slo: SLO, steady: SteadyState | None,
+                  context: SourceContext) -> FakeSource:
+            return cls(name, slo, steady, context, world, value, fail)
+
+        return build
+
+    async def read(self, interval: float) -> Reading:
+        if self.fail is not None and self.fail():
+            raise SourceError(f"fake source {self.name} is down")
+        if self.value is not None:
+            value = self.value(self.world)
+            return Reading(value=value)
+        availability = self.world.availability()
+        total = 1000.0
+        good = round(availability * total)
+        latency = 0.05 if availability >= 1.0 else 0.3
+        stats = {"availability": good / total, "p99": latency, "max": latency}
+        return Reading(value=stats.get(self.slo.sli.stat or "availability", good / total),
+                       good=good, total=total, stats=stats, latencies=(latency,) * 10)

@@ -1,0 +1,128 @@
+"""Engine tests on fakes with a virtual clock: no real sleeps, real phase logic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.engine.ledger import Ledger
+from chaosrunner.engine.runner import Run
+from chaosrunner.report.model import RunReport
+from chaosrunner.spec.validate import load_experiment
+from chaosrunner.testing.fakes import FakeClock, World
+
+
+def run(path: Path, tmp_path: Path, clock: FakeClock | None = None, **options: object
+        ) -> tuple[Run, RunReport]:
+    bundle = load_experiment(path)
+    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1, **options),  # type: ignore[arg-type]
+                  clock=clock or FakeClock())
+    report = asyncio.run(the_run.execute())
+    return the_run, report
+
+
+def test_harmless_fault_passes_and_is_reverted(world: World, write_experiment, tmp_path: Path
+                                               ) -> None:
+    the_run, report = run(write_experiment(), tmp_path)
+    assert report.verdict == "passed", report.reason
+    assert report.exit_code == 0
+    assert [p.name for p in report.phases] == ["plan", "before", "faults", "rollback", "after"]
+    assert world.down == set()
+    assert [kind for kind, _ in world.log] == ["inject", "revert"]
+    fault = report.faults[0]
+    assert fault.injected_at and fault.reverted_at and fault.targets[0].startswith("api-")
+    assert report.criteria[0].passed and abs(report.criteria[0].observed - 0.75) < 1e-9
+    assert report.recovery_seconds is not None and report.recovery_seconds >= 0
+    assert Ledger(tmp_path / "state").open_faults() == []
+
+
+def test_refuted_hypothesis_fails(world: World, write_experiment, tmp_path: Path) -> None:
+    _, report = run(write_experiment(criterion="90%"), tmp_path)
+    assert report.verdict == "failed" and report.exit_code == 1
+    assert not report.criteria[0].passed
+    assert world.down == set()
+
+
+def test_burn_rate_aborts_on_first_bad_sample_and_rolls_back(world: World, write_experiment,
+                                                              tmp_path: Path) -> None:
+    clock = FakeClock()
+    _, report = run(write_experiment(burn=5, duration="60s"), tmp_path, clock=clock)
+    assert report.verdict == "aborted" and report.exit_code == 2
+    assert report.abort is not None and "burn rate" in report.abort.reason
+    fault_samples = [s for s in report.samples if s.phase == "faults" and s.slo == "availability"]
+    assert len(fault_samples) == 1  # aborted right after the first bad sample
+    assert world.down == set()
+    assert report.abort.burn_rates and all(v > 5 for v in report.abort.burn_rates.values())
+
+
+def test_blast_radius_refuses_without_injecting(world: World, write_experiment, tmp_path: Path
+                                                ) -> None:
+    _, report = run(write_experiment(select="all"), tmp_path)
+    assert report.verdict == "not_started" and report.exit_code == 3
+    assert "max_percent" in (report.reason or "")
+    assert world.log == []
+
+
+def test_steady_state_must_hold_before(world: World, write_experiment, tmp_path: Path) -> None:
+    world.down.add("api-4")
+    world.names.append("other")
+    _, report = run(write_experiment(), tmp_path)
+    assert report.verdict == "not_started"
+    assert "before" in (report.reason or "")
+    assert world.log == []
+
+
+def test_driver_error_aborts_and_reverts_the_rest(world: World, write_experiment, tmp_path: Path
+                                                  ) -> None:
+    extra = """  - name: second
+    action: fake.down
+    target: {prefix: api}
+    select: {names: [api-2]}
+    at: 1s"""
+    clock = FakeClock()
+    armed: list[bool] = []
+
+    def fail_second_injection(t: float) -> None:
+        if t >= 0.5 and not armed:
+            armed.append(True)
+            world.fail_inject = 1
+
+    clock.on_tick.append(fail_second_injection)
+    _, report = run(write_experiment(extra_fault=extra, select="{names: [api-1]}",
+                                     duration="10s"), tmp_path, clock=clock)
+    assert report.verdict == "aborted" and report.exit_code == 2
+    assert "driver error" in (report.abort.reason if report.abort else "")
+    assert [f.name for f in report.faults] == ["down", "second"]
+    assert report.faults[1].error and report.faults[0].reverted_at
+    assert world.down == set()
+
+
+def test_revert_failure_is_rollback_incomplete_and_left_for_recover(
+        world: World, write_experiment, tmp_path: Path) -> None:
+    world.fail_revert = 100
+    _, report = run(write_experiment(), tmp_path)
+    assert report.verdict == "rollback_incomplete" and report.exit_code == 5
+    open_faults = Ledger(tmp_path / "state").open_faults()
+    assert len(open_faults) == 1 and open_faults[0].confirmed
+    world.fail_revert = 0
+    assert world.down  # still down: recover must take it back
+
+
+def test_timed_fault_reverted_on_timeline(world: World, write_experiment, tmp_path: Path) -> None:
+    extra = """    at: 1s
+    for: 2s"""
+    _, report = run(write_experiment(extra_fault=extra, duration="5s"), tmp_path)
+    assert report.verdict == "passed"
+    assert report.phases[3].name == "after"  # nothing left for the rollback phase
+    fault_values = [s.value for s in report.samples if s.phase == "faults"
+                    and s.slo == "availability"]
+    assert fault_values[0] == 1.0 and min(fault_values) == 0.75 and fault_values[-1] == 1.0
+
+
+def test_sample_interval_is_honoured(world: World, write_experiment, tmp_path: Path) -> None:
+    _, report = run(write_experiment(duration="5s"), tmp_path)
+    faults = [s for s in report.samples if s.phase == "faults" and s.slo == "availability"]
+    assert len(faults) == 20  # 5 s every 250 ms
+    assert json.dumps(report.to_json())
