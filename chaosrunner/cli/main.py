@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("budget", help="error budget status of a SteadyState file")
     p.add_argument("file", metavar="STEADYSTATE")
+    p.add_argument("--prometheus", default=None, metavar="URL",
+                   help="Prometheus server to ask instead of the file's `prometheus:`")
     _common(p)
 
     p = sub.add_parser("gameday", help="run a game day")
