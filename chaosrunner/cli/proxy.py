@@ -1,0 +1,99 @@
+"""`chaosrunner proxy`: run the Toxiproxy-compatible fault proxy in the foreground.
+
+    chaosrunner proxy --host 127.0.0.1 --port 8474 --config proxies.json
+
+`--config` is a list of proxies in Toxiproxy's populate format (JSON, or YAML by
+extension). The command blocks until SIGINT or SIGTERM, then closes every proxy and
+connection and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from chaosrunner.errors import InvalidInput
+
+
+def command(args: argparse.Namespace) -> int:
+    """Serve the API and the configured proxies until interrupted."""
+    config = load_config(args.config) if args.config else None
+    if not 0 <= args.port <= 65535:
+        raise InvalidInput(f"--port {args.port} is not a TCP port (0-65535)")
+    if not _is_loopback(args.host):
+        print(f"chaosrunner proxy: warning: the API on {args.host} has no authentication; "
+              "anyone who can reach it can inject faults", file=sys.stderr)
+    return asyncio.run(_serve(args.host, args.port, config))
+
+
+async def _serve(host: str, port: int, config: list[dict[str, Any]] | None) -> int:
+    from chaosrunner.proxy.server import start
+
+    try:
+        running = await start(host, port, config)
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}; fix the --config file") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot listen on {host}:{port} for the API: {exc.strerror or exc}; "
+                           "pick another --port (Toxiproxy's default is 8474)") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    proxies = running.api.collection.proxies
+    print(f"chaosrunner proxy: API on {running.url} ({len(proxies)} proxies)", flush=True)
+    for proxy in proxies.values():
+        print(f"  {proxy.name}: {proxy.listen} -> {proxy.upstream}"
+              f"{'' if proxy.enabled else ' (disabled)'}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await running.close()
+    print("chaosrunner proxy: stopped", flush=True)
+    return 0
+
+
+def load_config(path_text: str) -> list[dict[str, Any]]:
+    """The proxies of a config file: a list of {name, listen, upstream, enabled}."""
+    path = Path(path_text)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read proxy config {path}: {exc.strerror}") from None
+    try:
+        data = _parse_config(path, text)
+    except ValueError as exc:
+        raise InvalidInput(f"proxy config {path} is not valid: {exc}") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise InvalidInput(f"proxy config {path} must be a list of proxies like "
+                           '[{"name": "payments", "listen": "127.0.0.1:21212", '
+                           '"upstream": "127.0.0.1:8081"}]')
+    return data
+
+
+def _parse_config(path: Path, text: str) -> Any:
+    if path.suffix not in (".yaml", ".yml"):
+        return json.loads(text)  # JSONDecodeError is a ValueError
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

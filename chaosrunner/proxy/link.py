@@ -1,0 +1,405 @@
+"""The data path: one `Link` per client connection, two `Direction`s per link.
+
+Fast path. While a direction has no toxic and nothing queued, bytes go straight from the
+source socket's read into the destination transport's `write`, inside the protocol
+callback: one `recv_into` into a buffer shared by every connection of the loop, one
+`send`, no task, no copy on the common path, no allocation per read. Back-pressure is the
+transport's own: when the destination's write buffer passes its high-water mark, reading
+from the source pauses until it drains.
+
+Toxic path. Once a toxic applies, reads are copied into a queue and a worker task takes
+each chunk through the direction's chain of stages (see `toxics`), then writes the
+results in order, none before its `due` time. When the last toxic goes and the queue is
+empty the worker ends and the direction is back on the fast path. The switch happens
+only between chunks, on the one event-loop thread, so no byte is lost or reordered while
+toxics are added and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chaosrunner.proxy.toxics import Chunk, End, StageSlot, Toxic, make_stage
+
+if TYPE_CHECKING:
+    from chaosrunner.proxy.proxies import Proxy
+
+READ_SIZE = 256 * 1024
+WRITE_HIGH = 1024 * 1024  # destination buffer level at which the source is paused
+QUEUE_HIGH = 1024 * 1024  # queued bytes (toxic path) at which the source is paused
+QUEUE_LOW = 256 * 1024
+# From 3.12 a transport keeps a *view* of unsent data instead of copying it, so the
+# shared read buffer must then be replaced whenever a write leaves data behind.
+_TRANSPORT_KEEPS_VIEWS = sys.version_info >= (3, 12)
+
+
+class ReadBuffer:
+    """The read buffer every connection of one event loop shares (reads are synchronous)."""
+
+    def __init__(self, size: int = READ_SIZE) -> None:
+        self.size = size
+        self.view = memoryview(bytearray(size))
+
+    def renew(self) -> None:
+        self.view = memoryview(bytearray(self.size))
+
+
+class Side(asyncio.BufferedProtocol):
+    """One socket of a link: the client's or the upstream's."""
+
+    def __init__(self, link: Link, buffer: ReadBuffer) -> None:
+        self.link = link
+        self.buffer = buffer
+        self.transport: asyncio.Transport | None = None
+        self.outgoing: Direction | None = None  # reads from this socket feed this
+        self.incoming: Direction | None = None  # this writes to this socket
+        self.pause_reasons: set[str] = set()
+
+    # --- asyncio protocol ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        if self.pause_reasons:
+            transport.pause_reading()
+        self.link.side_connected(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.outgoing is not None:
+            self.outgoing.on_data(self.buffer.view[:nbytes])
+
+    def eof_received(self) -> bool:
+        if self.outgoing is not None:
+            self.outgoing.on_eof()
+        return True  # keep the socket half-open: the other direction may still flow
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link.side_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.incoming is not None:
+            self.incoming.on_destination_full()
+
+    def resume_writing(self) -> None:
+        if self.incoming is not None:
+            self.incoming.on_destination_drained()
+
+    # --- reading control; several reasons may hold reading paused at once ---
+
+    def pause(self, reason: str) -> None:
+        if not self.pause_reasons and self.transport is not None:
+            self.transport.pause_reading()
+        self.pause_reasons.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason not in self.pause_reasons:
+            return
+        self.pause_reasons.discard(reason)
+        if not self.pause_reasons and self.transport is not None \
+                and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+
+class Direction:
+    """Bytes from `source` to `destination`, through the stream's toxics."""
+
+    def __init__(self, link: Link, stream: str, source: Side, destination: Side,
+                 counters: list[int]) -> None:
+        self.link = link
+        self.stream = stream
+        self.source = source
+        self.destination = destination
+        self.counters = counters  # [received, sent] of the proxy, for /metrics
+        self.slots: list[StageSlot] = []
+        self.queue: deque[Chunk] = deque()
+        self.queued = 0
+        self.worker: asyncio.Task[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.writable: asyncio.Future[None] | None = None
+        self.full = False
+        self.ended = False  # an end marker was written: nothing more goes this way
+        self.eof_sent = False
+
+    # --- input, from the source protocol ---
+
+    def on_data(self, view: memoryview) -> None:
+        size = len(view)
+        self.counters[0] += size
+        if self.ended:
+            return
+        if self.worker is None:
+            self._write(view)
+            if _TRANSPORT_KEEPS_VIEWS and self._destination().get_write_buffer_size():
+                self.source.buffer.renew()
+            return
+        self.queue.append(Chunk(bytes(view), self.link.loop.time()))
+        self.queued += size
+        if self.queued > QUEUE_HIGH:
+            self.source.pause("queue")
+        self._wake()
+
+    def on_eof(self) -> None:
+        if self.ended:
+            return
+        if self.worker is None:
+            self._end(End.EOF)
+            return
+        self.queue.append(Chunk(b"", self.link.loop.time(), End.EOF))
+        self._wake()
+
+    # --- back-pressure, from the destination protocol ---
+
+    def on_destination_full(self) -> None:
+        self.full = True
+        if self.worker is None:
+            self.source.pause("destination")
+
+    def on_destination_drained(self) -> None:
+        self.full = False
+        self.source.resume("destination")
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    # --- toxics ---
+
+    def sync(self, chain: Sequence[Toxic]) -> None:
+        """Apply the stream's current toxic chain to this connection (add, update, remove)."""
+        now = self.link.loop.time()
+        old = list(self.slots)
+        slots: list[StageSlot] = []
+        for toxic in chain:
+            slot = next((s for s in old if s.toxic is toxic), None)
+            if slot is not None:
+                old.remove(slot)
+                if slot.revision != toxic.revision:
+                    slot = make_stage(toxic, now, slot.stage)
+            else:
+                slot = make_stage(toxic, now)
+            slots.append(slot)
+        self.slots = slots
+        for gone in old:
+            end = gone.stage.on_removed() if gone.active else None
+            if end is not None:
+                self.link.finish(end)
+                return
+        if self.slots and self.worker is None and not self.ended:
+            self.source.resume("destination")  # the worker watches the destination itself
+            self.worker = self.link.loop.create_task(self._run())
+        self._wake()
+
+    # --- the toxic path ---
+
+    async def _run(self) -> None:
+        loop = self.link.loop
+        try:
+            while not self.ended:
+                now = loop.time()
+                index = self._expired(now)
+                if index is not None:
+                    stage = self.slots[index].stage
+                    await self._emit(self._through(stage.expire(now), index + 1, now))
+                elif self.queue:
+                    chunk = self.queue.popleft()
+                    self.queued -= len(chunk.data)
+                    if self.queued < QUEUE_LOW:
+                        self.source.resume("queue")
+                    await self._emit(self._through([chunk], 0, now))
+                elif not self.slots:
+                    break  # nothing left to do: back to the fast path
+                else:
+                    await self._idle(self._deadline())
+        finally:
+            self.worker = None
+            if self.full and not self.ended:
+                self.source.pause("destination")
+
+    def _through(self, items: list[Chunk], start: int, now: float) -> list[Chunk]:
+        for slot in self.slots[start:]:
+            if not items:
+                break
+            out: list[Chunk] = []
+            for item in items:
+                out.extend(slot.stage.feed(item, now))
+            items = out
+        return items
+
+    async def _emit(self, items: list[Chunk]) -> None:
+        loop = self.link.loop
+        for item in items:
+            delay = item.due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.ended:
+                return
+            if item.end is not None:
+                self._end(item.end)
+                return
+            while self.full:
+                self.writable = loop.create_future()
+                await self.writable
+            if self.ended:
+                return
+            self._write(item.data)
+
+    def _expired(self, now: float) -> int | None:
+        for index, slot in enumerate(self.slots):
+            when = slot.stage.deadline()
+            if when is not None and when <= now:
+                return index
+        return None
+
+    def _deadline(self) -> float | None:
+        times = [t for t in (slot.stage.deadline() for slot in self.slots) if t is not None]
+        return min(times) if times else None
+
+    async def _idle(self, until: float | None) -> None:
+        loop = self.link.loop
+        self.waiter = loop.create_future()
+        timer = loop.call_at(until, _settle, self.waiter) if until is not None else None
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    # --- output ---
+
+    def _destination(self) -> asyncio.Transport:
+        transport = self.destination.transport
+        assert transport is not None
+        return transport
+
+    def _write(self, data: bytes | memoryview) -> None:
+        transport = self._destination()
+        if transport.is_closing():
+            return
+        transport.write(data)
+        self.counters[1] += len(data)
+
+    def _end(self, end: End) -> None:
+        self.ended = True
+        if end is End.EOF:
+            transport = self._destination()
+            if not transport.is_closing() and transport.can_write_eof():
+                transport.write_eof()
+            self.eof_sent = True
+            self.link.direction_done()
+        else:
+            self.link.finish(end)
+
+    def stop(self) -> None:
+        self.ended = True
+        self._wake()
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        worker = self.worker
+        if worker is not None and worker is not asyncio.current_task():
+            worker.cancel()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Link:
+    """One client connection and its upstream connection."""
+
+    def __init__(self, proxy: Proxy, loop: asyncio.AbstractEventLoop, buffer: ReadBuffer,
+                 on_close: Callable[[Link], None]) -> None:
+        self.proxy = proxy
+        self.loop = loop
+        self.on_close = on_close
+        self.client = Side(self, buffer)
+        self.upstream = Side(self, buffer)
+        self.client.pause("connecting")
+        up_counters, down_counters = proxy.counters["upstream"], proxy.counters["downstream"]
+        self.up = Direction(self, "upstream", self.client, self.upstream, up_counters)
+        self.down = Direction(self, "downstream", self.upstream, self.client, down_counters)
+        self.client.outgoing, self.client.incoming = self.up, self.down
+        self.upstream.outgoing, self.upstream.incoming = self.down, self.up
+        self.closed = False
+        self.connector: asyncio.Task[None] | None = None
+
+    def side_connected(self, side: Side) -> None:
+        if side is self.client:
+            self.connector = self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        host, port = self.proxy.upstream_address()
+        try:
+            await self.loop.create_connection(lambda: self.upstream, host, port)
+        except OSError:
+            # As Toxiproxy: an unreachable upstream closes the client connection.
+            self.finish(End.CLOSE)
+            return
+        finally:
+            self.connector = None
+        if self.closed:
+            self._close_transports()
+            return
+        self.up.sync(self.proxy.chain("upstream"))
+        self.down.sync(self.proxy.chain("downstream"))
+        self.client.resume("connecting")
+
+    def direction_done(self) -> None:
+        if self.up.eof_sent and self.down.eof_sent:
+            self.finish(End.CLOSE)
+
+    def side_lost(self, side: Side) -> None:
+        self.finish(End.CLOSE)
+
+    def finish(self, end: End) -> None:
+        """Close both sockets (gracefully, or with a TCP RST) and forget the link."""
+        if self.closed:
+            return
+        self.closed = True
+        self.up.stop()
+        self.down.stop()
+        if self.connector is not None and self.connector is not asyncio.current_task():
+            self.connector.cancel()
+        if end is End.RESET:
+            for side in (self.client, self.upstream):
+                _set_linger_zero(side.transport)
+                if side.transport is not None:
+                    side.transport.abort()
+        else:
+            self._close_transports()
+        self.on_close(self)
+
+    def _close_transports(self) -> None:
+        for side in (self.client, self.upstream):
+            if side.transport is not None and not side.transport.is_closing():
+                side.transport.close()
+
+    def apply(self, stream: str, chain: Sequence[Toxic]) -> None:
+        """A toxic of `stream` changed: bring this connection up to date."""
+        if self.closed or self.upstream.transport is None:
+            return  # still connecting: _connect syncs both directions when done
+        (self.up if stream == "upstream" else self.down).sync(chain)
+
+
+def _set_linger_zero(transport: asyncio.Transport | None) -> None:
+    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    if transport is None:
+        return
+    sock: Any = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
