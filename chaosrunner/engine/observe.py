@@ -91,8 +91,12 @@ def check_steady(phase: str, name: str, slo: SLO, readings: Sequence[Reading]) -
     observed = observe(slo, readings, None, slo.op)
     if observed is None:
         return CheckResult(phase, name, None, False, "no data")
-    return CheckResult(phase, name, observed, slo.holds(observed),
-                       f"observed {observed:.4g}, needs {slo.op} {slo.target:g}")
+    holds = slo.holds(observed)
+    detail = f"observed {observed:.4g}, needs {slo.op} {slo.target:g}"
+    notes = [r.note for r in readings if r.note]
+    if not holds and notes:
+        detail += f"; {notes[-1]}"
+    return CheckResult(phase, name, observed, holds, detail)
 
 
 def evaluate_criterion(criterion: Criterion, slo: SLO,

@@ -7,7 +7,6 @@ data to these models, and the engine only ever sees instances of them.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -225,7 +224,6 @@ class SteadyState(Frozen):
         default=None, description="credentials for the default Prometheus server")
     service_level_objectives: dict[str, SLO] = Field(min_length=1)
     error_budget_policy: PolicyThresholds = Field(default_factory=PolicyThresholds)
-    source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("service_level_objectives")
     @classmethod

@@ -86,9 +86,7 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
 
 
 def load_steady_state(path: str | Path) -> SteadyState:
-    document = load_document(path)
-    steady = validate_model(document, SteadyState)
-    return steady.model_copy(update={"source": Path(path)})
+    return validate_model(load_document(path), SteadyState)
 
 
 def load_experiment(path: str | Path,

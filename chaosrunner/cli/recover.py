@@ -1,0 +1,78 @@
+"""`chaosrunner recover` (take back what a dead runner left) and `chaosrunner halt`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from chaosrunner.drivers.base import DriverContext, get_driver
+from chaosrunner.engine.ledger import Ledger, OpenFault
+from chaosrunner.errors import ChaosRunnerError
+
+
+def command_recover(args: argparse.Namespace) -> int:
+    """Revert every fault with an intent and no done record, newest first. Exit 5 if any
+    could not be taken back (run again once the cause is fixed)."""
+    ledger = Ledger(args.state_dir)
+    live = set() if args.force else ledger.live_runs()
+    results: list[dict[str, Any]] = []
+    for item in reversed(ledger.open_faults()):
+        if item.run_id in live:
+            results.append(_result(item, "skipped", "its runner is alive and will roll back "
+                                   "itself; use --force to take it back anyway"))
+            continue
+        error = revert_with_retries(item)
+        if error is None:
+            ledger.record_done(item.run_id, item.handle.key, how="recovered")
+        results.append(_result(item, "failed" if error else "reverted", error))
+    _print(results, args.output)
+    return 5 if any(r["status"] == "failed" for r in results) else 0
+
+
+def revert_with_retries(item: OpenFault, attempts: int = 3) -> str | None:
+    """None when reverted, else the last error."""
+    error = "not attempted"
+    for attempt in range(attempts):
+        try:
+            driver = get_driver(item.handle.driver,
+                                DriverContext(run_id=item.run_id, allow_exec=True))
+            driver.revert(item.handle)
+            return None
+        except ChaosRunnerError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the others
+            error = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.2 * (attempt + 1))
+    return error
+
+
+def _result(item: OpenFault, status: str, detail: str | None) -> dict[str, Any]:
+    return {"run": item.run_id, "fault": item.fault, "action": item.handle.action,
+            "target": item.handle.instance.name, "key": item.handle.key, "status": status,
+            "detail": detail}
+
+
+def _print(results: list[dict[str, Any]], output: str | None) -> None:
+    if output == "json":
+        print(json.dumps({"recovered": results}, indent=2))
+        return
+    if not results:
+        print("nothing to recover: every injected fault was taken back")
+    for r in results:
+        extra = f" ({r['detail']})" if r["detail"] else ""
+        print(f"{r['status']:9} {r['action']} on {r['target']} [{r['key']}]{extra}")
+
+
+def command_halt(args: argparse.Namespace) -> int:
+    """The big red button: every running experiment aborts and rolls back."""
+    ledger = Ledger(args.state_dir)
+    path = ledger.halt(args.reason)
+    live = ledger.live_runs()
+    if args.output == "json":
+        print(json.dumps({"halt_file": str(path), "running": sorted(live)}))
+    else:
+        print(f"halt requested ({path}); {len(live)} running experiment(s) will abort and "
+              "roll back")
+    return 0

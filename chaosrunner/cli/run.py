@@ -1,0 +1,134 @@
+"""`chaosrunner run FILE` and `chaosrunner plan FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from chaosrunner.errors import InvalidInput
+from chaosrunner.report.model import RunReport
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--var {pair!r}: expected K=V")
+        variables[key] = value
+    return variables
+
+
+def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
+    from chaosrunner.engine.context import RunOptions
+
+    return RunOptions(
+        state_dir=Path(args.state_dir),
+        report_dir=Path(args.report_dir) if getattr(args, "report_dir", None) else None,
+        junit=Path(args.junit) if getattr(args, "junit", None) else None,
+        allow_production=args.allow_production, allow_exec=args.allow_exec,
+        dry_run=dry_run or getattr(args, "dry_run", False), variables=parse_vars(args.var))
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """Run one experiment (native or Chaos Toolkit) and write its reports."""
+    options = options_from(args)
+    report = run_file(Path(args.file), options, output=args.output)
+    return report.exit_code
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    options = options_from(args, dry_run=True)
+    run_file(Path(args.file), options, output=args.output)
+    return 0
+
+
+def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
+    """Load, run with signal handling, write reports, print the outcome."""
+    from chaosrunner.engine.context import EventLog, print_listener
+    from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
+    from chaosrunner.spec.validate import load_experiment
+
+    bundle = load_experiment(path, options.variables)
+    events = EventLog()
+    if output != "json":
+        events.listeners.append(print_listener())
+    run = Run(bundle, options, events=events)
+    report_dir = None
+    if not options.dry_run:
+        report_dir = report_dir_for(bundle.experiment.name, options, run.clock)
+        events.open_journal(report_dir / "journal.jsonl")
+    try:
+        report = asyncio.run(run_with_signals(run))
+    finally:
+        events.close()
+    if options.dry_run:
+        print_plan(run, output)
+        return report
+    report.report_dir = str(report_dir)
+    assert report_dir is not None
+    files = write_all(report, report_dir, options.junit)
+    record_history(options.state_dir, report)
+    print_outcome(report, files, output)
+    return report
+
+
+def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Path]:
+    from chaosrunner.report.writer import write_reports
+
+    return write_reports(report, directory, junit)
+
+
+def record_history(state_dir: Path, report: RunReport) -> None:
+    """Keep the run in the history database when that module is present."""
+    try:
+        from chaosrunner.history import record_run
+    except ImportError:
+        return
+    record_run(state_dir, report)
+
+
+def print_plan(run: Any, output: str | None) -> None:
+    plan = run.plan.describe() if run.plan is not None else []
+    if output == "json":
+        print(json.dumps({"experiment": run.experiment.name, "verdict": run.verdict().value,
+                          "reason": run.state.reason, "faults": plan}, indent=2))
+        return
+    if run.state.reason:
+        print(f"plan refused: {run.state.reason}")
+        return
+    print(f"plan for {run.experiment.name} (dry run: nothing injected)")
+    for item in plan:
+        until = "end of fault phase" if item["until"] is None else f"{item['until']:g}s"
+        print(f"  {item['fault']}: {item['action']} on {len(item['targets'])} of "
+              f"{item['matched']} matched, from {item['at']:g}s until {until}")
+        for target in item["targets"]:
+            print(f"      - {target}")
+
+
+def print_outcome(report: RunReport, files: list[Path], output: str | None) -> None:
+    if output == "json":
+        print(json.dumps({
+            "verdict": report.verdict, "exit_code": report.exit_code,
+            "experiment": report.experiment, "run_id": report.run_id,
+            "reason": report.reason, "report_dir": report.report_dir,
+            "criteria": [{"text": c.text, "observed": c.observed, "passed": c.passed}
+                         for c in report.criteria],
+            "recovery_seconds": report.recovery_seconds,
+            "files": [str(f) for f in files]}, indent=2))
+        return
+    out = sys.stdout
+    print(f"\n{report.experiment}: {report.verdict.upper()} (exit {report.exit_code})", file=out)
+    if report.reason:
+        print(f"  reason: {report.reason}", file=out)
+    for criterion in report.criteria:
+        mark = "pass" if criterion.passed else "FAIL"
+        observed = "no data" if criterion.observed is None else f"{criterion.observed:.4g}"
+        print(f"  [{mark}] {criterion.text}  (observed {observed})", file=out)
+    if report.recovery_seconds is not None:
+        print(f"  recovered {report.recovery_seconds:.2f}s after rollback", file=out)
+    print(f"  reports: {report.report_dir}", file=out)

@@ -1,0 +1,129 @@
+"""Built-in probe traffic: requests at a fixed rate, availability and latency per interval.
+
+Open-loop by design: request *i* is due at `start + i / rate` whatever happened to the
+ones before, so a slow target cannot slow the probe down and hide its own slowness.
+Requests in flight are capped (default: rate x timeout + 1, what a healthy target needs);
+a request due while the cap is reached is counted as a failure ("shed"), so a hanging
+target shows up as errors at once instead of as an unbounded pile of waiting requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from chaosrunner.engine.observe import latency_stat
+from chaosrunner.slo.sources.base import BaseSource, Reading, SourceContext
+from chaosrunner.spec.models import SLO, HttpProbe, SteadyState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    good: bool
+    latency: float
+    error: str | None = None
+
+
+class HttpProbeSource(BaseSource):
+    def __init__(self, name: str, slo: SLO, steady_state: SteadyState | None,
+                 context: SourceContext) -> None:
+        super().__init__(name, slo, steady_state, context)
+        assert slo.sli.http is not None
+        self.probe: HttpProbe = slo.sli.http
+        self.cap = self.probe.max_in_flight or math.ceil(self.probe.rate * self.probe.timeout) + 1
+        self.outcomes: list[Outcome] = []
+        self.in_flight = 0
+        self.sent = 0
+        self.shed = 0
+        self._client: Any = None
+        self._generator: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.cap, max_keepalive_connections=self.cap)
+        self._client = httpx.AsyncClient(timeout=self.probe.timeout, limits=limits,
+                                         headers=self.probe.headers, follow_redirects=False)
+        self._generator = asyncio.ensure_future(self._generate())
+
+    async def close(self) -> None:
+        if self._generator is not None:
+            self._generator.cancel()
+            await asyncio.gather(self._generator, return_exceptions=True)
+        for task in list(self._requests):
+            task.cancel()
+        await asyncio.gather(*self._requests, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _generate(self) -> None:
+        period = 1.0 / self.probe.rate
+        start = time.monotonic()
+        index = 0
+        while True:
+            due = start + index * period
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            index += 1
+            if self.in_flight >= self.cap:
+                self.shed += 1
+                self.outcomes.append(Outcome(False, self.probe.timeout,
+                                             f"shed: {self.cap} requests already in flight"))
+                continue
+            task = asyncio.ensure_future(self._request())
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _request(self) -> None:
+        self.in_flight += 1
+        self.sent += 1
+        began = time.monotonic()
+        try:
+            response = await self._client.request(self.probe.method, self.probe.url,
+                                                   content=self.probe.body)
+            latency = time.monotonic() - began
+            good = self.probe.is_expected(response.status_code)
+            self.outcomes.append(Outcome(good, latency,
+                                         None if good else f"HTTP {response.status_code}"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every transport failure is a bad request
+            self.outcomes.append(Outcome(False, time.monotonic() - began, _describe(exc)))
+        finally:
+            self.in_flight -= 1
+
+    async def read(self, interval: float) -> Reading:
+        outcomes, self.outcomes = self.outcomes, []
+        return summarise(outcomes, self.slo.sli.effective_stat, self.probe.url)
+
+
+def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
+    """One reading from the outcomes of an interval."""
+    if not outcomes:
+        return Reading(value=None, good=0, total=0, note=f"no probe request to {url} completed")
+    good = sum(1 for o in outcomes if o.good)
+    latencies = tuple(o.latency for o in outcomes)
+    stats = {"availability": good / len(outcomes), "count": float(len(outcomes))}
+    for name in ("p50", "p90", "p95", "p99", "max", "mean"):
+        stats[name] = latency_stat(latencies, name)
+    errors = Counter(o.error for o in outcomes if o.error)
+    note = None
+    if errors:
+        worst, count = errors.most_common(1)[0]
+        note = f"{len(outcomes) - good} of {len(outcomes)} requests to {url} failed " \
+               f"({count}x {worst})"
+    return Reading(value=stats[stat], good=good, total=len(outcomes), stats=stats,
+                   latencies=latencies, note=note)
+
+
+def _describe(exc: Exception) -> str:
+    name = type(exc).__name__
+    text = str(exc)
+    return f"{name}: {text}" if text else name
+
