@@ -1,0 +1,191 @@
+"""Facts every report writer needs, derived once from a `RunReport`.
+
+Times in `RunReport` are UTC ISO-8601 strings; charts need seconds since the run started
+and people need `HH:MM:SS UTC`. Values need units: a ratio SLO reads as a percentage, a
+latency statistic as milliseconds or seconds. These helpers keep every writer consistent.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from chaosrunner.report.model import CriterionResult, FaultRecord, RunReport, Sample, SLOInfo
+from chaosrunner.spec.criteria import tokenize
+
+LATENCY_STATS = frozenset({"p50", "p90", "p95", "p99", "max", "mean", "latency"})
+_DURATION_SUFFIXES = ("us", "µs", "ms", "s", "m", "h", "d")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Parse an ISO-8601 time from the report; naive times are taken as UTC."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def clock(text: str | None) -> str:
+    """`HH:MM:SS` in UTC, or an em dash when unknown."""
+    moment = parse_time(text)
+    return moment.astimezone(UTC).strftime("%H:%M:%S") if moment else "—"
+
+
+def stamp(text: str | None) -> str:
+    """`YYYY-MM-DD HH:MM:SS UTC`, or an em dash when unknown."""
+    moment = parse_time(text)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def offset(report: RunReport, text: str | None) -> float | None:
+    """Seconds from the run's start to `text` (the `t` axis of the charts)."""
+    start, moment = parse_time(report.started_at), parse_time(text)
+    if start is None or moment is None:
+        return None
+    return (moment - start).total_seconds()
+
+
+def seconds_between(first: str | None, last: str | None) -> float | None:
+    start, end = parse_time(first), parse_time(last)
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def human_duration(seconds: float | None) -> str:
+    """`1h 2m 3s`, `4m 5s`, `2.5 s`; an em dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s"
+
+
+def percent(value: float | None, digits: int = 3) -> str:
+    """0.99953 -> `99.953%`; trailing zeros dropped; `unknown` for None."""
+    if value is None or not math.isfinite(value):
+        return "unknown"
+    text = f"{value * 100:.{digits}f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def latency(seconds: float) -> str:
+    if abs(seconds) < 1:
+        return f"{seconds * 1000:.4g} ms"
+    return f"{seconds:.4g} s"
+
+
+def number(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def slo_unit(info: SLOInfo | None) -> str:
+    """`ratio`, `seconds` or `number`: how values of this SLO read."""
+    if info is None:
+        return "number"
+    if info.is_ratio:
+        return "ratio"
+    if (info.stat or "") in LATENCY_STATS or info.kind in LATENCY_STATS:
+        return "seconds"
+    return "number"
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A value in its unit: `99.5%`, `512 ms`, `3.2`; `no data` for None."""
+    if value is None:
+        return "no data"
+    if not math.isfinite(value):
+        return str(value)
+    if unit == "ratio":
+        return percent(value)
+    if unit == "seconds":
+        return latency(value)
+    return number(value)
+
+
+def slo_by_name(report: RunReport) -> dict[str, SLOInfo]:
+    return {info.name: info for info in report.slos}
+
+
+def target_text(info: SLOInfo | None) -> str:
+    """`>= 99%`, `< 500 ms`: the SLO's own condition."""
+    if info is None:
+        return "—"
+    return f"{info.op} {format_value(info.target, slo_unit(info))}"
+
+
+def criterion_unit(criterion: CriterionResult) -> str:
+    """The unit of a criterion's observed value, read from how its threshold was written."""
+    try:
+        tokens = tokenize(criterion.text)
+    except ValueError:
+        return "number"
+    raw = tokens[-1][1] if tokens and tokens[-1][0] == "value" else ""
+    if raw.endswith("%"):
+        return "ratio"
+    if raw.endswith(_DURATION_SUFFIXES):
+        return "seconds"
+    return "number"
+
+
+def samples_by_slo(report: RunReport) -> dict[str, list[Sample]]:
+    """Samples grouped per SLO, in time order; SLOs without samples keep an empty list."""
+    grouped: dict[str, list[Sample]] = {info.name: [] for info in report.slos}
+    for sample in report.samples:
+        grouped.setdefault(sample.slo, []).append(sample)
+    for series in grouped.values():
+        series.sort(key=lambda sample: sample.t)
+    return grouped
+
+
+def phase_span(report: RunReport, name: str) -> tuple[str | None, str | None]:
+    """Start and end of the first phase called `name` (None when it never ran)."""
+    for phase in report.phases:
+        if phase.name == name:
+            return phase.start, phase.end
+    return None, None
+
+
+def run_seconds(report: RunReport) -> float | None:
+    return seconds_between(report.started_at, report.ended_at)
+
+
+def fault_window(report: RunReport, fault: FaultRecord) -> tuple[float, float | None] | None:
+    """Seconds since start when the fault was in place; end None while not taken back."""
+    start = offset(report, fault.injected_at)
+    if start is None:
+        return None
+    return start, offset(report, fault.reverted_at)
+
+
+def abort_offset(report: RunReport) -> float | None:
+    if report.abort is None:
+        return None
+    if report.abort.t is not None:
+        return report.abort.t
+    return offset(report, report.abort.at)
+
+
+def first_bad_sample(report: RunReport) -> Sample | None:
+    """The first sample during the fault phase that missed its SLO (initial symptoms)."""
+    bad = [sample for sample in report.samples
+           if sample.phase == "faults" and sample.good is False]
+    return min(bad, key=lambda sample: sample.t) if bad else None
+
+
+def unreverted_faults(report: RunReport) -> list[FaultRecord]:
+    """Faults injected and not (provably) taken back."""
+    return [fault for fault in report.faults
+            if fault.injected_at is not None and fault.reverted_at is None]
