@@ -28,6 +28,8 @@ class SourceContext:
     base_dir: str = "."
     query_timeout: float = 5.0
     retries: int = 2
+    # Objects the sources of one run share (one probe's traffic read by several SLOs).
+    shared: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ ones before, so a slow target cannot slow the probe down and hide its own slowne
 Requests in flight are capped (default: rate x timeout + 1, what a healthy target needs);
 a request due while the cap is reached is counted as a failure ("shed"), so a hanging
 target shows up as errors at once instead of as an unbounded pile of waiting requests.
+
+SLOs of one run that describe the same probe (`checkout_probe` for availability and
+`checkout_latency` for p99, say) share one stream of traffic, so the target sees the
+rate the file says, not a multiple of it.
 """
 
 from __future__ import annotations
@@ -28,22 +32,28 @@ class Outcome:
     error: str | None = None
 
 
-class HttpProbeSource(BaseSource):
-    def __init__(self, name: str, slo: SLO, steady_state: SteadyState | None,
-                 context: SourceContext) -> None:
-        super().__init__(name, slo, steady_state, context)
-        assert slo.sli.http is not None
-        self.probe: HttpProbe = slo.sli.http
-        self.cap = self.probe.max_in_flight or math.ceil(self.probe.rate * self.probe.timeout) + 1
-        self.outcomes: list[Outcome] = []
-        self.in_flight = 0
-        self.sent = 0
-        self.shed = 0
+class ProbeTraffic:
+    """One open-loop request generator, fanned out to every subscribing SLO."""
+
+    def __init__(self, probe: HttpProbe) -> None:
+        self.probe = probe
+        self.cap = probe.max_in_flight or math.ceil(probe.rate * probe.timeout) + 1
+        self.inboxes: list[list[Outcome]] = []
+        self.in_flight = self.sent = self.shed = 0
+        self.users = 0
         self._client: Any = None
         self._generator: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
 
+    def subscribe(self) -> list[Outcome]:
+        inbox: list[Outcome] = []
+        self.inboxes.append(inbox)
+        return inbox
+
     async def start(self) -> None:
+        self.users += 1
+        if self._generator is not None:
+            return
         import httpx
 
         limits = httpx.Limits(max_connections=self.cap, max_keepalive_connections=self.cap)
@@ -51,37 +61,42 @@ class HttpProbeSource(BaseSource):
                                          headers=self.probe.headers, follow_redirects=False)
         self._generator = asyncio.ensure_future(self._generate())
 
-    async def close(self) -> None:
-        if self._generator is not None:
-            self._generator.cancel()
-            await asyncio.gather(self._generator, return_exceptions=True)
+    async def release(self) -> None:
+        self.users -= 1
+        if self.users > 0 or self._generator is None:
+            return
+        self._generator.cancel()
+        await asyncio.gather(self._generator, return_exceptions=True)
         for task in list(self._requests):
             task.cancel()
         await asyncio.gather(*self._requests, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        await self._client.aclose()
+        self._generator = None
+
+    def _deliver(self, outcome: Outcome) -> None:
+        for inbox in self.inboxes:
+            inbox.append(outcome)
 
     async def _generate(self) -> None:
         period = 1.0 / self.probe.rate
         start = time.monotonic()
         index = 0
         while True:
-            due = start + index * period
-            delay = due - time.monotonic()
+            delay = start + index * period - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             index += 1
             if self.in_flight >= self.cap:
                 self.shed += 1
-                self.outcomes.append(Outcome(False, self.probe.timeout,
-                                             f"shed: {self.cap} requests already in flight"))
+                self._deliver(Outcome(False, self.probe.timeout,
+                                      f"shed: {self.cap} requests already in flight"))
                 continue
+            self.in_flight += 1
             task = asyncio.ensure_future(self._request())
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
     async def _request(self) -> None:
-        self.in_flight += 1
         self.sent += 1
         began = time.monotonic()
         try:
@@ -89,18 +104,39 @@ class HttpProbeSource(BaseSource):
                                                    content=self.probe.body)
             latency = time.monotonic() - began
             good = self.probe.is_expected(response.status_code)
-            self.outcomes.append(Outcome(good, latency,
-                                         None if good else f"HTTP {response.status_code}"))
+            self._deliver(Outcome(good, latency, None if good else f"HTTP {response.status_code}"))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every transport failure is a bad request
-            self.outcomes.append(Outcome(False, time.monotonic() - began, _describe(exc)))
+            self._deliver(Outcome(False, time.monotonic() - began, _describe(exc)))
         finally:
             self.in_flight -= 1
 
+
+class HttpProbeSource(BaseSource):
+    """An SLO's view of a (possibly shared) probe."""
+
+    def __init__(self, name: str, slo: SLO, steady_state: SteadyState | None,
+                 context: SourceContext) -> None:
+        super().__init__(name, slo, steady_state, context)
+        assert slo.sli.http is not None
+        key = ("http-probe", slo.sli.http.model_dump_json())
+        traffic = context.shared.get(key)
+        if traffic is None:
+            traffic = context.shared[key] = ProbeTraffic(slo.sli.http)
+        self.traffic: ProbeTraffic = traffic
+        self.inbox = traffic.subscribe()
+
+    async def start(self) -> None:
+        await self.traffic.start()
+
+    async def close(self) -> None:
+        await self.traffic.release()
+
     async def read(self, interval: float) -> Reading:
-        outcomes, self.outcomes = self.outcomes, []
-        return summarise(outcomes, self.slo.sli.effective_stat, self.probe.url)
+        outcomes = self.inbox[:]
+        del self.inbox[:len(outcomes)]
+        return summarise(outcomes, self.slo.sli.effective_stat, self.traffic.probe.url)
 
 
 def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
@@ -116,14 +152,12 @@ def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
     note = None
     if errors:
         worst, count = errors.most_common(1)[0]
-        note = f"{len(outcomes) - good} of {len(outcomes)} requests to {url} failed " \
-               f"({count}x {worst})"
+        note = (f"{len(outcomes) - good} of {len(outcomes)} requests to {url} failed "
+                f"({count}x {worst})")
     return Reading(value=stats[stat], good=good, total=len(outcomes), stats=stats,
                    latencies=latencies, note=note)
 
 
 def _describe(exc: Exception) -> str:
-    name = type(exc).__name__
     text = str(exc)
-    return f"{name}: {text}" if text else name
-
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
