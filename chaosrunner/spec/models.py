@@ -323,6 +323,20 @@ class Criterion(Frozen):
     op: Op
     value: float
 
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        from chaosrunner.spec.criteria import parse_criterion
+
+        return parse_criterion(value) if isinstance(value, str) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # In files a criterion is a string; the parsed fields are internal.
+        return {"type": "string", "description": "<slo>[.<stat>] <op> <value>, e.g. "
+                "'checkout_probe.p99 < 2s'",
+                "pattern": r"^\s*[A-Za-z_][\w-]*(\.\w+)?\s*(<=|>=|==|!=|<|>)\s*\S+\s*$"}
+
 
 class Experiment(Frozen):
     api_version: Literal["chaosrunner/v1"] = Field(alias="apiVersion")
@@ -340,15 +354,6 @@ class Experiment(Frozen):
     success_criteria: tuple[Criterion, ...] = ()
     abort: AbortSpec = Field(default_factory=AbortSpec)
     rollback: Literal["always"] = "always"
-
-    @field_validator("success_criteria", mode="before")
-    @classmethod
-    def _parse_criteria(cls, value: Any) -> Any:
-        from chaosrunner.spec.criteria import parse_criterion
-
-        if not isinstance(value, list | tuple):
-            return value
-        return [parse_criterion(item) if isinstance(item, str) else item for item in value]
 
     @model_validator(mode="after")
     def _unique_fault_names(self) -> Experiment:

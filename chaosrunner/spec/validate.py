@@ -47,7 +47,17 @@ def validate_model(document: Document, model: type[M], data: Any | None = None) 
     try:
         return model.model_validate(document.data if data is None else data)
     except ValidationError as exc:
-        raise SpecError([_describe(document, error) for error in exc.errors()]) from None
+        errors = exc.errors()
+        raise SpecError([_describe(document, e) for e in errors
+                         if not _echo_of_item_error(e, errors)]) from None
+
+
+def _echo_of_item_error(error: Any, errors: list[Any]) -> bool:
+    # A list whose only item failed is also "too short" for pydantic; say it once.
+    loc = tuple(error["loc"])
+    return error["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][:len(loc)]) == loc
+        for other in errors)
 
 
 def _describe(document: Document, error: Any) -> str:

@@ -1,0 +1,75 @@
+"""Real processes and servers on 127.0.0.1 for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def http_server(tmp_path: Path, tag: str = "target") -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """`python -m http.server` on a free port, with a pid file; killed at the end."""
+    port = free_port()
+    root = tmp_path / f"www-{tag}"
+    root.mkdir(exist_ok=True)
+    (root / "index.html").write_text("ok")
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                             "127.0.0.1", "--directory", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_file = tmp_path / f"{tag}.pid"
+    pid_file.write_text(str(proc.pid))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        assert wait_until(lambda: answers(url)), "test http server did not start"
+        yield url, proc, pid_file
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()[0]
+
+
+def chaosrunner(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen([sys.executable, "-m", "chaosrunner", *args], cwd=cwd or REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)

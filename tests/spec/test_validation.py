@@ -1,0 +1,172 @@
+"""Files: what loads, and the errors (file:line key.path, exit 4) for what does not."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chaosrunner.cli.main import main
+from chaosrunner.errors import SpecError
+from chaosrunner.spec.validate import load_experiment, load_kind, load_steady_state
+
+REPO = Path(__file__).resolve().parents[2]
+
+SEED_SLOS = """
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: seed
+service_level_objectives:
+  api_availability:
+    sli: "sum(rate(http_requests_total{job='api',code!~'5..'}[1m])) / sum(rate(http_requests_total{job='api'}[1m]))"
+    target: 0.999  # 99.9% availability
+    window: "30d"
+    error_budget_policy: "halt_deployments_at_50_percent_burn"
+
+  api_latency:
+    sli: "histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{job='api'}[1m])) by (le))"
+    target: 0.5  # P99 < 500ms
+    window: "30d"
+    error_budget_policy: "alert_at_25_percent_burn"
+  probe:
+    sli: {http: {url: "http://127.0.0.1:1/x", rate: 20/s, timeout: 1s}}
+    target: 99%
+"""
+
+EXPERIMENT = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: demo
+hypothesis: it holds
+steady_state: {from: steady.yaml, before: 1s, after: 1s, interval: 250ms}
+duration: 10s
+faults:
+  - name: pause
+    action: process.pause
+    target: {pid_file: x.pid}
+success_criteria:
+  - probe >= 99%
+  - probe.p99 < 2s
+abort:
+  error_budget: {slo: probe, burn_rate: 14.4}
+"""
+
+
+def write(tmp_path: Path, experiment: str = EXPERIMENT, steady: str = SEED_SLOS) -> Path:
+    (tmp_path / "steady.yaml").write_text(textwrap.dedent(steady))
+    path = tmp_path / "exp.yaml"
+    path.write_text(textwrap.dedent(experiment))
+    return path
+
+
+def problems_of(path: Path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    return str(info.value)
+
+
+def test_seed_slo_shape_loads_verbatim(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(SEED_SLOS)
+    steady = load_steady_state(tmp_path / "s.yaml")
+    availability = steady.service_level_objectives["api_availability"]
+    assert availability.target == 0.999 and availability.window == 30 * 86400
+    assert availability.is_ratio and abs((availability.budget or 0) - 0.001) < 1e-12
+    assert availability.error_budget_policy == "halt_deployments_at_50_percent_burn"
+    assert steady.service_level_objectives["probe"].sli.http.rate == 20.0  # type: ignore[union-attr]
+
+
+def test_valid_experiment_loads_with_parsed_criteria(tmp_path: Path) -> None:
+    bundle = load_experiment(write(tmp_path))
+    criteria = bundle.experiment.success_criteria
+    assert (criteria[1].slo, criteria[1].stat, criteria[1].op, criteria[1].value) == \
+        ("probe", "p99", "<", 2.0)
+    assert bundle.experiment.steady_state.interval == 0.25
+    with pytest.raises(Exception):  # noqa: B017 - frozen models refuse mutation
+        bundle.experiment.name = "other"  # type: ignore[misc]
+
+
+def test_unknown_key_has_file_line_and_path(tmp_path: Path) -> None:
+    text = EXPERIMENT.replace("    target: {pid_file: x.pid}",
+                              "    target: {pid_file: x.pid}\n    wiht: {signal: 9}")
+    message = problems_of(write(tmp_path, text))
+    assert f"{tmp_path / 'exp.yaml'}:12: faults[0].wiht: unknown key" in message
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("duration: 10s", "duration: ten", "duration: expected a duration"),
+    ("interval: 250ms", "interval: 250", "steady_state.interval: expected a duration"),
+    ("  - probe >= 99%", "  - probe >= 199%", "ratio must lie between 0 and 1"),
+    ("  - probe >= 99%", "  - probe >== 99%", "success_criteria[0]: unexpected '= 99%'"),
+    ("  - probe >= 99%", "  - probe is fine", "success_criteria[0]: malformed criterion"),
+    ("  - probe >= 99%", "  - nope >= 99%", "names unknown SLO 'nope'"),
+    ("  - probe.p99 < 2s", "  - probe.p42 < 2s", "has no statistic 'p42'"),
+    ("action: process.pause", "action: teleport.now", "unknown action 'teleport.now'"),
+    ("action: process.pause", "action: process.explode", "unknown action 'process.explode'"),
+    ("slo: probe, burn_rate", "slo: nope, burn_rate", "abort.error_budget.slo: unknown SLO"),
+    ("hypothesis: it holds\n", "", "hypothesis: required key is missing"),
+    ("name: demo", "name: [1, 2]", "name: Input should be a valid string"),
+])
+def test_bad_input_is_placed(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    text = EXPERIMENT.replace(old, new)
+    assert text != EXPERIMENT
+    message = problems_of(write(tmp_path, text))
+    assert expected in message
+    assert str(tmp_path / "exp.yaml") in message
+
+
+def test_unknown_slo_in_steady_state_list(tmp_path: Path) -> None:
+    text = EXPERIMENT.replace("interval: 250ms}", "interval: 250ms, slos: [probe, ghost]}")
+    message = problems_of(write(tmp_path, text))
+    assert "steady_state.slos[1]: unknown SLO 'ghost'" in message
+
+
+def test_bad_steady_state_reported_through_experiment(tmp_path: Path) -> None:
+    message = problems_of(write(tmp_path, steady=SEED_SLOS.replace("target: 99%", "target: lots")))
+    assert "steady.yaml:" in message and "service_level_objectives.probe.target" in message
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Experiment\nname: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_kind(bad)
+    with pytest.raises(SpecError, match="no such file"):
+        load_kind(tmp_path / "missing.yaml")
+
+
+def test_alias_bomb_is_refused(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, "
+              f"*a{i-1}, *a{i-1}, *a{i-1}]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines))
+    with pytest.raises(SpecError, match="alias bomb"):
+        load_kind(bomb)
+
+
+def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path)
+    assert main(["validate", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXPERIMENT.replace("duration: 10s", "duration: forever"))
+    assert main(["validate", str(good), str(bad)]) == 4
+    err = capsys.readouterr().err
+    assert "bad.yaml:7: duration" in err and "Traceback" not in err
+
+
+def test_shipped_files_validate() -> None:
+    files = sorted(str(p) for d in ("experiments", "steady-states", "gamedays")
+                   for p in (REPO / d).glob("*.yaml"))
+    assert files
+    assert main(["validate", *files]) == 0
+
+
+def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schemas = json.loads(capsys.readouterr().out)
+    assert set(schemas) == {"SteadyState", "Experiment", "GameDay"}
+    experiment = schemas["Experiment"]
+    assert "faults" in experiment["properties"] and "apiVersion" in experiment["properties"]
+    assert experiment.get("additionalProperties") is False
