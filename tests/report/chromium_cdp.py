@@ -143,8 +143,11 @@ class Chromium:
                 return message
             self._events.append(message)
 
-    def load(self, path: Path, expression: str = "null") -> PageResult:
-        """Open `path` in a fresh tab, wait for load, evaluate `expression`, screenshot."""
+    def load(self, path: Path, expression: str = "null",
+             screenshot_of: str | None = None) -> PageResult:
+        """Open `path` in a fresh tab, wait for load, evaluate `expression`, and take a
+        screenshot of the element matching the CSS selector `screenshot_of` (default: the
+        viewport)."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget",
                             {"targetId": target, "flatten": True})["sessionId"]
@@ -160,11 +163,25 @@ class Chromium:
         if "exceptionDetails" in evaluated:
             result.errors.append(f"probe expression failed: {evaluated['exceptionDetails']}")
         result.value = evaluated.get("result", {}).get("value")
-        shot = self.call("Page.captureScreenshot", {"format": "png"}, session)
+        shot = self.call("Page.captureScreenshot",
+                         self._screenshot_params(screenshot_of, session), session)
         result.screenshot = base64.b64decode(shot["data"])
         self._collect(result, session)
         self.call("Target.closeTarget", {"targetId": target})
         return result
+
+    def _screenshot_params(self, selector: str | None, session: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"format": "png"}
+        if selector is None:
+            return params
+        expression = (f"(() => {{const r = document.querySelector({json.dumps(selector)})"
+                      ".getBoundingClientRect(); return {x: r.x + scrollX, y: r.y + scrollY, "
+                      "width: r.width, height: r.height, scale: 1};})()")
+        rect = self.call("Runtime.evaluate", {"expression": expression,
+                                              "returnByValue": True}, session)
+        params["clip"] = rect["result"]["value"]
+        params["captureBeyondViewport"] = True
+        return params
 
     def _collect(self, result: PageResult, session: str) -> None:
         for event in self._events:
