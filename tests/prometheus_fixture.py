@@ -13,6 +13,7 @@ CHAOSRUNNER_REQUIRE=prometheus, when the binary is missing.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -29,7 +30,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from services import need
 
 BINARY = "prometheus"
@@ -47,12 +47,17 @@ class PrometheusServer:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    basic_auth: tuple[str, str] | None = None
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Result of an instant query (empty on any error: for polling)."""
         params = urllib.parse.urlencode({"query": promql})
+        request = urllib.request.Request(f"{self.url}/api/v1/query?{params}")
+        if self.basic_auth is not None:
+            token = base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/query?{params}", timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 body = json.load(resp)
         except (OSError, ValueError):
             return []
@@ -96,10 +101,19 @@ def write_config(directory: Path, targets: Mapping[str, Sequence[str]],
 @contextmanager
 def run_prometheus(directory: Path, targets: Mapping[str, Sequence[str]],
                    rules: Sequence[Mapping[str, Any]] = (),
-                   extra_args: Sequence[str] = ()) -> Iterator[PrometheusServer]:
-    """Start Prometheus on a free loopback port; stop it on exit."""
+                   extra_args: Sequence[str] = (),
+                   basic_auth: tuple[str, str, str] | None = None) -> Iterator[PrometheusServer]:
+    """Start Prometheus on a free loopback port; stop it on exit.
+
+    `basic_auth` is (user, password, bcrypt hash of the password): the API then needs it.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     config = write_config(directory, targets, rules)
+    extra_args = list(extra_args)
+    if basic_auth is not None:
+        web_config = directory / "web.yml"
+        web_config.write_text(yaml.safe_dump({"basic_auth_users": {basic_auth[0]: basic_auth[2]}}))
+        extra_args.append(f"--web.config.file={web_config}")
     port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("wb") as log:
@@ -109,7 +123,8 @@ def run_prometheus(directory: Path, targets: Mapping[str, Sequence[str]],
              "--log.level=warn", *extra_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = PrometheusServer(url=f"http://127.0.0.1:{port}", process=process,
-                              log_path=log_path)
+                              log_path=log_path,
+                              basic_auth=None if basic_auth is None else basic_auth[:2])
     try:
         yield server
     finally:
@@ -140,9 +155,10 @@ def prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
 
     def start(targets: Mapping[str, Sequence[str]],
               rules: Sequence[Mapping[str, Any]] = (),
-              extra_args: Sequence[str] = ()) -> PrometheusServer:
+              extra_args: Sequence[str] = (),
+              basic_auth: tuple[str, str, str] | None = None) -> PrometheusServer:
         manager = run_prometheus(tmp_path / f"prometheus-{len(stack)}", targets, rules,
-                                 extra_args)
+                                 extra_args, basic_auth)
         server = manager.__enter__()
         stack.append(manager)
         for job in targets:

@@ -221,8 +221,8 @@ class PrometheusSource(BaseSource):
 
     async def query(self, promql: str) -> list[float]:
         """Values of an instant query's series (a scalar counts as one)."""
-        data = await self._call("/api/v1/query", {"query": promql,
-                                                   "timeout": f"{self.context.query_timeout}s"})
+        timeout = promql_duration(self.context.query_timeout)
+        data = await self._call("/api/v1/query", {"query": promql, "timeout": timeout})
         kind, result = data.get("resultType"), data.get("result")
         if kind == "scalar" and isinstance(result, list):
             return [float(result[1])]
