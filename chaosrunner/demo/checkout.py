@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import socket
 import threading
 import uuid
 from collections.abc import Sequence
@@ -87,9 +88,12 @@ class Checkout:
         for replica in self.replicas:
             breaker_open.labels(replica=replica.url).set_function(replica.open_gauge)
         # Connections are pooled and kept alive: a new TCP connection per order
-        # would cost more than the payment itself.
-        self.client = httpx.Client(timeout=timeout, limits=httpx.Limits(
-            max_connections=256, max_keepalive_connections=64))
+        # would cost more than the payment itself. TCP_NODELAY: a POST's headers and
+        # body are two writes, and Nagle would hold the body back for a delayed ACK.
+        transport = httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self.client = httpx.Client(timeout=timeout, transport=transport)
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self._accepted: list[str] = []
