@@ -1,0 +1,35 @@
+"""Fixtures for the proxy tests: the embedded server, an API client, a real TCP upstream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from proxyhelp import EchoServer
+
+from chaosrunner.proxy.server import ProxyServerHandle, start_background
+
+
+@pytest.fixture
+def server() -> Iterator[ProxyServerHandle]:
+    handle = start_background()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def api(server: ProxyServerHandle) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoServer]:
+    srv = EchoServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
