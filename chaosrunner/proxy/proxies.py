@@ -224,7 +224,8 @@ class ProxyCollection:
     async def populate(self, body: Any) -> list[Proxy]:
         """Create or replace proxies; all entries are checked before any is touched."""
         if not isinstance(body, list):
-            raise bad_request("json: cannot unmarshal object into Go value of type []toxiproxy.Proxy")
+            raise bad_request("json: cannot unmarshal object into Go value of type "
+                              "[]toxiproxy.Proxy")
         entries = [_proxy_fields(item, f" at proxy {i + 1}") for i, item in enumerate(body)]
         seen: set[str] = set()
         for entry in entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import httpx
@@ -93,10 +94,8 @@ def test_disable_closes_listener_and_connections_keeps_toxics(
         assert recv_exact(sock, 1) == b"a"
         response = api.patch("/proxies/db", json={"enabled": False})
         assert response.status_code == 200 and response.json()["enabled"] is False
-        try:
-            assert sock.recv(1) == b""  # the open connection was closed
-        except ConnectionResetError:
-            pass
+        with contextlib.suppress(ConnectionResetError):  # closed either way is fine
+            assert sock.recv(1) == b""
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     assert [t["name"] for t in api.get("/proxies/db/toxics").json()] == ["latency_downstream"]
