@@ -80,8 +80,17 @@ def test_listen_error_is_500(api: httpx.Client, echo: EchoServer) -> None:
 
 
 def test_created_disabled_does_not_listen(api: httpx.Client, echo: EchoServer) -> None:
-    body = make_proxy(api, "off", echo.address, enabled=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    body = make_proxy(api, "off", echo.address, enabled=False, listen=f"127.0.0.1:{port}")
     assert body["enabled"] is False
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert api.patch("/proxies/off", json={"enabled": True}).json()["enabled"] is True
+    with connect(port) as sock:
+        sock.sendall(b"on")
+        assert recv_exact(sock, 2) == b"on"
 
 
 def test_disable_closes_listener_and_connections_keeps_toxics(
