@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from html import escape
+from typing import Any
 
 from chaosrunner.report import facts
 from chaosrunner.report.chart import ChartInput, Window, render_chart
@@ -18,7 +19,7 @@ from chaosrunner.report.markdown import VERDICT_LINES
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.severity import Impact
 
-JOURNAL_LIMIT = 2000  # events shown in the page; the full stream is in journal.jsonl
+JOURNAL_LIMIT = 1000  # events listed in the page; the full stream is in journal.jsonl
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -227,26 +228,37 @@ def _phases(report: RunReport) -> str:
     return "<h2>Phases (UTC)</h2>" + _table(["Phase", "Start", "End", "Duration"], rows)
 
 
+def journal_excerpt(events: list[dict[str, Any]], limit: int = JOURNAL_LIMIT
+                    ) -> list[dict[str, Any]]:
+    """The events the page lists: all of them when few; else every event but the periodic
+    samples (the charts show those); and if still too many, the first and last ones."""
+    if len(events) <= limit:
+        return events
+    shown = [event for event in events if _event_kind(event) != "sample"]
+    if len(shown) > limit:
+        shown = shown[:limit // 2] + shown[-(limit // 2):]
+    return shown
+
+
 def _journal(report: RunReport) -> str:
     events = report.events
-    shown = events if len(events) <= JOURNAL_LIMIT else (
-        events[:JOURNAL_LIMIT // 2] + events[-JOURNAL_LIMIT // 2:])
+    shown = journal_excerpt(events)
     rows = [(e(_event_time(event)), e(_event_kind(event)),
              e(json.dumps(event, default=str, ensure_ascii=False))) for event in shown]
-    note = (f'<p class="muted">{len(events) - len(shown)} events in the middle are left out '
-            "here; journal.jsonl has them all.</p>" if len(shown) < len(events) else "")
+    note = (f'<p class="muted">{len(events) - len(shown)} events (samples first) are left '
+            "out here; journal.jsonl has them all.</p>" if len(shown) < len(events) else "")
     return (f"<h2>Event journal</h2><details><summary>{len(events)} events</summary>{note}"
             + _table(["Time", "Event", "Data"], rows, "journal") + "</details>")
 
 
-def _event_time(event: dict[str, object]) -> str:
+def _event_time(event: dict[str, Any]) -> str:
     for key in ("time", "at", "ts", "timestamp"):
         if isinstance(event.get(key), str):
             return facts.clock(str(event[key]))
     return ""
 
 
-def _event_kind(event: dict[str, object]) -> str:
+def _event_kind(event: dict[str, Any]) -> str:
     for key in ("event", "type", "kind", "name"):
         if key in event:
             return str(event[key])

@@ -1,6 +1,7 @@
 """Write a run's report directory (DESIGN.md 5) from its `RunReport`.
 
-    report.json      exactly `RunReport.to_json()` (non-finite numbers become null)
+    report.json      exactly `RunReport.to_json()` (non-finite numbers become null),
+                     one key, and one sample, per line
     journal.jsonl    the event stream; left alone when the engine already wrote it live
     report.md        for terminals and GitHub
     report.html      self-contained page with SLI timelines
@@ -77,13 +78,32 @@ def finite(value: Any) -> Any:
     return value
 
 
+def _dump(value: Any) -> str:
+    """Compact strict JSON; the rare non-finite number is nulled on a second try."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:
+        return json.dumps(finite(value), ensure_ascii=False, allow_nan=False, default=str)
+
+
 def _json_text(data: dict[str, Any]) -> str:
-    return json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """One key per line and one list item (a sample, a fault) per line.
+
+    Readable with `less` and diffable, and about six times faster than `indent=2`, which
+    falls back to the pure-Python encoder: a one-hour run has 18,000 samples.
+    """
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join("    " + _dump(item) for item in value)
+            lines.append(f"  {_dump(key)}: [\n{items}\n  ]")
+        else:
+            lines.append(f"  {_dump(key)}: {_dump(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _journal_text(events: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(finite(event), ensure_ascii=False, allow_nan=False,
-                              default=str) + "\n" for event in events)
+    return "".join(_dump(event) + "\n" for event in events)
 
 
 def _write(path: Path, data: bytes) -> Path:

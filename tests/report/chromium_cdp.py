@@ -46,6 +46,7 @@ class PageResult:
     value: Any = None  # result of the evaluated expression
     screenshot: bytes = b""
     load_seconds: float = 0.0  # navigate -> load event, wall clock
+    painted_seconds: float = 0.0  # navigate -> a screenshot of the laid-out page is taken
 
 
 class Chromium:
@@ -165,6 +166,7 @@ class Chromium:
         result.value = evaluated.get("result", {}).get("value")
         shot = self.call("Page.captureScreenshot",
                          self._screenshot_params(screenshot_of, session), session)
+        result.painted_seconds = time.monotonic() - started
         result.screenshot = base64.b64decode(shot["data"])
         self._collect(result, session)
         self.call("Target.closeTarget", {"targetId": target})

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from report_builders import build_report
 
 from chaosrunner.report.chart import ChartInput, downsample, render_chart, split_segments
-from chaosrunner.report.html import render_html
+from chaosrunner.report.html import journal_excerpt, render_html
 from chaosrunner.report.model import RunReport, Sample
 from chaosrunner.report.severity import classify_impact
 
@@ -155,3 +155,15 @@ def test_chart_without_samples_says_no_data() -> None:
     report.samples = []
     page = render(report)
     assert page.count('class="chart"') == 2 and ">no data</text>" in page
+
+
+def test_long_journals_keep_every_non_sample_event() -> None:
+    events = [{"event": "sample", "t": i} for i in range(5000)]
+    events.insert(10, {"event": "inject", "fault": "f"})
+    events.append({"event": "verdict", "message": "failed"})
+    shown = journal_excerpt(events, limit=100)
+    assert shown == [{"event": "inject", "fault": "f"}, {"event": "verdict", "message": "failed"}]
+    many = [{"event": "phase", "n": i} for i in range(300)]
+    cut = journal_excerpt(many, limit=100)
+    assert len(cut) == 100 and cut[0]["n"] == 0 and cut[-1]["n"] == 299
+    assert journal_excerpt(events[:50], limit=100) == events[:50]
