@@ -51,9 +51,9 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
     """Load, run with signal handling, write reports, print the outcome."""
     from chaosrunner.engine.context import EventLog, print_listener
     from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
-    from chaosrunner.spec.validate import load_experiment
+    from chaosrunner.spec.validate import load_runnable
 
-    bundle = load_experiment(path, options.variables)
+    bundle = load_runnable(path, options.variables)
     events = EventLog()
     if output != "json":
         events.listeners.append(print_listener())
@@ -64,17 +64,25 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
         events.open_journal(report_dir / "journal.jsonl")
     try:
         report = asyncio.run(run_with_signals(run))
+        if options.dry_run:
+            print_plan(run, output)
+            return report
+        assert report_dir is not None
+        report.report_dir = str(report_dir)
+        files = write_all(report, report_dir, options.junit)
+        record_history(options.state_dir, report)
+        print_outcome(report, files, output)
+        return report
     finally:
         events.close()
-    if options.dry_run:
-        print_plan(run, output)
-        return report
-    report.report_dir = str(report_dir)
-    assert report_dir is not None
-    files = write_all(report, report_dir, options.junit)
-    record_history(options.state_dir, report)
-    print_outcome(report, files, output)
-    return report
+        restore_default_signals()
+
+
+def restore_default_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Path]:

@@ -37,6 +37,7 @@ import math
 import os
 import re
 import signal as signal_module
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -362,6 +363,7 @@ class DockerDriver(BaseDriver):
                 "the docker driver needs the Docker SDK for Python: "
                 "pip install 'chaosrunner[docker]'") from None
         with translate_errors(what):
+            _probe_unix_socket(self.context.api_timeout)
             client = docker.from_env(version=self._api_version or "auto",
                                      timeout=max(1, math.ceil(self.context.api_timeout)))
             try:
@@ -389,8 +391,26 @@ def translate_errors(what: str) -> Iterator[None]:
         raise _unavailable(what, exc) from None
 
 
+def _engine_host() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _probe_unix_socket(timeout: float) -> None:
+    """Connect to the engine's unix socket once; OSError when that cannot be done.
+
+    docker-py leaks the socket of a failed connect (a ResourceWarning at best), and its
+    error text is vague; a connect of our own closes cleanly and says what went wrong.
+    """
+    host = _engine_host()
+    if not host.startswith("unix://"):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(host[len("unix://"):])
+
+
 def _unavailable(what: str, exc: BaseException) -> DriverUnavailable:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    host = _engine_host()
     text = str(exc)
     if "Permission denied" in text or isinstance(exc, PermissionError):
         return DriverUnavailable(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -207,10 +208,15 @@ class ProcessDriver(BaseDriver):
     def _restart(self, handle: Handle) -> None:
         argv = [str(a) for a in handle.params["restart"]]
         cwd = str(handle.instance.attrs.get("cwd") or self.context.base_dir)
+        if shutil.which(argv[0], path=os.environ.get("PATH")) is None and not Path(argv[0]).exists():
+            raise DriverError(f"restart of {handle.instance.name}: program {argv[0]!r} not found")
+        # `setsid -f` detaches the restarted service from this runner (its own session,
+        # parent init), so it outlives the run and never becomes our zombie.
         try:
-            subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        except OSError as exc:
+            subprocess.run(["setsid", "-f", *argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                           timeout=10)
+        except (OSError, subprocess.SubprocessError) as exc:
             raise DriverError(f"restart of {handle.instance.name} with {argv} failed: {exc}"
                               ) from None
 

@@ -25,6 +25,8 @@ class RunOptions:
     revert_retries: int = 3
     revert_timeout: float = 60.0
     seed: int | None = None
+    # A game day's own gate, applied on top of the experiment's min_budget_remaining.
+    min_budget_remaining: float | None = None
 
 
 Listener = Callable[[dict[str, Any]], None]

@@ -197,7 +197,9 @@ class Run:
     async def _budget_gate(self) -> None:
         from chaosrunner.errors import BudgetGateRefused
 
-        minimum = self.experiment.abort.min_budget_remaining
+        gates = [g for g in (self.experiment.abort.min_budget_remaining,
+                             self.options.min_budget_remaining) if g is not None]
+        minimum = max(gates) if gates else None
         for name, source in self.sources.items():
             status = await source.budget_status()
             self.budget_before[name] = status.remaining if status else None
@@ -581,10 +583,21 @@ def install_signal_handlers(run: Run) -> Callable[[], None]:
         loop.add_signal_handler(number, run.interrupt, name)
 
     def uninstall() -> None:
+        # The rollback is done; the caller still writes reports. A late Ctrl-C must not
+        # cut those short, so it is noted and ignored until the command returns.
         for number in names:
             loop.remove_signal_handler(number)
+            signal.signal(number, _late_signal)
 
     return uninstall
+
+
+def _late_signal(number: int, frame: object) -> None:
+    import signal
+    import sys
+
+    print(f"chaosrunner: {signal.Signals(number).name} ignored: rollback is done, "
+          "writing reports", file=sys.stderr)
 
 
 def report_dir_for(name: str, options: RunOptions, clock: Clock) -> Path:

@@ -66,7 +66,7 @@ class HttpProbe(Frozen):
     expect: tuple[int | str, ...] = Field(default=("200-399",),
                                           description="status codes or ranges counted as good")
     max_in_flight: int = Field(default=0, ge=0,
-                               description="cap on requests in flight (0: rate x timeout + 1)")
+                               description="cap on requests in flight (0: 2 x rate x timeout + 2)")
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
 

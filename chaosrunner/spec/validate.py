@@ -95,6 +95,23 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
     return kind, validate_model(document, KINDS[kind], data)
 
 
+def load_runnable(path: str | Path,
+                  variables: Mapping[str, str] | None = None) -> ExperimentBundle:
+    """What `chaosrunner run` accepts: a native Experiment or a Chaos Toolkit experiment."""
+    document = load_document(path)
+    if is_chaostoolkit(document.data):
+        from chaosrunner.ctk.convert import load_ctk_bundle
+
+        bundle: ExperimentBundle = load_ctk_bundle(Path(path), document, variables or {})
+        return bundle
+    return load_experiment(path, variables)
+
+
+def is_chaostoolkit(data: Any) -> bool:
+    """Chaos Toolkit experiments have `method` and no chaosrunner apiVersion."""
+    return (isinstance(data, dict) and "apiVersion" not in data and "method" in data)
+
+
 def load_steady_state(path: str | Path) -> SteadyState:
     return validate_model(load_document(path), SteadyState)
 

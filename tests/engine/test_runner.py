@@ -126,3 +126,33 @@ def test_sample_interval_is_honoured(world: World, write_experiment, tmp_path: P
     faults = [s for s in report.samples if s.phase == "faults" and s.slo == "availability"]
     assert len(faults) == 20  # 5 s every 250 ms
     assert json.dumps(report.to_json())
+
+
+def test_second_interrupt_does_not_skip_rollback(world: World, write_experiment, tmp_path: Path
+                                                 ) -> None:
+    clock = FakeClock()
+    bundle = load_experiment(write_experiment(duration="60s"))
+    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1), clock=clock)
+
+    def press_ctrl_c_twice(t: float) -> None:
+        if world.down and the_run.state.signal is None:
+            the_run.interrupt("SIGINT")
+            the_run.interrupt("SIGINT")
+
+    clock.on_tick.append(press_ctrl_c_twice)
+    report = asyncio.run(the_run.execute())
+    assert report.verdict == "interrupted" and report.exit_code == 130
+    assert world.down == set() and world.log[-1][0] == "revert"
+    messages = [e.get("message", "") for e in report.events if e["event"] == "interrupt"]
+    assert any("will not be skipped" in m for m in messages)
+    assert "after" not in [p.name for p in report.phases]
+
+
+def test_sigterm_exit_code_is_143(world: World, write_experiment, tmp_path: Path) -> None:
+    clock = FakeClock()
+    bundle = load_experiment(write_experiment(duration="60s"))
+    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1), clock=clock)
+    clock.on_tick.append(lambda t: the_run.interrupt("SIGTERM") if world.down else None)
+    report = asyncio.run(the_run.execute())
+    assert (report.verdict, report.exit_code) == ("interrupted", 143)
+    assert world.down == set()

@@ -2,7 +2,8 @@
 
 Open-loop by design: request *i* is due at `start + i / rate` whatever happened to the
 ones before, so a slow target cannot slow the probe down and hide its own slowness.
-Requests in flight are capped (default: rate x timeout + 1, what a healthy target needs);
+Requests in flight are capped (default: 2 x rate x timeout + 2, twice what a target that
+answers just within the timeout needs, leaving room for event-loop lag);
 a request due while the cap is reached is counted as a failure ("shed"), so a hanging
 target shows up as errors at once instead of as an unbounded pile of waiting requests.
 
@@ -37,7 +38,7 @@ class ProbeTraffic:
 
     def __init__(self, probe: HttpProbe) -> None:
         self.probe = probe
-        self.cap = probe.max_in_flight or math.ceil(probe.rate * probe.timeout) + 1
+        self.cap = probe.max_in_flight or 2 * math.ceil(probe.rate * probe.timeout) + 2
         self.inboxes: list[list[Outcome]] = []
         self.in_flight = self.sent = self.shed = 0
         self.users = 0

@@ -1,0 +1,207 @@
+"""End to end through the CLI: real processes, real HTTP probe traffic, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import chaosrunner, http_server, proc_state, wait_until
+
+from chaosrunner.engine.ledger import Ledger
+
+STEADY = """
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: target
+service_level_objectives:
+  probe:
+    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}}}
+    target: 99%
+  probe_p99:
+    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}, stat: p99}}
+    target: 1s
+    op: "<"
+"""
+
+EXPERIMENT = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: pause-target
+hypothesis: pausing the target is noticed
+environment: {environment}
+steady_state: {{from: steady.yaml, before: 1s, after: 3s, interval: 250ms}}
+duration: {duration}
+faults:
+  - name: freeze
+    action: process.pause
+    target: {{pid_file: {pid_file}}}
+success_criteria:
+  - probe >= 99%
+  - probe.p99 < 1s
+abort:
+  error_budget: {{slo: probe, burn_rate: 14.4, windows: [1s, 2s]}}
+"""
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (tmp_path / "sleeper.pid").write_text(str(proc.pid))
+    yield proc
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.kill()
+    proc.wait()
+
+
+def write(tmp_path: Path, url: str, pid_file: str, duration: str = "20s",
+          environment: str = "staging") -> Path:
+    (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT.format(pid_file=pid_file, duration=duration,
+                                      environment=environment))
+    return path
+
+
+def run(tmp_path: Path, path: Path, *extra: str, timeout: float = 60) -> tuple[int, str, str]:
+    proc = chaosrunner("run", str(path), "--state-dir", str(tmp_path / "state"),
+                       "--report-dir", str(tmp_path / "report"), *extra)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def report(tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((tmp_path / "report" / "report.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_pausing_the_service_aborts_and_resumes_it(tmp_path: Path) -> None:
+    with http_server(tmp_path) as (url, server, _):
+        code, out, err = run(tmp_path, write(tmp_path, url, "target.pid"))
+        assert code == 2, err
+        assert proc_state(server.pid) != "T"
+        data = report(tmp_path)
+        assert data["verdict"] == "aborted" and data["exit_code"] == 2
+        assert "burn rate" in data["abort"]["reason"]
+        assert data["faults"][0]["injected_at"] and data["faults"][0]["reverted_at"]
+        for key in ("verdict", "exit_code", "experiment", "started_at", "ended_at", "phases",
+                    "faults", "samples", "criteria", "abort", "budget", "recovery_seconds"):
+            assert key in data
+        for name in ("journal.jsonl", "report.md", "junit.xml", "report.html", "postmortem.md"):
+            assert (tmp_path / "report" / name).exists(), name
+        events = [json.loads(line)["event"] for line in
+                  (tmp_path / "report" / "journal.jsonl").read_text().splitlines()]
+        assert "inject" in events and "abort" in events and "revert" in events
+        assert Ledger(tmp_path / "state").open_faults() == []
+
+
+def start_long_run(tmp_path: Path, url: str) -> subprocess.Popen[str]:
+    path = write(tmp_path, url, "sleeper.pid", duration="60s")
+    return chaosrunner("run", str(path), "--state-dir", str(tmp_path / "state"),
+                       "--report-dir", str(tmp_path / "report"))
+
+
+def wait_injected(tmp_path: Path, runner: subprocess.Popen[str]) -> None:
+    ledger = Ledger(tmp_path / "state")
+    ok = wait_until(lambda: any(f.confirmed for f in ledger.open_faults())
+                    or runner.poll() is not None, timeout=30)
+    assert ok and runner.poll() is None, runner.communicate()
+
+
+def test_recover_resumes_a_process_after_the_runner_is_sigkilled(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    with http_server(tmp_path) as (url, _, _):
+        runner = start_long_run(tmp_path, url)
+        wait_injected(tmp_path, runner)
+        assert proc_state(sleeper.pid) == "T"
+        runner.kill()
+        runner.communicate()
+        assert proc_state(sleeper.pid) == "T"  # the fault outlived the runner
+        recover = chaosrunner("recover", "--state-dir", str(tmp_path / "state"))
+        out, err = recover.communicate(timeout=30)
+        assert recover.returncode == 0, err
+        assert "reverted" in out and "process.pause" in out
+        assert wait_until(lambda: proc_state(sleeper.pid) in ("S", "R"))
+        assert Ledger(tmp_path / "state").open_faults() == []
+        again = chaosrunner("recover", "--state-dir", str(tmp_path / "state"))
+        assert "nothing to recover" in again.communicate(timeout=30)[0]
+
+
+@pytest.mark.parametrize(("signals", "code"), [
+    ((signal.SIGINT, signal.SIGINT), 130),
+    ((signal.SIGTERM,), 143),
+])
+def test_signals_roll_back_and_exit(tmp_path: Path, sleeper: subprocess.Popen[bytes],
+                                    signals: tuple[int, ...], code: int) -> None:
+    with http_server(tmp_path) as (url, _, _):
+        runner = start_long_run(tmp_path, url)
+        wait_injected(tmp_path, runner)
+        for number in signals:
+            if runner.poll() is None:
+                runner.send_signal(number)
+            wait_until(lambda: runner.poll() is not None, timeout=0.05)
+        out, err = runner.communicate(timeout=30)
+        assert runner.returncode == code, err
+        assert proc_state(sleeper.pid) in ("S", "R")
+        assert report(tmp_path)["verdict"] == "interrupted"
+        assert Ledger(tmp_path / "state").open_faults() == []
+
+
+def test_halt_aborts_a_running_experiment(tmp_path: Path, sleeper: subprocess.Popen[bytes]
+                                          ) -> None:
+    with http_server(tmp_path) as (url, _, _):
+        runner = start_long_run(tmp_path, url)
+        wait_injected(tmp_path, runner)
+        halt = chaosrunner("halt", "--state-dir", str(tmp_path / "state"), "--reason", "stop!")
+        assert halt.wait(timeout=30) == 0
+        halt.communicate()
+        out, err = runner.communicate(timeout=30)
+        assert runner.returncode == 2, err
+        assert proc_state(sleeper.pid) in ("S", "R")
+        assert "halt: stop!" in report(tmp_path)["abort"]["reason"]
+
+
+def test_refused_probe_is_not_started_with_one_line_reason(tmp_path: Path,
+                                                           sleeper: subprocess.Popen[bytes]) -> None:
+    code, out, err = run(tmp_path, write(tmp_path, "http://127.0.0.1:9/", "sleeper.pid"))
+    assert code == 3
+    assert "Traceback" not in err + out
+    assert "ConnectError" in out + err
+    assert proc_state(sleeper.pid) != "T"
+    assert report(tmp_path)["verdict"] == "not_started"
+
+
+def test_missing_target_process_is_a_clear_refusal(tmp_path: Path) -> None:
+    with http_server(tmp_path) as (url, _, _):
+        (tmp_path / "dead.pid").write_text("999999999")
+        code, out, err = run(tmp_path, write(tmp_path, url, "dead.pid"))
+    assert code == 3 and "Traceback" not in err
+    assert "999999999" in out + err and "not running" in out + err
+
+
+def test_production_needs_the_flag_and_dry_run_injects_nothing(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    with http_server(tmp_path) as (url, _, _):
+        path = write(tmp_path, url, "sleeper.pid", environment="production")
+        code, out, err = run(tmp_path, path)
+        assert code == 3 and "--allow-production" in out + err
+        dry = chaosrunner("run", str(path), "--dry-run", "--allow-production",
+                          "--state-dir", str(tmp_path / "state"))
+        out, err = dry.communicate(timeout=30)
+        assert dry.returncode == 0, err
+        assert "dry run" in out and f"pid {sleeper.pid}" in out
+        assert proc_state(sleeper.pid) != "T"
+        assert not Ledger(tmp_path / "state").path.exists()
+
+
+def test_bad_file_exits_4_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("apiVersion: chaosrunner/v1\nkind: Experiment\nname: x\n")
+    code, out, err = run(tmp_path, path)
+    assert code == 4 and "Traceback" not in err
+    assert "exp.yaml:" in err and "hypothesis: required key is missing" in err

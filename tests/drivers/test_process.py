@@ -1,0 +1,110 @@
+"""The process driver against real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import proc_state, wait_until
+
+from chaosrunner.drivers.base import DriverContext, Handle, ParamError
+from chaosrunner.drivers.process import ProcessDriver
+from chaosrunner.errors import TargetNotFound
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    marker = f"chaosrunner-test-sleeper-{os.getpid()}-{tmp_path.name}"
+    proc = subprocess.Popen([sys.executable, "-c", "import time,sys; time.sleep(300)", marker])
+    pid_file = tmp_path / "sleeper.pid"
+    pid_file.write_text(f"{proc.pid}\n")
+    yield proc, pid_file
+    proc.kill()
+    proc.wait()
+
+
+def driver(tmp_path: Path, allow_exec: bool = False) -> ProcessDriver:
+    return ProcessDriver(DriverContext(base_dir=str(tmp_path), allow_exec=allow_exec))
+
+
+def test_pause_and_revert_by_pid_file(sleeper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = sleeper
+    d = driver(tmp_path)
+    params = d.validate("process.pause", {"pid_file": "sleeper.pid"}, {})
+    [instance] = d.resolve("process.pause", {"pid_file": "sleeper.pid"})
+    assert instance.attrs["pid"] == proc.pid
+    handle = d.inject(instance, "process.pause", params, "k1")
+    assert wait_until(lambda: proc_state(proc.pid) == "T")
+    # revert works from JSON alone (what `recover` has) and twice in a row
+    d.revert(Handle.from_json(handle.to_json()))
+    d.revert(handle)
+    assert wait_until(lambda: proc_state(proc.pid) in ("S", "R"))
+
+
+def test_provisional_handle_reverts_a_pause(sleeper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, pid_file = sleeper
+    d = driver(tmp_path)
+    [instance] = d.resolve("process.pause", {"pid_file": str(pid_file)})
+    d.inject(instance, "process.pause", {}, "k1")
+    d.revert(Handle.provisional("process.pause", instance, {}, "k1"))
+    assert wait_until(lambda: proc_state(proc.pid) in ("S", "R"))
+
+
+def test_kill_by_cmdline_regex_never_matches_itself(sleeper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = sleeper
+    d = driver(tmp_path)
+    target = {"cmdline_regex": f"chaosrunner-test-sleeper-{os.getpid()}-{tmp_path.name}"}
+    params = d.validate("process.kill", target, {"signal": "SIGKILL"})
+    instances = d.resolve("process.kill", target)
+    assert [i.attrs["pid"] for i in instances] == [proc.pid]
+    assert not d.resolve("process.kill", {"cmdline_regex": "pytest"}) or all(
+        i.attrs["pid"] != os.getpid() for i in d.resolve("process.kill", {"cmdline_regex": "pytest"}))
+    d.inject(instances[0], "process.kill", params, "k")
+    assert proc.wait(timeout=5) == -9
+
+
+def test_restart_reverts_a_kill(tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    (tmp_path / "p.pid").write_text(str(proc.pid))
+    d = driver(tmp_path, allow_exec=True)
+    restart = f"{sys.executable} -c \"open('{marker}', 'w').write('x')\""
+    params = d.validate("process.kill", {"pid_file": "p.pid"}, {"restart": restart})
+    assert d.needs_exec("process.kill", {"restart": restart})
+    [instance] = d.resolve("process.kill", {"pid_file": "p.pid"})
+    handle = d.inject(instance, "process.kill", params, "k")
+    proc.wait(timeout=5)
+    d.revert(handle)
+    assert wait_until(marker.exists)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("garbage\n", "does not hold a process id"),
+    ("", "does not hold a process id"),
+    ("999999999", "not running"),
+])
+def test_bad_pid_files(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "bad.pid").write_text(content)
+    with pytest.raises(TargetNotFound, match=message):
+        driver(tmp_path).resolve("process.kill", {"pid_file": "bad.pid"})
+    with pytest.raises(TargetNotFound, match="does not exist"):
+        driver(tmp_path).resolve("process.kill", {"pid_file": "missing.pid"})
+
+
+@pytest.mark.parametrize(("action", "target", "params", "key"), [
+    ("process.kill", {"pid_file": "a", "cmdline_regex": "b"}, {}, ("target",)),
+    ("process.kill", {"cmdline_regex": "("}, {}, ("target", "cmdline_regex")),
+    ("process.kill", {"pid_file": "a"}, {"signal": "SIGNOPE"}, ("with", "signal")),
+    ("process.pause", {"pid_file": "a"}, {"signal": "SIGTERM"}, ("with", "signal")),
+    ("process.kill", {"pid_file": "a"}, {"restart_after": "5s"}, ("with", "restart_after")),
+    ("process.melt", {"pid_file": "a"}, {}, ("action",)),
+])
+def test_validation_errors_name_the_key(action: str, target: dict, params: dict,  # type: ignore[type-arg]
+                                        key: tuple[str, ...]) -> None:
+    with pytest.raises(ParamError) as info:
+        ProcessDriver().validate(action, target, params)
+    assert info.value.key_path == key
