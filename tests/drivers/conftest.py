@@ -1,0 +1,1 @@
+from docker_fixtures import containers, docker_client, shop_image  # noqa: F401  (fixtures)
