@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import SyntheticTraffic
 from prometheus_fixture import PrometheusServer, free_port, run_prometheus
 from services import need
+from synthetic_traffic import SyntheticTraffic
 
 from chaosrunner.cli.main import main
 from chaosrunner.errors import InvalidInput, SourceError
