@@ -14,6 +14,7 @@ from helpers import proc_state, wait_until
 from chaosrunner.drivers.base import DriverContext, Handle, ParamError
 from chaosrunner.drivers.process import ProcessDriver
 from chaosrunner.errors import TargetNotFound
+from chaosrunner.testing.contract import ContractCase, DriverContract
 
 
 @pytest.fixture
@@ -108,3 +109,13 @@ def test_validation_errors_name_the_key(action: str, target: dict, params: dict,
     with pytest.raises(ParamError) as info:
         ProcessDriver().validate(action, target, params)
     assert info.value.key_path == key
+
+
+class TestProcessDriverContract(DriverContract):
+    @pytest.fixture
+    def case(self, sleeper, tmp_path: Path) -> ContractCase:  # type: ignore[no-untyped-def]
+        proc, _ = sleeper
+        return ContractCase(driver=driver(tmp_path), action="process.pause",
+                            target={"pid_file": "sleeper.pid"}, params={},
+                            faulted=lambda i: proc_state(int(i.id)) == "T",
+                            settle=lambda check: wait_until(check, timeout=5))
