@@ -92,7 +92,8 @@ class Run:
         self.guard = BudgetGuard(self.experiment.abort.budget_limits, bundle.slos,
                                  no_data_grace=max(10.0, 3 * self.interval))
         self.plan: Plan | None = None
-        self._abort = asyncio.Event()
+        self._abort = asyncio.Event()  # abort, halt or signal: stop faults, roll back
+        self._interrupted = asyncio.Event()  # signal only: also cut the after-phase short
         self._t0 = self.clock.monotonic()
         self._wall_start = time.time()
         self.started_at = iso(self.clock.now())
@@ -112,6 +113,7 @@ class Run:
         self.state.signal = signal_name
         self.events.emit("interrupt", message=f"{signal_name}: aborting and rolling back")
         self._abort.set()
+        self._interrupted.set()
 
     def request_abort(self, decision: AbortDecision | None, reason: str) -> None:
         if self._abort.is_set():
@@ -399,14 +401,18 @@ class Run:
 
     async def _observe(self, phase: str, seconds: float,
                        until_recovered: float | None = None) -> None:
-        """Sample every interval for `seconds`; with until_recovered, stop once recovered."""
+        """Sample every interval for `seconds`; with until_recovered, stop once recovered.
+
+        The before-phase stops at any abort; the after-phase (which follows a rollback,
+        often an abort's) only at a signal.
+        """
+        wake = self._abort if phase == "before" else self._interrupted
         start = self.clock.monotonic()
         deadline, last = start + seconds, start
         needed = max(1, min(3, int(seconds / self.interval)))
         streak, first_good = 0, None
-        while not (self.aborting and phase == "before") and self.state.signal is None:
-            tick = min(deadline, last + self.interval)
-            if await self.clock.sleep_until(tick, self._abort) and phase == "before":
+        while not wake.is_set():
+            if await self.clock.sleep_until(min(deadline, last + self.interval), wake):
                 break
             now = self.clock.monotonic()
             good = await self._sample_round(phase, now - last, guard=False)
