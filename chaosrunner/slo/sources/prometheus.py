@@ -51,7 +51,7 @@ import httpx
 import yaml
 
 from chaosrunner.errors import InvalidInput, SourceError
-from chaosrunner.slo.budget import BURN_WINDOWS, budget_remaining
+from chaosrunner.slo.budget import BURN_WINDOWS
 from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
 from chaosrunner.spec.models import SLO, PrometheusAuth, SteadyState
 
@@ -159,8 +159,8 @@ class PrometheusSource(BaseSource):
             *(self._window_burn(BURN_WINDOWS[name], budget) for name in names),
             self._sloth_remaining())
         window_burn, *burns, sloth_remaining = results
-        remaining = None if window_burn is None else budget_remaining(window_burn * budget,
-                                                                      budget)
+        # Burning at `b` for the whole window spends b budgets: 1 - b is left.
+        remaining = None if window_burn is None else 1.0 - window_burn
         if self.slo.sli.sloth is not None:
             remaining = sloth_remaining
         sli = None
