@@ -223,28 +223,48 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def hold_connections(port: int, wanted: int) -> int:
-    """Open `wanted` connections through `port`, prove each is live by an echo, count them."""
+def hold_connections(port: int, wanted: int, batch: int = 500) -> int:
+    """Open `wanted` connections through `port`, all held at once; count those that echo.
+
+    Connections are opened in batches, each proven by an echo before the next, so the
+    kernel's accept queue (somaxconn) never overflows: an overflow would measure the
+    kernel's SYN retry timers, not the proxy. At the end every connection echoes again.
+    """
     socks: list[socket.socket] = []
     try:
-        for _ in range(wanted):
-            try:
-                socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-            except OSError as exc:
-                print(f"    stopped opening at {len(socks)}: {exc}")
-                break
-        live = 0
-        for sock in socks:
-            try:
-                sock.sendall(b"x")
-                if sock.recv(1) == b"x":
-                    live += 1
-            except OSError:
-                pass
-        return live
+        while len(socks) < wanted:
+            fresh = []
+            for _ in range(min(batch, wanted - len(socks))):
+                try:
+                    fresh.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                except OSError as exc:
+                    print(f"    stopped opening at {len(socks) + len(fresh)}: {exc}")
+                    socks.extend(fresh)
+                    return _echo_all(socks)
+            _echo_all(fresh)
+            socks.extend(fresh)
+        return _echo_all(socks)
     finally:
         for sock in socks:
             sock.close()
+
+
+def _echo_all(socks: list[socket.socket]) -> int:
+    live = 0
+    failures: dict[str, int] = {}
+    for sock in socks:
+        try:
+            sock.sendall(b"x")
+            answer = sock.recv(1).decode() or "closed"
+        except OSError as exc:
+            answer = type(exc).__name__
+        if answer == "x":
+            live += 1
+        else:
+            failures[answer] = failures.get(answer, 0) + 1
+    if failures:
+        print(f"    not echoing: {failures}")
+    return live
 
 
 # --- the run -----------------------------------------------------------------------------------
