@@ -17,6 +17,7 @@ from services import need
 from chaosrunner.drivers.base import DriverContext, Handle, Instance, ParamError, get_driver
 from chaosrunner.drivers.toxiproxy import ToxiproxyDriver, toxic_name
 from chaosrunner.errors import DriverUnavailable, TargetNotFound
+from chaosrunner.testing.contract import ContractCase, DriverContract
 
 
 @pytest.fixture
@@ -293,3 +294,31 @@ def test_health_checks_the_apis_in_use(api_url: str, proxy: tuple[str, int]) -> 
     driver = ToxiproxyDriver()
     driver.resolve("toxiproxy.latency", {"proxy": proxy[0], "api": api_url})
     driver.health()
+
+
+# --- the shared driver contract, judged on the data path ------------------------------------
+
+
+def _slow(port: int, threshold: float) -> bool:
+    try:
+        with connect(port, timeout=10) as sock:
+            start = time.monotonic()
+            sock.sendall(b"?")
+            return recv_exact(sock, 1) != b"?" or time.monotonic() - start >= threshold
+    except OSError:
+        return True  # refused or reset: faulted as far as a client can tell
+
+
+class TestToxiproxyDriverContract(DriverContract):
+    @pytest.fixture(params=["latency", "down"])
+    def case(self, request: pytest.FixtureRequest, api_url: str,
+             proxy: tuple[str, int]) -> ContractCase:
+        name, port = proxy
+        if request.param == "latency":
+            return ContractCase(driver=ToxiproxyDriver(), action="toxiproxy.latency",
+                                target={"proxy": name, "api": api_url},
+                                params={"latency": "300ms"},
+                                faulted=lambda instance: _slow(port, 0.3))
+        return ContractCase(driver=ToxiproxyDriver(), action="toxiproxy.down",
+                            target={"proxy": name, "api": api_url}, params={},
+                            faulted=lambda instance: _slow(port, 5.0))
