@@ -184,3 +184,31 @@ def _remove_labelled(client: Any, labels: Mapping[str, str]) -> None:
     for container in client.containers.list(all=True, filters=filters):
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
+
+
+STACK_CHECKOUT = "http://127.0.0.1:18080"
+
+
+@dataclass
+class ComposeStack:
+    """The docker test stack (docker-compose.test.yml) brought up by scripts/stack.sh."""
+
+    env: dict[str, str]
+
+    def script(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def compose_stack(docker_client: Any, shop_image: str, tmp_path: Path) -> Iterator[ComposeStack]:
+    """The stack up, with its journals in a fresh directory; down afterwards."""
+    env = {**os.environ, "CHAOSRUNNER_STACK_DIR": str(tmp_path / "stack")}
+    stack = ComposeStack(env)
+    started = stack.script("up")
+    try:
+        if started.returncode != 0:
+            pytest.fail(f"scripts/stack.sh up failed:\n{started.stderr[-3000:]}")
+        yield stack
+    finally:
+        stack.script("down", timeout=120)

@@ -1,1 +1,6 @@
-from docker_fixtures import containers, docker_client, shop_image  # noqa: F401  (fixtures)
+from docker_fixtures import (  # noqa: F401  (fixtures)
+    compose_stack,
+    containers,
+    docker_client,
+    shop_image,
+)
