@@ -21,7 +21,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import http_server  # noqa: E402
+from helpers import http_server
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -43,7 +43,7 @@ duration: 30s
 faults:
   - name: hang
     action: process.pause
-    target: {pid_file: target.pid}
+    target: {pid_file: ../target.pid}
 abort:
   error_budget: {slo: probe, burn_rate: 14.4, windows: [1s, 5s]}
 """
@@ -53,9 +53,12 @@ def one_run(work: Path, url: str) -> dict[str, float]:
     (work / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
     (work / "exp.yaml").write_text(EXPERIMENT)
     report_dir = work / "report"
-    subprocess.run([sys.executable, "-m", "chaosrunner", "run", str(work / "exp.yaml"),
-                    "--report-dir", str(report_dir), "--state-dir", str(work / "state"),
-                    "--output", "json"], check=False, capture_output=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "chaosrunner", "run", str(work / "exp.yaml"),
+                           "--report-dir", str(report_dir), "--state-dir", str(work / "state"),
+                           "--output", "json"], check=False, capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode != 2:
+        raise SystemExit(f"expected an abort (exit 2), got {done.returncode}: {done.stdout}")
     events = [json.loads(line) for line in (report_dir / "journal.jsonl").read_text().splitlines()]
     inject = next(e["t"] for e in events if e["event"] == "inject")
     first_bad = next(e["t"] for e in events if e["event"] == "sample" and e["phase"] == "faults"
@@ -70,14 +73,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        with http_server(Path(tmp)) as (url, _, _):
-            for i in range(args.runs):
-                work = Path(tmp) / f"run{i}"
-                work.mkdir()
-                results.append(one_run(work, url))
-                print(f"run {i + 1}: " + ", ".join(f"{k}={v:.3f}s" for k, v in results[-1].items()),
-                      flush=True)
+    with tempfile.TemporaryDirectory() as tmp, http_server(Path(tmp)) as (url, _, _):
+        for i in range(args.runs):
+            work = Path(tmp) / f"run{i}"
+            work.mkdir()
+            results.append(one_run(work, url))
+            print(f"run {i + 1}: " + ", ".join(f"{k}={v:.3f}s" for k, v in results[-1].items()),
+                  flush=True)
     print("\nmedians over", len(results), "runs (probe timeout 0.200 s, interval 0.250 s):")
     for key in results[0]:
         values = [r[key] for r in results]

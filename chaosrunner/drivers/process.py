@@ -208,7 +208,7 @@ class ProcessDriver(BaseDriver):
     def _restart(self, handle: Handle) -> None:
         argv = [str(a) for a in handle.params["restart"]]
         cwd = str(handle.instance.attrs.get("cwd") or self.context.base_dir)
-        if shutil.which(argv[0], path=os.environ.get("PATH")) is None and not Path(argv[0]).exists():
+        if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
             raise DriverError(f"restart of {handle.instance.name}: program {argv[0]!r} not found")
         # `setsid -f` detaches the restarted service from this runner (its own session,
         # parent init), so it outlives the run and never becomes our zombie.

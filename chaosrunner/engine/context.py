@@ -48,7 +48,7 @@ class EventLog:
 
     def open_journal(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = path.open("a", encoding="utf-8")
+        self._journal = path.open("w", encoding="utf-8")
         for event in self.events:
             self._write(event)
 

@@ -66,7 +66,7 @@ class Ledger:
         """Faults not yet taken back, in the order they were injected."""
         pending: dict[str, OpenFault] = {}
         for record in self.records():
-            key = record.get("key")
+            key = str(record.get("key"))
             if record.get("type") == "intent":
                 pending[key] = OpenFault(record["run"], record["fault"],
                                          Handle.from_json(record["handle"]), False)

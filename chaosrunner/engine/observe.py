@@ -85,8 +85,7 @@ def check_steady(phase: str, name: str, slo: SLO, readings: Sequence[Reading]) -
         return CheckResult(phase, name, None, False, "no data")
     if not slo.is_ratio and slo.objective is not None:
         share = sum(1 for v in values if slo.holds(v)) / len(values)
-        observed = worst(values, slo.op)
-        return CheckResult(phase, name, observed, share >= slo.objective,
+        return CheckResult(phase, name, worst(values, slo.op), share >= slo.objective,
                            f"{share:.1%} of samples met {slo.op} {slo.target:g}")
     observed = observe(slo, readings, None, slo.op)
     if observed is None:

@@ -93,6 +93,10 @@ def make_plan(bundle: ExperimentBundle, context: DriverContext, allow_production
 def plan_fault(fault: Fault, driver: Driver, radius: BlastRadius, duration: float,
                rng: random.Random) -> PlannedFault:
     params = driver.validate(fault.action, fault.target, fault.with_)
+    # Drivers with namespaces (kubernetes) refuse targets outside blast_radius.namespaces.
+    check_namespaces = getattr(driver, "check_namespaces", None)
+    if check_namespaces is not None and radius.namespaces is not None:
+        check_namespaces(fault.target, radius.namespaces)
     matched = driver.resolve(fault.action, fault.target)
     if not matched:
         raise TargetNotFound(f"fault {fault.name!r}: target {fault.target} matches nothing; "
@@ -108,7 +112,7 @@ def timed_revert(fault: Fault, driver: Driver, params: dict[str, Any],
     if fault.for_ is not None:
         return fault.at + fault.for_
     after = getattr(driver, "revert_after", None)
-    seconds = after(params) if after is not None else None
+    seconds: float | None = after(params) if after is not None else None
     if seconds is not None:
         return min(duration, fault.at + seconds)
     return None

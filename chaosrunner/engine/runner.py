@@ -320,9 +320,9 @@ class Run:
 
     async def _preemptible(self, task: asyncio.Future[T]) -> T | None:
         """The task's result, or None when an abort came first (the task keeps running)."""
-        stopper = asyncio.ensure_future(self._abort.wait())
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._abort.wait())
         try:
-            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
         if task.done():

@@ -124,7 +124,8 @@ class SLISpec(Frozen):
     http: HttpProbe | None = None
     command: CommandSLI | None = None
     sloth: SlothRef | None = None
-    stat: str | None = Field(default=None, description="for http: availability or p50..p99/max/mean")
+    stat: str | None = Field(default=None,
+                             description="for http: availability or p50..p99/max/mean")
 
     @model_validator(mode="before")
     @classmethod

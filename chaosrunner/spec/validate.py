@@ -65,7 +65,8 @@ def _describe(document: Document, error: Any) -> str:
                               if not (isinstance(part, str) and _is_union_tag(part)))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key (typo?); remove it or check the spelling against `chaosrunner schema`"
+        message = ("unknown key (typo?); remove it or check the spelling against "
+                   "`chaosrunner schema`")
     elif error["type"] == "missing":
         message = "required key is missing"
     elif error["type"] == "literal_error" and key_path and key_path[-1] == "apiVersion":

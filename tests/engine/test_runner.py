@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_burn_rate_aborts_on_first_bad_sample_and_rolls_back(world: World, write
     assert len(fault_samples) == 1  # aborted right after the first bad sample
     assert world.down == set()
     after = [s.t for s in report.samples if s.phase == "after" and s.slo == "availability"]
-    assert len(after) == 3 and all(abs(b - a - 0.25) < 1e-6 for a, b in zip(after, after[1:]))
+    assert len(after) == 3 and all(abs(b - a - 0.25) < 1e-6 for a, b in itertools.pairwise(after))
     assert report.recovery_seconds == 0.25
     assert report.abort.burn_rates and all(v > 5 for v in report.abort.burn_rates.values())
 
