@@ -86,13 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schedule", help="run game days on their cron schedules")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--once", action="store_true", help="run what is due now and exit")
+    p.add_argument("--grace", default="5m", metavar="DURATION",
+                   help="how late a scheduled run may still start (default 5m)")
+    p.add_argument("--report-dir", default=None, metavar="D",
+                   help="where game-day report directories go (default reports/)")
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
     _common(p)
 
     p = sub.add_parser("runs", help="history of runs")
     p.add_argument("--since", default=None, help="e.g. 7d or 2026-11-01")
     p.add_argument("--experiment", default=None)
+    p.add_argument("--gameday", default=None, help="only the runs of this game day")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="newest N runs")
     _common(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of each file kind")

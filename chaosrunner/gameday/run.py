@@ -1,0 +1,356 @@
+"""Game days (DESIGN.md 2.3): a sequence of experiments, gated by the error budget policy.
+
+    loaded = load_gameday(Path("gamedays/q4-checkout.yaml"))      # validates every file
+    with gameday_lock(state_dir, loaded.gameday.name):            # chaosrunner.gameday.lock
+        report = run_gameday(loaded, options, Path("reports/q4-checkout-..."))
+
+Rules, written down because they are the contract of `chaosrunner gameday`:
+
+- Every experiment file is loaded and validated before the first one runs: a typo in the
+  third experiment is an `invalid` game day (exit 4), not a surprise after two have run.
+- Experiments run in the order listed, each with its own report directory
+  `<game-day dir>/<NN>-<experiment>/`.
+- Before each one the game day's `min_budget_remaining` is handed to the engine
+  (`RunOptions.min_budget_remaining`, on top of the experiment's own gate), which reads
+  the remaining budget afresh — earlier experiments may have spent it — and refuses with
+  `not_started` (exit 3) and the figures when too little is left.
+- `stop_on` decides when the day stops early:
+  `failure` — after any experiment that did not pass (failed, aborted, not_started, ...);
+  `abort` — after an aborted one; `never` — runs them all. Whatever `stop_on` says, the
+  day stops after an `interrupted` experiment (SIGINT/SIGTERM: the operator wants out) and
+  after `rollback_incomplete` (something is still broken: run `chaosrunner recover`
+  before injecting anything else). The experiments not run are listed as `skipped`.
+- Overall verdict and exit code: the worst verdict among the experiments that ran, by
+  severity  rollback_incomplete > interrupted > aborted > failed > not_started > passed;
+  the exit code is that experiment's (interrupted: 130 for SIGINT, 143 for SIGTERM).
+  A game day stopped by a signal before any experiment ran is `interrupted`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from chaosrunner.engine.clock import iso
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.errors import ChaosRunnerError, InvalidInput, SpecError, Verdict
+from chaosrunner.gameday.report import (
+    ExperimentOutcome,
+    GameDayReport,
+    write_gameday_reports,
+)
+from chaosrunner.report.model import RunReport
+from chaosrunner.spec.models import GameDay
+
+# `chaosrunner schedule` tells the `gameday` child it was started on a schedule (history).
+TRIGGER_ENV = "CHAOSRUNNER_GAMEDAY_TRIGGER"
+
+SEVERITY: dict[str, int] = {
+    "passed": 0, "not_started": 1, "failed": 2, "aborted": 3, "invalid": 4,
+    "interrupted": 5, "rollback_incomplete": 6,
+}
+ALWAYS_STOP = frozenset({"interrupted", "rollback_incomplete"})
+STOP_ON: dict[str, frozenset[str]] = {
+    "failure": frozenset(SEVERITY) - {"passed"},
+    "abort": frozenset({"aborted"}),
+    "never": frozenset(),
+}
+
+RunExperiment = Callable[[Path, RunOptions, "str | None"], RunReport]
+
+
+@dataclass(frozen=True)
+class LoadedGameDay:
+    """A validated game day with its experiment files resolved and validated."""
+
+    gameday: GameDay
+    path: Path
+    experiments: tuple[tuple[str, Path, str], ...]  # (as written, resolved path, name)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_gameday(path: Path, variables: Mapping[str, str] | None = None) -> LoadedGameDay:
+    """Load a GameDay file and validate every experiment it lists (paths relative to it)."""
+    from chaosrunner.spec.loader import load_document, substitute_vars
+    from chaosrunner.spec.validate import load_runnable, validate_model
+
+    document = load_document(path)
+    data = substitute_vars(document.data, variables or {})
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind != "GameDay":
+        raise SpecError([f"{document.where(('kind',))}: expected kind GameDay, got {kind!r}; "
+                         "`chaosrunner gameday` runs game-day files (gamedays/*.yaml)"])
+    gameday = validate_model(document, GameDay, data)
+    experiments: list[tuple[str, Path, str]] = []
+    problems: list[str] = []
+    if gameday.schedule is not None and not valid_cron(gameday.schedule):
+        problems.append(f"{document.where(('schedule',))}: {gameday.schedule!r} is not a cron "
+                        "expression; expected five fields such as \"0 10 * * TUE\" "
+                        "(minute hour day-of-month month day-of-week, in UTC)")
+    for i, file in enumerate(gameday.experiments):
+        resolved = (path.parent / file).resolve()
+        try:
+            bundle = load_runnable(resolved, variables)
+        except SpecError as exc:
+            problems += [f"{document.where(('experiments', i))}: in experiment {file}:",
+                         *exc.problems]
+            continue
+        except InvalidInput as exc:
+            problems.append(f"{document.where(('experiments', i))}: {file}: {exc}")
+            continue
+        experiments.append((file, resolved, bundle.experiment.name))
+    if problems:
+        raise SpecError(problems)
+    return LoadedGameDay(gameday=gameday, path=path, experiments=tuple(experiments))
+
+
+def valid_cron(expression: str) -> bool:
+    from croniter import croniter
+
+    return bool(croniter.is_valid(expression))
+
+
+# --- signals between experiments -------------------------------------------------------------
+
+
+class StopRequest:
+    """SIGINT/SIGTERM while no experiment is running: finish the day, run nothing more.
+
+    During an experiment the engine owns both signals (it rolls back and the experiment is
+    `interrupted`). Between experiments, and while the next one is being loaded, these
+    handlers note the signal; if it lands while an experiment is starting, before the
+    engine took the signals over, it raises `StopGameDay` (nothing is injected yet).
+    """
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.starting = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous.setdefault(number, signal.getsignal(number))
+            signal.signal(number, self._handle)
+
+    def uninstall(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self.signal = signal.Signals(number).name
+        if self.starting:
+            self.starting = False
+            raise StopGameDay(self.signal)
+
+
+class StopGameDay(KeyboardInterrupt):
+    """Raised by the handler while an experiment is starting. A KeyboardInterrupt, because
+    asyncio lets only those (and SystemExit) through its callbacks to the caller."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
+                output: str | None = None, run_experiment: RunExperiment | None = None,
+                trigger: str = "cli", stop: StopRequest | None = None) -> GameDayReport:
+    """Run the experiments in order, gate, stop per `stop_on`, write the game-day report."""
+    from chaosrunner.cli.run import run_file
+
+    runner = run_experiment or run_file
+    gameday = loaded.gameday
+    report = _new_report(loaded, report_dir, trigger)
+    report.verdict = "running"
+    report.experiments = [ExperimentOutcome(i + 1, file, name) for i, (file, _, name)
+                          in enumerate(loaded.experiments)]
+    stop = stop or StopRequest()
+    _record(options.state_dir, report)  # as `running`: a scheduler sees it has started
+    stop.install()
+    try:
+        for outcome, (_, path, _) in zip(report.experiments, loaded.experiments, strict=True):
+            run_options = dataclasses.replace(
+                options, report_dir=report_dir / _dir_name(outcome), junit=None,
+                min_budget_remaining=gameday.min_budget_remaining)
+            run = _run_one(runner, path, run_options, output, stop)
+            if run is None:
+                break
+            _fill(outcome, run)
+            _tag(options.state_dir, run, report)
+            if outcome.verdict in ALWAYS_STOP or outcome.verdict in STOP_ON[gameday.stop_on]:
+                break
+        finish(report, stop.signal)
+        write_gameday_reports(report, report_dir)
+        _record(options.state_dir, report)
+    finally:
+        stop.uninstall()
+    return report
+
+
+def _run_one(runner: RunExperiment, path: Path, options: RunOptions, output: str | None,
+             stop: StopRequest) -> RunReport | None:
+    """One experiment through `runner` (run_file); None when a signal stopped the day first."""
+    stop.starting = True
+    try:
+        if stop.signal is not None:
+            return None
+        # With --output json, stdout carries the game day's one JSON document only.
+        redirect = (contextlib.redirect_stdout(sys.stderr) if output == "json"
+                    else contextlib.nullcontext())
+        with redirect:
+            return runner(path, options, output)
+    except ChaosRunnerError as exc:  # the file changed since validation, an unwritable dir
+        now = iso(datetime.now(UTC))
+        return RunReport(verdict=exc.verdict.value, exit_code=exc.exit_code,
+                         experiment=path.stem, run_id="", started_at=now, ended_at=now,
+                         source=str(path), reason=str(exc))
+    except KeyboardInterrupt:
+        # StopGameDay, or a SIGINT in the instant after run_file gave the default handlers
+        # back: in both cases no fault of this experiment is in place.
+        stop.signal = stop.signal or "SIGINT"
+        return None
+    finally:
+        stop.starting = False
+        stop.install()  # run_file restores the default handlers when it finishes
+
+
+def _new_report(loaded: LoadedGameDay, report_dir: Path, trigger: str) -> GameDayReport:
+    gameday = loaded.gameday
+    now = datetime.now(UTC)
+    return GameDayReport(
+        name=gameday.name, run_id=f"{gameday.name}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}",
+        verdict="passed", exit_code=0, started_at=iso(now), ended_at=None,
+        duration_seconds=None, reason=None, source=str(loaded.path),
+        description=gameday.description, schedule=gameday.schedule, stop_on=gameday.stop_on,
+        min_budget_remaining=gameday.min_budget_remaining, report_dir=str(report_dir),
+        trigger=trigger, experiments=[])
+
+
+def _dir_name(outcome: ExperimentOutcome) -> str:
+    return f"{outcome.index:02d}-{outcome.experiment}"
+
+
+def _fill(outcome: ExperimentOutcome, run: RunReport) -> None:
+    from chaosrunner.history import seconds_between
+
+    outcome.status = "ran"
+    outcome.verdict, outcome.exit_code, outcome.run_id = run.verdict, run.exit_code, run.run_id
+    outcome.report_dir = run.report_dir
+    outcome.link = _dir_name(outcome) if run.report_dir else None
+    outcome.started_at, outcome.ended_at = run.started_at, run.ended_at
+    outcome.duration_seconds = seconds_between(run.started_at, run.ended_at)
+    outcome.reason = run.reason
+    outcome.abort_reason = run.abort.reason if run.abort else None
+    outcome.criteria_passed = sum(1 for c in run.criteria if c.passed)
+    outcome.criteria_total = len(run.criteria)
+    outcome.budget = {name: {"consumed": b.consumed, "remaining_before": b.remaining_before,
+                             "remaining_after": b.remaining_after}
+                      for name, b in run.budget.items()}
+
+
+def finish(report: GameDayReport, signal_name: str | None) -> None:
+    """Overall verdict, exit code and reason (the rule is in this module's docstring)."""
+    from chaosrunner.errors import exit_code_for
+    from chaosrunner.history import seconds_between
+
+    ran = [o for o in report.experiments if o.status == "ran"]
+    report.ended_at = iso(datetime.now(UTC))
+    report.duration_seconds = seconds_between(report.started_at, report.ended_at)
+    report.verdict, report.exit_code = "not_started", 3
+    if ran:
+        worst = max(ran, key=lambda o: SEVERITY.get(o.verdict or "", 0))
+        report.verdict, report.exit_code = worst.verdict or "passed", worst.exit_code or 0
+    if signal_name is not None and report.verdict != "rollback_incomplete":
+        report.verdict = "interrupted"
+        report.exit_code = exit_code_for(Verdict.INTERRUPTED, signal_name)
+    report.reason = _reason(report, ran, signal_name)
+    report.notes = _notes(report, ran)
+
+
+def _reason(report: GameDayReport, ran: list[ExperimentOutcome],
+            signal_name: str | None) -> str | None:
+    skipped = len(report.experiments) - len(ran)
+    last = ran[-1] if ran else None
+    if signal_name is not None and (last is None or last.verdict != "interrupted"):
+        return f"stopped by {signal_name}; {skipped} experiment(s) not run"
+    if skipped and last is not None:
+        why = ("always stops" if last.verdict in ALWAYS_STOP
+               else f"stop_on: {report.stop_on}")
+        return (f"stopped after {last.experiment}: {last.verdict} ({why}); "
+                f"{skipped} experiment(s) skipped")
+    if report.verdict != "passed":
+        bad = [o.experiment for o in ran if o.verdict != "passed"]
+        return f"{len(bad)} of {len(ran)} experiment(s) did not pass: {', '.join(bad)}"
+    return None
+
+
+def _notes(report: GameDayReport, ran: list[ExperimentOutcome]) -> list[str]:
+    notes: list[str] = []
+    if report.min_budget_remaining is None:
+        return notes
+    for outcome in ran:
+        known = [b for b in outcome.budget.values() if b.get("remaining_before") is not None]
+        if outcome.verdict != "not_started" and not known:
+            notes.append(f"{outcome.experiment}: min_budget_remaining not applied: no SLO "
+                         "source could tell the remaining error budget (probe SLIs cannot; "
+                         "PromQL ratio SLIs can)")
+    return notes
+
+
+def _tag(state_dir: Path, run: RunReport, report: GameDayReport) -> None:
+    from chaosrunner.history import tag_gameday
+
+    if not run.run_id:
+        return
+    tag_gameday(state_dir, run.run_id, report.name, report.run_id)
+
+
+def _record(state_dir: Path, report: GameDayReport) -> None:
+    from chaosrunner.history import GameDayRow, record_gameday
+
+    record_gameday(state_dir, GameDayRow(
+        run_id=report.run_id, name=report.name, verdict=report.verdict,
+        exit_code=report.exit_code, started_at=report.started_at, ended_at=report.ended_at,
+        duration_seconds=report.duration_seconds, reason=report.reason,
+        report_dir=report.report_dir, source=report.source, trigger=report.trigger))
+
+
+def default_report_dir(name: str, root: Path = Path("reports")) -> Path:
+    return root / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def print_summary(report: GameDayReport, output: str | None, stream: TextIO | None = None
+                  ) -> None:
+    """The game day's outcome on stdout: one JSON document, or a few lines for people."""
+    import json
+
+    out = stream or sys.stdout
+    if output == "json":
+        print(json.dumps(report.to_json(), indent=2), file=out)
+        return
+    print(f"\ngame day {report.name}: {report.verdict.upper()} (exit {report.exit_code})",
+          file=out)
+    if report.reason:
+        print(f"  reason: {report.reason}", file=out)
+    for o in report.experiments:
+        verdict = o.verdict if o.status == "ran" else "skipped"
+        print(f"  {o.index:2d}. {o.experiment:30} {verdict:20} "
+              f"{'' if o.exit_code is None else f'exit {o.exit_code}'}", file=out)
+    for note in report.notes:
+        print(f"  note: {note}", file=out)
+    print(f"  report: {Path(report.report_dir) / 'gameday.html'}", file=out)
