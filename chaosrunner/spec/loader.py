@@ -142,19 +142,21 @@ class _Builder:
             raise SpecError([f"{self.path}:{node.start_mark.line + 1}: {exc}"]) from None
 
 
-_VAR = re.compile(r"\$\{(?:var:)?([A-Za-z_][A-Za-z0-9_]*)\}")
+_VAR = re.compile(r"\$\{(?:var:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def substitute_vars(data: Any, variables: Mapping[str, str]) -> Any:
-    """Replace `${NAME}` / `${var:NAME}` in strings with --var values.
+    """Replace `${NAME}` / `${var:NAME}` / `${NAME:-default}` in strings with --var values.
 
     `${env:NAME}` is left alone: secrets are resolved only where they are used,
     so they never land in a report.
+
+        >>> substitute_vars("${PROM:-http://127.0.0.1:9090}", {})
+        'http://127.0.0.1:9090'
     """
-    if not variables:
-        return data
     if isinstance(data, str):
-        return _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), data)
+        return _VAR.sub(lambda m: variables.get(m.group(1), m.group(2) if m.group(2) is not None
+                                                else m.group(0)), data)
     if isinstance(data, list):
         return [substitute_vars(item, variables) for item in data]
     if isinstance(data, dict):

@@ -113,8 +113,10 @@ def is_chaostoolkit(data: Any) -> bool:
     return (isinstance(data, dict) and "apiVersion" not in data and "method" in data)
 
 
-def load_steady_state(path: str | Path) -> SteadyState:
-    return validate_model(load_document(path), SteadyState)
+def load_steady_state(path: str | Path,
+                      variables: Mapping[str, str] | None = None) -> SteadyState:
+    document = load_document(path)
+    return validate_model(document, SteadyState, substitute_vars(document.data, variables or {}))
 
 
 def load_experiment(path: str | Path,
@@ -125,7 +127,7 @@ def load_experiment(path: str | Path,
     experiment = validate_model(document, Experiment, data)
     steady_path = (Path(path).parent / experiment.steady_state.from_).resolve()
     try:
-        steady = load_steady_state(steady_path)
+        steady = load_steady_state(steady_path, variables)
     except SpecError as exc:
         where = document.where(("steady_state", "from"))
         raise SpecError([f"{where}: in the steady state it refers to:", *exc.problems]) from None
