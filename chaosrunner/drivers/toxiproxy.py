@@ -26,14 +26,15 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
-
-import httpx
 
 from chaosrunner.drivers.base import JSON, BaseDriver, DriverContext, Handle, Instance, ParamError
 from chaosrunner.errors import DriverError, DriverUnavailable, TargetNotFound
 from chaosrunner.spec.units import parse_duration, parse_ratio
+
+if TYPE_CHECKING:  # httpx is imported when the API is called, not by `validate`
+    import httpx
 
 DEFAULT_API = "http://127.0.0.1:8474"
 USER_AGENT = "chaosrunner-toxiproxy-driver"
@@ -244,6 +245,8 @@ class ToxiproxyDriver(BaseDriver):
     def _call(self, method: str, api: str, path: str,
               body: Mapping[str, Any] | None = None) -> httpx.Response:
         """One API call with a timeout, retried on network errors and 5xx answers."""
+        import httpx
+
         self._apis.add(api)
         attempts = max(1, self.context.retries + 1)
         last: Exception | None = None
