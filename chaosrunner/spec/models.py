@@ -115,6 +115,19 @@ class SlothRef(Frozen):
     slo: str
 
 
+class CtkProbeSLI(Frozen):
+    """A Chaos Toolkit probe run every interval: 1 when its tolerance holds, else 0.
+
+    Its checks (`probe`) are validated by chaosrunner.ctk; needs --allow-exec for python
+    and process providers.
+    """
+
+    probe: dict[str, Any] = Field(description="a Chaos Toolkit probe with its tolerance")
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, Any] = Field(default_factory=dict)
+    timeout: Duration = 10.0
+
+
 class SLISpec(Frozen):
     """Exactly one source. A bare PromQL string is accepted as `sli: "..."`."""
 
@@ -124,6 +137,7 @@ class SLISpec(Frozen):
     http: HttpProbe | None = None
     command: CommandSLI | None = None
     sloth: SlothRef | None = None
+    ctk_probe: CtkProbeSLI | None = None
     stat: str | None = Field(default=None,
                              description="for http: availability or p50..p99/max/mean")
 
@@ -140,7 +154,7 @@ class SLISpec(Frozen):
         if len(given) != 1:
             raise ValueError(
                 "an SLI needs exactly one source out of a PromQL string, ratio, prometheus, "
-                f"http, command, sloth; got {', '.join(given) or 'none'}"
+                f"http, command, sloth, ctk_probe; got {', '.join(given) or 'none'}"
             )
         if self.stat is not None:
             allowed = HTTP_STATS if self.http is not None else ()
@@ -158,7 +172,7 @@ class SLISpec(Frozen):
         return self.stat or "availability"
 
 
-SOURCE_KINDS = ("promql", "ratio", "prometheus", "http", "command", "sloth")
+SOURCE_KINDS = ("promql", "ratio", "prometheus", "http", "command", "sloth", "ctk_probe")
 
 
 class SLO(Frozen):

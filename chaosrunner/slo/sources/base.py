@@ -106,6 +106,7 @@ SOURCES: dict[str, str] = {
     "ratio": "chaosrunner.slo.sources.prometheus:PrometheusSource",
     "sloth": "chaosrunner.slo.sources.prometheus:PrometheusSource",
     "command": "chaosrunner.slo.sources.command:CommandSource",
+    "ctk_probe": "chaosrunner.slo.sources.ctk_probe:CtkProbeSource",
 }
 
 _overrides: dict[str, SourceFactory] = {}
