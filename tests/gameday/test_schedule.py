@@ -16,6 +16,8 @@ from conftest import PASS  # type: ignore[import-not-found]
 from chaosrunner.errors import InvalidInput, Refused, SpecError
 from chaosrunner.gameday.lock import LOCK_FD_ENV, acquire_lock, gameday_lock, release_lock
 from chaosrunner.gameday.schedule import (
+    Entry,
+    Scheduler,
     is_due,
     load_entries,
     next_slot,
@@ -141,3 +143,53 @@ def test_a_child_given_the_held_lock_runs_and_others_do_not(tmp_path: Path) -> N
         assert stale.communicate(timeout=30)[0].strip() == "refused"
     finally:
         release_lock(fd)
+
+
+class VirtualTime:
+    """The scheduler's clock and its idle wait, in virtual seconds."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.now += timedelta(seconds=timeout or 0)
+        return False
+
+
+class RecordingScheduler(Scheduler):
+    """Records the slots it starts; each game day takes `took` virtual seconds."""
+
+    took: timedelta = timedelta(seconds=25)
+    stop_after: int = 3
+
+    def start(self, entry: Entry, slot: datetime) -> None:  # type: ignore[override]
+        self.started.append((slot, self.now()))
+        self.now.now += self.took  # type: ignore[attr-defined]
+        if len(self.started) >= self.stop_after:
+            self.stop_signal = "SIGTERM"
+        return None
+
+
+@pytest.mark.parametrize(("grace", "expected"), [
+    # A run of 25 s from the 10:00:10 slot ends at 10:00:35; with 5 s of grace the slots
+    # at :20 and :30 are dropped, with 10 s the :30 one still starts, late, right after.
+    (5, [(10, 10), (40, 40), (70, 70)]),
+    (10, [(10, 10), (30, 35), (60, 60)]),
+])
+def test_long_running_scheduler_never_overlaps_and_honours_grace(
+        grace: int, expected: list[tuple[int, int]]) -> None:
+    start = datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)
+    clock = VirtualTime(start)
+    scheduler = RecordingScheduler(
+        entries=[Entry(Path("x.yaml"), "x", "* * * * * */10")], state_dir=Path("unused"),
+        report_root=Path("unused"), grace=timedelta(seconds=grace), log=lambda _: None,
+        now=clock)
+    scheduler.started = []  # type: ignore[attr-defined]
+    scheduler._wake = clock  # type: ignore[assignment]
+    assert scheduler.run_forever() == 0
+    base = start.replace(second=0)
+    assert scheduler.started == [  # type: ignore[attr-defined]
+        (base + timedelta(seconds=slot), base + timedelta(seconds=at)) for slot, at in expected]
