@@ -55,11 +55,12 @@ class ProbeTraffic:
         self.users += 1
         if self._generator is not None:
             return
-        import httpx
+        import aiohttp  # a lean client: its own overhead must not show up as latency
 
-        limits = httpx.Limits(max_connections=self.cap, max_keepalive_connections=self.cap)
-        self._client = httpx.AsyncClient(timeout=self.probe.timeout, limits=limits,
-                                         headers=self.probe.headers, follow_redirects=False)
+        connector = aiohttp.TCPConnector(limit=self.cap, force_close=False)
+        self._client = aiohttp.ClientSession(
+            connector=connector, headers=self.probe.headers,
+            timeout=aiohttp.ClientTimeout(total=self.probe.timeout))
         self._generator = asyncio.ensure_future(self._generate())
 
     async def release(self) -> None:
@@ -71,7 +72,7 @@ class ProbeTraffic:
         for task in list(self._requests):
             task.cancel()
         await asyncio.gather(*self._requests, return_exceptions=True)
-        await self._client.aclose()
+        await self._client.close()
         self._generator = None
 
     def _deliver(self, outcome: Outcome) -> None:
@@ -101,13 +102,19 @@ class ProbeTraffic:
         self.sent += 1
         began = time.monotonic()
         try:
-            response = await self._client.request(self.probe.method, self.probe.url,
-                                                   content=self.probe.body)
+            async with self._client.request(self.probe.method, self.probe.url,
+                                            data=self.probe.body,
+                                            allow_redirects=False) as response:
+                await response.read()
+                status = response.status
             latency = time.monotonic() - began
-            good = self.probe.is_expected(response.status_code)
-            self._deliver(Outcome(good, latency, None if good else f"HTTP {response.status_code}"))
+            good = self.probe.is_expected(status)
+            self._deliver(Outcome(good, latency, None if good else f"HTTP {status}"))
         except asyncio.CancelledError:
             raise
+        except TimeoutError:
+            self._deliver(Outcome(False, time.monotonic() - began,
+                                  f"Timeout: no answer within {self.probe.timeout:g}s"))
         except Exception as exc:  # noqa: BLE001 - every transport failure is a bad request
             self._deliver(Outcome(False, time.monotonic() - began, _describe(exc)))
         finally:
@@ -160,5 +167,10 @@ def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
 
 
 def _describe(exc: Exception) -> str:
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return f"ConnectError: {reason} ({exc.host}:{exc.port})"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
