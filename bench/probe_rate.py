@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import free_port  # noqa: E402
+from helpers import free_port
 
-from chaosrunner.demo.shop import Shop  # noqa: E402
-from chaosrunner.engine.observe import latency_stat  # noqa: E402
-from chaosrunner.slo.sources.base import SourceContext  # noqa: E402
-from chaosrunner.slo.sources.http_probe import HttpProbeSource  # noqa: E402
-from chaosrunner.spec.models import SLO  # noqa: E402
+from chaosrunner.demo.shop import Shop
+from chaosrunner.engine.observe import latency_stat
+from chaosrunner.slo.sources.base import SourceContext
+from chaosrunner.slo.sources.http_probe import HttpProbeSource
+from chaosrunner.spec.models import SLO
 
 
 async def probe_at(url: str, rate: float, seconds: float) -> dict[str, float]:
