@@ -20,7 +20,8 @@ DEFAULT_STATE_DIR = ".chaosrunner"
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=None,
-                        help=f"state directory (ledger, locks, history); default {DEFAULT_STATE_DIR}/")
+                        help="state directory (ledger, locks, history); default "
+                        f"{DEFAULT_STATE_DIR}/")
     parser.add_argument("--output", choices=("human", "json"), default=None,
                         help="human output on a terminal, json for machines")
 
@@ -28,7 +29,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chaosrunner",
-        description="Declarative chaos experiments with SLO guards and rollback that always happens.",
+        description="Declarative chaos experiments with SLO guards and rollback that "
+                    "always happens.",
     )
     parser.add_argument("--version", action="version", version=f"chaosrunner {__version__}")
     _common(parser)

@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _safe_handle(app: App, request: Request) -> Response:
     try:
         return app.handle(request)
-    except Exception as exc:  # a bug in a route must answer 500, not drop the connection
+    except Exception as exc:  # noqa: BLE001 - a bug in a route must answer 500, not drop the connection
         print(f"{app.name}: error on {request.method} {request.path}: {exc!r}",
               file=sys.stderr, flush=True)
         return Response.json(500, {"error": type(exc).__name__})

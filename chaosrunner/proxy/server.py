@@ -303,7 +303,7 @@ def start_background(host: str = "127.0.0.1", port: int = 0,
         asyncio.set_event_loop(loop)
         try:
             ready["server"] = loop.run_until_complete(start(host, port, config))
-        except BaseException as exc:  # handed to the caller's thread below
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
             ready["error"] = exc
             started.set()
             loop.close()

@@ -5,6 +5,7 @@ A harmless fault passes; a fault that burns the budget too fast aborts and is ro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -15,10 +16,10 @@ import httpx
 import pytest
 from helpers import proc_state
 from prometheus_fixture import PrometheusFactory, PrometheusServer
+from test_shop_steady_state import _free_run
 
 from chaosrunner.cli.main import main
 from chaosrunner.demo.shop import Shop
-from test_shop_steady_state import _free_run
 
 SHOP_FILE = Path(__file__).parents[2] / "steady-states" / "shop.yaml"
 
@@ -55,10 +56,8 @@ def shop_under_prometheus(tmp_path: Path, prometheus: PrometheusFactory
             for _ in range(20 * 300):
                 if stop.wait(0.05):
                     return
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     client.post(shop.checkout_endpoint)
-                except httpx.HTTPError:
-                    pass
 
     worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
