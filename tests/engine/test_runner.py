@@ -160,3 +160,31 @@ def test_sigterm_exit_code_is_143(world: World, write_experiment, tmp_path: Path
     report = asyncio.run(the_run.execute())
     assert (report.verdict, report.exit_code) == ("interrupted", 143)
     assert world.down == set()
+
+
+def test_abort_preempts_an_injection_in_flight_and_still_reverts_it(
+        world: World, write_experiment, tmp_path: Path) -> None:
+    world.inject_delay = 0.5  # a slow backend: the inject call runs in its thread
+    bundle = load_experiment(write_experiment(duration="60s"))
+    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1), clock=FakeClock())
+    seen: dict[str, object] = {}
+
+    async def scenario() -> RunReport:
+        async def press_halt_while_injecting() -> None:
+            while not the_run.injections:
+                await asyncio.sleep(0.01)
+            seen["task_running"] = the_run.injections[0].task is not None and \
+                not the_run.injections[0].task.done()
+            the_run.request_abort(None, "halt: test")
+
+        helper = asyncio.ensure_future(press_halt_while_injecting())
+        report = await the_run.execute()
+        await helper
+        return report
+
+    report = asyncio.run(scenario())
+    assert seen["task_running"] is True  # the abort came while inject was still running
+    assert report.verdict == "aborted" and "halt: test" in (report.reason or "")
+    assert world.log == [("inject", world.log[0][1]), ("revert", world.log[0][1])]
+    assert world.down == set()
+    assert report.faults[0].injected_at and report.faults[0].reverted_at
