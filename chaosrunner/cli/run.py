@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -49,21 +50,25 @@ def command_plan(args: argparse.Namespace) -> int:
 
 def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
     """Load, run with signal handling, write reports, print the outcome."""
-    from chaosrunner.engine.context import EventLog, print_listener
+    from chaosrunner.cli.progress import progress_listener
+    from chaosrunner.engine.context import EventLog
     from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
     from chaosrunner.spec.validate import load_runnable
 
     bundle = load_runnable(path, options.variables)
     events = EventLog()
+    display: Any = contextlib.nullcontext()
     if output != "json":
-        events.listeners.append(print_listener())
+        listener, display = progress_listener()
+        events.listeners.append(listener)
     run = Run(bundle, options, events=events)
     report_dir = None
     if not options.dry_run:
         report_dir = report_dir_for(bundle.experiment.name, options, run.clock)
         events.open_journal(report_dir / "journal.jsonl")
     try:
-        report = asyncio.run(run_with_signals(run))
+        with display:
+            report = asyncio.run(run_with_signals(run))
         if options.dry_run:
             print_plan(run, output)
             return report
