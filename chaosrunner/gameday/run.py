@@ -288,11 +288,12 @@ def _reason(report: GameDayReport, ran: list[ExperimentOutcome],
     last = ran[-1] if ran else None
     if signal_name is not None and (last is None or last.verdict != "interrupted"):
         return f"stopped by {signal_name}; {skipped} experiment(s) not run"
+    if last is not None and last.verdict in ALWAYS_STOP:
+        why = f"{last.experiment}: {last.reason or last.verdict}"
+        return f"{why}; {skipped} experiment(s) not run" if skipped else why
     if skipped and last is not None:
-        why = ("always stops" if last.verdict in ALWAYS_STOP
-               else f"stop_on: {report.stop_on}")
-        return (f"stopped after {last.experiment}: {last.verdict} ({why}); "
-                f"{skipped} experiment(s) skipped")
+        return (f"stopped after {last.experiment}: {last.verdict} (stop_on: "
+                f"{report.stop_on}); {skipped} experiment(s) skipped")
     if report.verdict != "passed":
         bad = [o.experiment for o in ran if o.verdict != "passed"]
         return f"{len(bad)} of {len(ran)} experiment(s) did not pass: {', '.join(bad)}"

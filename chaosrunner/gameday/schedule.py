@@ -151,6 +151,7 @@ class Scheduler:
     child: subprocess.Popen[bytes] | None = None
     interrupted_code: int | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
+    _stop_logged: bool = False
 
     # --- signals -----------------------------------------------------------------------
 
@@ -162,14 +163,20 @@ class Scheduler:
         self.request_stop(number)
 
     def request_stop(self, number: int) -> None:
-        """Stop after the running game day, which gets the same signal to roll back."""
-        first = self.stop_signal is None
+        """Stop after the running game day, which gets the same signal to roll back.
+
+        Runs in a signal handler: no logging here (a print interrupting the main thread's
+        print on the same stream raises); `_note_stop` logs from the main flow.
+        """
         self.stop_signal = signal.Signals(number).name
         self._wake.set()
         self._forward(number)
-        if first:
-            self.log(f"{self.stop_signal}: stopping"
-                     + (" after the running game day rolls back" if self.child else ""))
+
+    def _note_stop(self) -> None:
+        if self.stop_signal is not None and not self._stop_logged:
+            self._stop_logged = True
+            running = " after the running game day has rolled back" if self.child else ""
+            self.log(f"{self.stop_signal}: stopping{running}")
 
     def _forward(self, number: int) -> None:
         child = self.child
@@ -193,7 +200,8 @@ class Scheduler:
             outcome = self.start(entry, slot)
             if outcome is not None:
                 outcomes.append(outcome)
-        if not outcomes:
+        self._note_stop()
+        if not outcomes and self.stop_signal is None:
             self.log("nothing due")
         return worst_exit_code(o.exit_code for o in outcomes), outcomes
 
@@ -220,7 +228,9 @@ class Scheduler:
                              f"{self.grace} late)")
                 # Slots that passed while it ran are dropped, except within the grace period.
                 pending[entry] = next_slot(entry.schedule, max(slot, self.now() - self.grace))
-                self.log(f"{entry.name}: next run at {iso(pending[entry])}")
+                if self.stop_signal is None:
+                    self.log(f"{entry.name}: next run at {iso(pending[entry])}")
+        self._note_stop()
         return self.interrupted_code or 0
 
     # --- one game day ------------------------------------------------------------------
@@ -287,6 +297,7 @@ class Scheduler:
                 pass
             if self.stop_signal is None:
                 continue
+            self._note_stop()
             now = time.monotonic()
             if forwarded_at is None:
                 forwarded_at = now
