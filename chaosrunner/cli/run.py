@@ -52,7 +52,12 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
     """Load, run with signal handling, write reports, print the outcome."""
     from chaosrunner.cli.progress import progress_listener
     from chaosrunner.engine.context import EventLog
-    from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
+    from chaosrunner.engine.runner import (
+        Run,
+        deliver_late_signal,
+        report_dir_for,
+        run_with_signals,
+    )
     from chaosrunner.spec.validate import load_runnable
 
     bundle = load_runnable(path, options.variables)
@@ -80,14 +85,7 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
         return report
     finally:
         events.close()
-        restore_default_signals()
-
-
-def restore_default_signals() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        deliver_late_signal(run)
 
 
 def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Path]:

@@ -65,6 +65,7 @@ class RunState:
     signal: str | None = None
     injected_any: bool = False
     rollback_failed: list[str] = field(default_factory=list)
+    late_signals: list[int] = field(default_factory=list)  # after rollback, before exit
     recovery_seconds: float | None = None
     recovered: bool | None = None
 
@@ -582,6 +583,7 @@ async def run_with_signals(run: Run, install: Callable[[Run], Callable[[], None]
 
 def install_signal_handlers(run: Run) -> Callable[[], None]:
     import signal
+    import sys
 
     loop = asyncio.get_running_loop()
     names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
@@ -590,22 +592,30 @@ def install_signal_handlers(run: Run) -> Callable[[], None]:
 
     def uninstall() -> None:
         # The rollback is done; the caller still writes reports. A late Ctrl-C must not
-        # cut those short, so it is noted and ignored until the command returns.
+        # cut those short: it is noted here and delivered once they are written
+        # (`deliver_late_signal`), so a game day does not go on to its next experiment.
+        def late(number: int, frame: object) -> None:
+            run.state.late_signals.append(number)
+            print(f"chaosrunner: {signal.Signals(number).name} received: rollback is done, "
+                  "finishing the reports first", file=sys.stderr)
+
         for number in names:
             loop.remove_signal_handler(number)
-            signal.signal(number, _late_signal)
+            signal.signal(number, late)
 
     return uninstall
 
 
-def _late_signal(number: int, frame: object) -> None:
+def deliver_late_signal(run: Run) -> None:
+    """Restore default signal handling; re-raise a signal that came while reports were
+    written (SIGINT becomes KeyboardInterrupt -> exit 130, SIGTERM ends the process)."""
+    import os
     import signal
-    import sys
 
-    print(f"chaosrunner: {signal.Signals(number).name} ignored: rollback is done, "
-          "writing reports", file=sys.stderr)
-
-
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if run.state.late_signals:
+        os.kill(os.getpid(), run.state.late_signals[0])
 def report_dir_for(name: str, options: RunOptions, clock: Clock) -> Path:
     if options.report_dir is not None:
         return options.report_dir
