@@ -93,6 +93,10 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
                          f"{known}"])
     if kind == "Experiment":
         return kind, load_experiment(path, variables)
+    if kind == "GameDay":  # also its cron expression and every experiment it lists
+        from chaosrunner.gameday.run import load_gameday
+
+        return kind, load_gameday(Path(path), variables)
     return kind, validate_model(document, KINDS[kind], data)
 
 

@@ -170,3 +170,17 @@ def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     experiment = schemas["Experiment"]
     assert "faults" in experiment["properties"] and "apiVersion" in experiment["properties"]
     assert experiment.get("additionalProperties") is False
+
+
+def test_validate_checks_a_gamedays_cron_and_experiments(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path)
+    day = tmp_path / "day.yaml"
+    day.write_text('apiVersion: chaosrunner/v1\nkind: GameDay\nname: d\nschedule: "0 10 * * TUE"\n'
+                   "experiments: [exp.yaml]\n")
+    assert main(["validate", str(day)]) == 0
+    day.write_text('apiVersion: chaosrunner/v1\nkind: GameDay\nname: d\nschedule: "61 * * * *"\n'
+                   "experiments: [exp.yaml, missing.yaml]\n")
+    assert main(["validate", str(day)]) == 4
+    err = capsys.readouterr().err
+    assert "day.yaml:4: schedule" in err and "missing.yaml: no such file" in err
