@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from chaosrunner.drivers.base import JSON, BaseDriver, DriverContext, Handle, Instance, ParamError
 from chaosrunner.errors import DriverError, SourceError, TargetNotFound
-from chaosrunner.slo.sources.base import BaseSource, Reading, SourceContext
+from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
 from chaosrunner.spec.models import SLO, SteadyState
 
 
@@ -66,6 +66,7 @@ class World:
     fail_inject: int = 0
     fail_revert: int = 0
     external_availability: float | None = None
+    budget_remaining: float | None = None  # what budget_status() reports; None: unknown
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def availability(self) -> float:
@@ -147,6 +148,11 @@ class FakeSource(BaseSource):
             return cls(name, slo, steady, context, world, value, fail)
 
         return build
+
+    async def budget_status(self) -> BudgetStatus | None:
+        if self.world.budget_remaining is None:
+            return None
+        return BudgetStatus(sli=self.world.availability(), remaining=self.world.budget_remaining)
 
     async def read(self, interval: float) -> Reading:
         if self.fail is not None and self.fail():

@@ -188,3 +188,25 @@ def test_abort_preempts_an_injection_in_flight_and_still_reverts_it(
     assert world.log == [("inject", world.log[0][1]), ("revert", world.log[0][1])]
     assert world.down == set()
     assert report.faults[0].injected_at and report.faults[0].reverted_at
+
+
+def test_budget_gate_refuses_with_the_figures(world: World, write_experiment, tmp_path: Path
+                                              ) -> None:
+    world.budget_remaining = 0.10
+    path = write_experiment()
+    path.write_text(path.read_text().replace("abort:\n", "abort:\n  min_budget_remaining: 25%\n"))
+    _, report = run(path, tmp_path)
+    assert (report.verdict, report.exit_code) == ("not_started", 3)
+    assert "10.0%" in (report.reason or "") and "25.0%" in (report.reason or "")
+    assert world.log == []
+    world.budget_remaining = 0.30
+    _, report = run(path, tmp_path)
+    assert report.verdict == "passed"
+    assert report.budget["availability"].remaining_before == 0.30
+
+
+def test_gameday_gate_applies_on_top_of_the_experiments(world: World, write_experiment,
+                                                        tmp_path: Path) -> None:
+    world.budget_remaining = 0.40
+    _, report = run(write_experiment(), tmp_path, min_budget_remaining=0.5)
+    assert report.verdict == "not_started" and "50.0%" in (report.reason or "")
