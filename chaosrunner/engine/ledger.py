@@ -102,6 +102,8 @@ class Ledger:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line)
             os.fsync(fd)
+        except OSError as exc:  # disk full, I/O error: callers handle StateError only
+            raise StateError(f"cannot write ledger {self.path}: {exc.strerror}") from None
         finally:
             os.close(fd)
 

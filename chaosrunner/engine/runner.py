@@ -27,7 +27,14 @@ from chaosrunner.engine.observe import (
 )
 from chaosrunner.engine.plan import Plan, PlannedFault, make_plan
 from chaosrunner.engine.timeline import TimelineEvent, build_timeline
-from chaosrunner.errors import ChaosRunnerError, DriverError, Refused, SourceError, Verdict
+from chaosrunner.errors import (
+    ChaosRunnerError,
+    DriverError,
+    Refused,
+    SourceError,
+    StateError,
+    Verdict,
+)
 from chaosrunner.report.model import (
     AbortRecord,
     BudgetRecord,
@@ -370,12 +377,22 @@ class Run:
                 continue
             injection.reverted = True
             injection.record.reverted_at = iso(self.clock.now())
-            self.ledger.record_done(self.run_id, injection.handle.key)
+            self._record_done(injection)
             self.events.emit("revert", fault=planned.fault.name, action=planned.fault.action,
                              target=injection.handle.instance.name, key=injection.handle.key)
             return
         injection.record.error = f"revert failed: {last_error}"
         self.state.rollback_failed.append(f"{injection.handle.key}: {last_error}")
+
+    def _record_done(self, injection: Injection) -> None:
+        # The fault IS reverted: a ledger that cannot say so must not stop the rollback
+        # of the others. Left open, the fault is only reverted again by `recover` (a no-op).
+        try:
+            self.ledger.record_done(self.run_id, injection.handle.key)
+        except StateError as exc:
+            self.events.emit("warning", message=f"{injection.handle.key} was reverted but the "
+                             f"ledger could not record it ({exc}); `chaosrunner recover` "
+                             "will find nothing to do for it")
 
     async def _settle_inflight(self, injection: Injection) -> None:
         """An injection still running in its thread must finish before it is reverted."""

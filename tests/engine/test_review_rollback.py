@@ -1,0 +1,50 @@
+"""Review of the one promise: every fault injected is taken back, and the verdict says so.
+
+Each test is a path that used to leave a fault behind, lose track of it in the ledger,
+or end without a report / with the wrong exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.engine.ledger import Ledger
+from chaosrunner.engine.runner import Run
+from chaosrunner.errors import StateError
+from chaosrunner.spec.validate import load_experiment
+from chaosrunner.testing.fakes import FakeClock, World
+
+SECOND = """  - name: second
+    action: fake.down
+    target: {prefix: api}
+    select: {names: [api-2]}
+    at: 1s"""
+
+
+def make_run(path: Path, tmp_path: Path, **options: object) -> Run:
+    bundle = load_experiment(path)
+    return Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1, **options),  # type: ignore[arg-type]
+               clock=FakeClock())
+
+
+def test_ledger_write_failure_on_done_does_not_stop_the_rollback(
+        world: World, write_experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    the_run = make_run(write_experiment(extra_fault=SECOND, select="{names: [api-1]}",
+                                        duration="5s", criterion="40%"), tmp_path)
+
+    def disk_full(self: Ledger, run_id: str, key: str, how: str = "reverted") -> None:
+        raise StateError("cannot write ledger: No space left on device")
+
+    monkeypatch.setattr(Ledger, "record_done", disk_full)
+    report = asyncio.run(the_run.execute())
+    assert world.down == set()  # both faults taken back, not just the first one
+    assert sorted(k for kind, k in world.log if kind == "revert") == \
+        sorted(k for kind, k in world.log if kind == "inject")
+    assert report.verdict == "passed"
+    assert any("ledger" in e.get("message", "") for e in report.events
+               if e["event"] == "warning")
