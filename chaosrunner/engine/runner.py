@@ -290,7 +290,11 @@ class Run:
         for index, instance in enumerate(planned.instances):
             if self.aborting:
                 return
-            injection = self._intent(planned, instance, index)
+            try:
+                injection = self._intent(planned, instance, index)
+            except StateError as exc:  # never inject what the ledger cannot hold for recover
+                self.request_abort(None, f"fault {planned.fault.name!r} not injected: {exc}")
+                return
             injection.task = asyncio.ensure_future(asyncio.to_thread(
                 planned.driver.inject, instance, planned.fault.action, planned.params,
                 injection.handle.key))
@@ -318,7 +322,10 @@ class Run:
     def _confirm(self, injection: Injection, handle: Handle) -> None:
         injection.handle, injection.confirmed, injection.task = handle, True, None
         injection.record.injected_at = iso(self.clock.now())
-        self.ledger.record_injected(self.run_id, injection.planned.fault.name, handle)
+        try:
+            self.ledger.record_injected(self.run_id, injection.planned.fault.name, handle)
+        except StateError as exc:  # the intent (provisional handle) is there for recover
+            self.request_abort(None, f"ledger failure after injecting {handle.key}: {exc}")
 
     def _driver_failed(self, injection: Injection, exc: Exception) -> None:
         injection.task = None

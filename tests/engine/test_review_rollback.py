@@ -48,3 +48,25 @@ def test_ledger_write_failure_on_done_does_not_stop_the_rollback(
     assert report.verdict == "passed"
     assert any("ledger" in e.get("message", "") for e in report.events
                if e["event"] == "warning")
+
+
+def test_ledger_write_failure_on_intent_aborts_with_a_report(
+        world: World, write_experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    the_run = make_run(write_experiment(extra_fault=SECOND, select="{names: [api-1]}",
+                                        duration="5s"), tmp_path)
+    real = Ledger.record_intent
+    calls: list[str] = []
+
+    def fail_second(self: Ledger, run_id: str, fault: str, handle: object) -> None:
+        calls.append(fault)
+        if fault == "second":
+            raise StateError("cannot write ledger: No space left on device")
+        real(self, run_id, fault, handle)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "record_intent", fail_second)
+    report = asyncio.run(the_run.execute())  # used to raise StateError: no report at all
+    assert report.verdict == "aborted" and report.exit_code == 2
+    assert "ledger" in (report.reason or "")
+    assert world.down == set()
+    assert [kind for kind, _ in world.log] == ["inject", "revert"]  # second never injected
