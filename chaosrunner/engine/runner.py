@@ -370,7 +370,7 @@ class Run:
 
     async def _revert(self, injection: Injection) -> None:
         """Take one fault back, with retries; a failure is recorded, never raised."""
-        await self._settle_inflight(injection)
+        settled = await self._settle_inflight(injection)
         planned, last_error = injection.planned, ""
         for attempt in range(1, self.options.revert_retries + 1):
             try:
@@ -382,6 +382,11 @@ class Run:
                                  f"(attempt {attempt}): {last_error}")
                 await asyncio.sleep(min(2.0, 0.2 * attempt))
                 continue
+            if not settled:
+                # The revert may have run before the hung inject lands: not taken back.
+                last_error = (f"inject still running after {self.options.revert_timeout:g}s; "
+                              "it may take effect after this revert")
+                break
             injection.reverted = True
             injection.record.reverted_at = iso(self.clock.now())
             self._record_done(injection)
@@ -401,17 +406,21 @@ class Run:
                              f"ledger could not record it ({exc}); `chaosrunner recover` "
                              "will find nothing to do for it")
 
-    async def _settle_inflight(self, injection: Injection) -> None:
-        """An injection still running in its thread must finish before it is reverted."""
-        if injection.task is None:
-            return
+    async def _settle_inflight(self, injection: Injection) -> bool:
+        """An injection still running in its thread must finish before it is reverted.
+        False when it is still running after revert_timeout."""
+        task = injection.task
+        if task is None:
+            return True
         try:
-            handle = await asyncio.wait_for(asyncio.shield(injection.task),
-                                            self.options.revert_timeout)
+            handle = await asyncio.wait_for(asyncio.shield(task), self.options.revert_timeout)
             self._confirm(injection, handle)
         except Exception as exc:  # noqa: BLE001 - revert the provisional handle regardless
-            injection.record.error = injection.record.error or str(exc)
+            injection.record.error = injection.record.error or str(exc) or type(exc).__name__
+            if not task.done():
+                return False
             injection.task = None
+        return True
 
     async def _after_phase(self) -> None:
         self._begin("after")

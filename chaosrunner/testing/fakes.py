@@ -63,6 +63,7 @@ class World:
     down: set[str] = field(default_factory=set)
     log: list[tuple[str, str]] = field(default_factory=list)
     inject_delay: float = 0.0
+    inject_gate: threading.Event | None = None  # inject blocks until set (a hung backend)
     fail_inject: int = 0
     fail_revert: int = 0
     external_availability: float | None = None
@@ -108,6 +109,8 @@ class FakeDriver(BaseDriver):
                key: str) -> Handle:
         if self.world.inject_delay:
             time.sleep(self.world.inject_delay)
+        if self.world.inject_gate is not None:
+            self.world.inject_gate.wait(timeout=30)
         with self.world.lock:
             if self.world.fail_inject:
                 self.world.fail_inject -= 1

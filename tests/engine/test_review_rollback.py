@@ -7,6 +7,7 @@ or end without a report / with the wrong exit code.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.runner import Run
 from chaosrunner.errors import StateError
+from chaosrunner.report.model import RunReport
 from chaosrunner.spec.validate import load_experiment
 from chaosrunner.testing.fakes import FakeClock, World
 
@@ -70,3 +72,30 @@ def test_ledger_write_failure_on_intent_aborts_with_a_report(
     assert "ledger" in (report.reason or "")
     assert world.down == set()
     assert [kind for kind, _ in world.log] == ["inject", "revert"]  # second never injected
+
+
+def test_inject_still_running_when_rollback_gives_up_is_rollback_incomplete(
+        world: World, write_experiment, tmp_path: Path) -> None:
+    gate = threading.Event()
+    world.inject_gate = gate  # the backend hangs in inject
+    the_run = make_run(write_experiment(duration="60s"), tmp_path, revert_timeout=0.05,
+                       revert_retries=1)
+
+    async def scenario() -> RunReport:
+        async def halt_while_injecting() -> None:
+            while not the_run.injections:
+                await asyncio.sleep(0.01)
+            the_run.request_abort(None, "halt: test")
+
+        helper = asyncio.ensure_future(halt_while_injecting())
+        report = await the_run.execute()
+        await helper
+        gate.set()  # the hung inject finally goes through, after the rollback
+        return report
+
+    report = asyncio.run(scenario())
+    assert world.down  # the fault landed after the revert: it IS left behind...
+    # ...so the run must say so, and the ledger must still hold it for `recover`.
+    assert report.verdict == "rollback_incomplete" and report.exit_code == 5
+    open_faults = Ledger(tmp_path / "state").open_faults()
+    assert [f.handle.key for f in open_faults] == [report.faults[0].key]
