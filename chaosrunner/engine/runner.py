@@ -389,12 +389,22 @@ class Run:
                 break
             injection.reverted = True
             injection.record.reverted_at = iso(self.clock.now())
+            self._forget_failure(injection)
             self._record_done(injection)
             self.events.emit("revert", fault=planned.fault.name, action=planned.fault.action,
                              target=injection.handle.instance.name, key=injection.handle.key)
             return
         injection.record.error = f"revert failed: {last_error}"
         self.state.rollback_failed.append(f"{injection.handle.key}: {last_error}")
+
+    def _forget_failure(self, injection: Injection) -> None:
+        # A timed revert that failed is retried by the rollback; once that works, the
+        # earlier failure must not make the run rollback_incomplete.
+        key = injection.handle.key
+        self.state.rollback_failed = [f for f in self.state.rollback_failed
+                                      if not f.startswith(f"{key}: ")]
+        if (injection.record.error or "").startswith("revert failed: "):
+            injection.record.error = None
 
     def _record_done(self, injection: Injection) -> None:
         # The fault IS reverted: a ledger that cannot say so must not stop the rollback

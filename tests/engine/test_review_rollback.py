@@ -99,3 +99,18 @@ def test_inject_still_running_when_rollback_gives_up_is_rollback_incomplete(
     assert report.verdict == "rollback_incomplete" and report.exit_code == 5
     open_faults = Ledger(tmp_path / "state").open_faults()
     assert [f.handle.key for f in open_faults] == [report.faults[0].key]
+
+
+def test_timed_revert_that_fails_is_retried_at_rollback_and_verdict_follows(
+        world: World, write_experiment, tmp_path: Path) -> None:
+    extra = """    at: 1s
+    for: 1s"""
+    the_run = make_run(write_experiment(extra_fault=extra, duration="5s"), tmp_path,
+                       revert_retries=1)
+    world.fail_revert = 1  # the timed revert fails once; the rollback's retry works
+    report = asyncio.run(the_run.execute())
+    assert world.down == set()
+    assert Ledger(tmp_path / "state").open_faults() == []
+    assert report.faults[0].reverted_at
+    assert report.verdict != "rollback_incomplete", report.reason
+    assert report.exit_code in (0, 1)
