@@ -493,10 +493,11 @@ class Run:
     async def _read(self, name: str, dt: float) -> Reading:
         try:
             return await self.sources[name].read(dt)
-        except SourceError as exc:
+        except Exception as exc:  # noqa: BLE001 - a source bug must not skip the verdict
+            note = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
             if self.phases and self.phases[-1].name == "faults":
-                self.request_abort(None, f"SLI {name!r} cannot be read: {exc}")
-            return Reading(value=None, note=str(exc))
+                self.request_abort(None, f"SLI {name!r} cannot be read: {note}")
+            return Reading(value=None, note=note)
 
     def _record_sample(self, phase: str, name: str, reading: Reading, t: float) -> bool | None:
         slo = self.bundle.slos[name]

@@ -114,3 +114,21 @@ def test_timed_revert_that_fails_is_retried_at_rollback_and_verdict_follows(
     assert report.faults[0].reverted_at
     assert report.verdict != "rollback_incomplete", report.reason
     assert report.exit_code in (0, 1)
+
+
+def test_a_source_bug_during_faults_aborts_and_still_reports(
+        world: World, write_experiment, tmp_path: Path) -> None:
+    from chaosrunner.slo.sources.base import register_factory
+    from chaosrunner.testing.fakes import FakeSource
+
+    def broken() -> bool:
+        if world.down:
+            raise RuntimeError("bug in a source")
+        return False
+
+    register_factory("http", FakeSource.factory(world, fail=broken))
+    the_run = make_run(write_experiment(duration="5s"), tmp_path)
+    report = asyncio.run(the_run.execute())  # used to raise RuntimeError: no report
+    assert world.down == set()
+    assert report.verdict == "aborted" and report.exit_code == 2
+    assert "bug in a source" in (report.reason or "")
