@@ -95,12 +95,19 @@ class Ledger:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         self.ensure()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StateError(f"cannot write ledger {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A torn last line (crash mid-write): end it, or this record would be
+                # glued to it and lost to `recover` with it.
+                line = b"\n" + line
+            rest = memoryview(line)
+            while rest:
+                rest = rest[os.write(fd, rest):]
             os.fsync(fd)
         except OSError as exc:  # disk full, I/O error: callers handle StateError only
             raise StateError(f"cannot write ledger {self.path}: {exc.strerror}") from None

@@ -132,3 +132,14 @@ def test_a_source_bug_during_faults_aborts_and_still_reports(
     assert world.down == set()
     assert report.verdict == "aborted" and report.exit_code == 2
     assert "bug in a source" in (report.reason or "")
+
+
+def test_a_torn_ledger_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    from chaosrunner.drivers.base import Handle, Instance
+
+    ledger = Ledger(tmp_path / "state")
+    ledger.ensure()
+    ledger.path.write_bytes(b'{"type":"intent","run":"r0","fau')  # power loss mid-write
+    handle = Handle.provisional("fake.down", Instance("fake", "api-1", "api-1"), {}, "r1.a.0")
+    ledger.record_intent("r1", "a", handle)
+    assert [f.handle.key for f in ledger.open_faults()] == ["r1.a.0"]
