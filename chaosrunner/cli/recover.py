@@ -16,9 +16,12 @@ def command_recover(args: argparse.Namespace) -> int:
     """Revert every fault with an intent and no done record, newest first. Exit 5 if any
     could not be taken back (run again once the cause is fixed)."""
     ledger = Ledger(args.state_dir)
+    # Open faults first, live runners second: a runner registers before its first intent,
+    # so any run in this snapshot that is still alive is seen as live below.
+    open_faults = ledger.open_faults()
     live = set() if args.force else ledger.live_runs()
     results: list[dict[str, Any]] = []
-    for item in reversed(ledger.open_faults()):
+    for item in reversed(open_faults):
         if item.run_id in live:
             results.append(_result(item, "skipped", "its runner is alive and will roll back "
                                    "itself; use --force to take it back anyway"))
