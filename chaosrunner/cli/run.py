@@ -79,13 +79,33 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
             return report
         assert report_dir is not None
         report.report_dir = str(report_dir)
-        files = write_all(report, report_dir, options.junit)
-        record_history(options.state_dir, report)
+        files = save_reports(report, report_dir, options)
         print_outcome(report, files, output)
         return report
     finally:
         events.close()
         deliver_late_signal(run)
+
+
+def save_reports(report: RunReport, directory: Path, options: Any) -> list[Path]:
+    """Write the reports and the history entry. A failure here is told on stderr and never
+    replaces the run's exit code: after the rollback, exit 5 (run `recover`) or 2 must
+    reach the pipeline even when the disk is full or a renderer breaks."""
+    files: list[Path] = []
+    try:
+        files = write_all(report, directory, options.junit)
+    except Exception as exc:  # noqa: BLE001 - the verdict must survive a broken writer
+        _not_saved(report, "reports", exc)
+    try:
+        record_history(options.state_dir, report)
+    except Exception as exc:  # noqa: BLE001 - same
+        _not_saved(report, "run history", exc)
+    return files
+
+
+def _not_saved(report: RunReport, what: str, exc: Exception) -> None:
+    print(f"chaosrunner: the run ended {report.verdict} (exit {report.exit_code}) but its "
+          f"{what} could not be written: {exc}", file=sys.stderr)
 
 
 def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Path]:
