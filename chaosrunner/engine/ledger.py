@@ -67,14 +67,18 @@ class Ledger:
         pending: dict[str, OpenFault] = {}
         for record in self.records():
             key = str(record.get("key"))
-            if record.get("type") == "intent":
-                pending[key] = OpenFault(record["run"], record["fault"],
-                                         Handle.from_json(record["handle"]), False)
-            elif record.get("type") == "injected" and key in pending:
-                pending[key] = OpenFault(record["run"], record["fault"],
-                                         Handle.from_json(record["handle"]), True)
-            elif record.get("type") == "done":
+            kind = record.get("type")
+            if kind == "done":
                 pending.pop(key, None)
+            elif kind == "intent" or (kind == "injected" and key in pending):
+                try:
+                    pending[key] = OpenFault(str(record["run"]), str(record["fault"]),
+                                             Handle.from_json(record["handle"]),
+                                             kind == "injected")
+                except (KeyError, TypeError, AttributeError):
+                    # A record that is JSON but not ours (hand-edited, another version):
+                    # keep what an earlier record of the same key knew.
+                    continue
         return list(pending.values())
 
     def records(self) -> Iterator[dict[str, Any]]:

@@ -100,6 +100,7 @@ class Run:
         self.guard = BudgetGuard(self.experiment.abort.budget_limits, bundle.slos,
                                  no_data_grace=max(10.0, 3 * self.interval))
         self.plan: Plan | None = None
+        self._halt_watcher: asyncio.Future[None] | None = None
         self._abort = asyncio.Event()  # abort, halt or signal: stop faults, roll back
         self._interrupted = asyncio.Event()  # signal only: also cut the after-phase short
         self._t0 = self.clock.monotonic()
@@ -144,7 +145,7 @@ class Run:
     # --- the run -------------------------------------------------------------------------
 
     async def execute(self) -> RunReport:
-        watcher = asyncio.ensure_future(self._watch_halt())
+        watcher = self._halt_watcher = asyncio.ensure_future(self._watch_halt())
         try:
             await self._phases()
         finally:
@@ -355,6 +356,10 @@ class Run:
                 await self._revert(injection)
 
     async def _rollback_phase(self) -> None:
+        # Once the faults are being taken back there is nothing left for a halt to stop:
+        # a halt now must not turn a run that passes into an aborted one.
+        if self._halt_watcher is not None:
+            self._halt_watcher.cancel()
         pending = [i for i in reversed(self.injections) if not i.reverted]
         if not pending:
             return

@@ -210,3 +210,10 @@ def test_gameday_gate_applies_on_top_of_the_experiments(world: World, write_expe
     world.budget_remaining = 0.40
     _, report = run(write_experiment(), tmp_path, min_budget_remaining=0.5)
     assert report.verdict == "not_started" and "50.0%" in (report.reason or "")
+
+
+def test_recover_skips_a_malformed_record(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.ensure()
+    ledger.path.write_text('{"type": "intent", "key": "k", "run": "r"}\n')
+    assert ledger.open_faults() == []
