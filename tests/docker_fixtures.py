@@ -42,11 +42,15 @@ def engine_status() -> tuple[bool, str]:
         import docker
     except ImportError:
         return False, "the Docker SDK is not installed (pip install docker)"
+    from chaosrunner.drivers.docker import DockerDriver
+    from chaosrunner.errors import DriverUnavailable
+
+    # The driver's own check: it says why clearly and leaks no socket when none answers.
     try:
-        client = docker.from_env(timeout=10)
-    except docker.errors.DockerException as exc:
-        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        return False, f"no Docker engine answers at {host}: {exc}"
+        DockerDriver().health()
+    except DriverUnavailable as exc:
+        return False, str(exc)
+    client = docker.from_env(timeout=10)
     try:
         return True, str(client.version().get("Version"))
     finally:
