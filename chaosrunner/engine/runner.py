@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +65,21 @@ class Injection:
 
 
 @dataclass
+class Ticker:
+    """The fault phase's sampling schedule."""
+
+    interval: float
+    next: float
+    last: float
+
+    def advance(self, now: float) -> None:
+        self.last = now
+        self.next += self.interval
+        if self.next <= now:  # a long step overran several ticks: skip them, don't burst
+            self.next = now + self.interval
+
+
+@dataclass
 class RunState:
     verdict: Verdict | None = None
     reason: str | None = None
@@ -100,8 +115,10 @@ class Run:
         self.guard = BudgetGuard(self.experiment.abort.budget_limits, bundle.slos,
                                  no_data_grace=max(10.0, 3 * self.interval))
         self.plan: Plan | None = None
+        self._step: asyncio.Future[None] | None = None  # the timeline step in flight
         self._halt_watcher: asyncio.Future[None] | None = None
         self._abort = asyncio.Event()  # abort, halt or signal: stop faults, roll back
+        self._steps_stopped = asyncio.Event()  # rollback began: in-flight injects let go
         self._interrupted = asyncio.Event()  # signal only: also cut the after-phase short
         self._t0 = self.clock.monotonic()
         self._wall_start = time.time()
@@ -265,21 +282,43 @@ class Run:
     async def _run_timeline(self, timeline: list[TimelineEvent]) -> None:
         start = self.clock.monotonic()
         end = start + self.experiment.duration
-        next_sample = start + self.interval
-        last_sample = start
+        ticker = Ticker(self.interval, next=start + self.interval, last=start)
         while not self.aborting:
             now = self.clock.monotonic()
-            while timeline and start + timeline[0].offset <= now and not self.aborting:
-                await self._apply(timeline.pop(0))
-            if self.aborting:
-                break
-            if now >= next_sample or now >= end:
-                await self._sample_round("faults", now - last_sample, guard=True)
-                last_sample, next_sample = now, next_sample + self.interval
+            if timeline and start + timeline[0].offset <= now:
+                await self._step_while_sampling(self._apply(timeline.pop(0)), ticker, end)
+                continue
+            if now >= ticker.next or now >= end:
+                await self._fault_sample(ticker, now)
             if now >= end:
                 break
-            wake = min(next_sample, end, *(start + e.offset for e in timeline[:1]))
+            wake = min(ticker.next, end, *(start + e.offset for e in timeline[:1]))
             await self.clock.sleep_until(wake, self._abort)
+
+    async def _fault_sample(self, ticker: Ticker, now: float) -> None:
+        await self._sample_round("faults", now - ticker.last, guard=True)
+        ticker.advance(now)
+
+    async def _step_while_sampling(self, step_coro: Awaitable[None], ticker: Ticker,
+                                   end: float) -> None:
+        """Run one timeline step (an inject, a timed revert) while sampling goes on, so
+        the guard still watches, and can abort, while a slow driver call is in flight."""
+        step = self._step = asyncio.ensure_future(step_coro)
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._abort.wait())
+        try:
+            while not step.done() and not self.aborting:
+                timeout = max(0.0, min(ticker.next, end) - self.clock.monotonic())
+                await asyncio.wait([step, stopper], timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                now = self.clock.monotonic()
+                if step.done() or self.aborting or now >= end:
+                    break
+                if now >= ticker.next:
+                    await self._fault_sample(ticker, now)
+        finally:
+            stopper.cancel()
+        if step.done():
+            step.result()  # a bug in the step itself must not pass silently
 
     async def _apply(self, event: TimelineEvent) -> None:
         if event.kind == "inject":
@@ -289,7 +328,7 @@ class Run:
 
     async def _inject(self, planned: PlannedFault) -> None:
         for index, instance in enumerate(planned.instances):
-            if self.aborting:
+            if self.aborting or self._steps_stopped.is_set():
                 return
             try:
                 injection = self._intent(planned, instance, index)
@@ -335,12 +374,16 @@ class Run:
                                  f"{exc}")
 
     async def _preemptible(self, task: asyncio.Future[T]) -> T | None:
-        """The task's result, or None when an abort came first (the task keeps running)."""
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._abort.wait())
+        """The task's result, or None when an abort (or the rollback) came first; the
+        task keeps running and the rollback settles it before reverting."""
+        stoppers: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._abort.wait()),
+            asyncio.ensure_future(self._steps_stopped.wait())]
         try:
-            await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([task, *stoppers], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopper.cancel()
+            for stopper in stoppers:
+                stopper.cancel()
         if task.done():
             try:
                 return task.result()
@@ -360,6 +403,7 @@ class Run:
         # a halt now must not turn a run that passes into an aborted one.
         if self._halt_watcher is not None:
             self._halt_watcher.cancel()
+        await self._finish_step()
         pending = [i for i in reversed(self.injections) if not i.reverted]
         if not pending:
             return
@@ -372,6 +416,18 @@ class Run:
         if self.state.rollback_failed:
             self.events.emit("error", message="rollback incomplete: " + "; ".join(
                 self.state.rollback_failed) + " -- run `chaosrunner recover`")
+
+    async def _finish_step(self) -> None:
+        """A timeline step still running (the phase ended mid-step) ends before rollback:
+        an inject step returns at once (its driver call is settled per injection), a
+        timed revert runs its bounded retries to the end."""
+        if self._step is None or self._step.done():
+            return
+        self._steps_stopped.set()
+        try:
+            await self._step
+        except Exception as exc:  # noqa: BLE001 - rollback goes on whatever the step did
+            self.events.emit("warning", message=f"a timeline step failed: {exc}")
 
     async def _revert(self, injection: Injection) -> None:
         """Take one fault back, with retries; a failure is recorded, never raised."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import processes_tagged, shop_tag, start_shop
+from demo_support import processes_tagged, shop_tag, start_shop
 
 from chaosrunner.spec.loader import load_document
 from chaosrunner.spec.models import Experiment, SteadyState

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_base_port
+from demo_support import free_base_port
 
 from chaosrunner.demo._server import Request
 from chaosrunner.demo.checkout import Checkout

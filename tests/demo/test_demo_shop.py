@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_base_port, processes_tagged, shop_tag, start_shop
+from demo_support import free_base_port, processes_tagged, shop_tag, start_shop
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaosrunner.demo._server import digest

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ABORT, FAIL, PASS, FastRunner  # type: ignore[import-not-found]
+from gameday_support import ABORT, FAIL, PASS, FastRunner  # type: ignore[import-not-found]
 
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.errors import SpecError

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASS  # type: ignore[import-not-found]
+from gameday_support import PASS  # type: ignore[import-not-found]
 
 from chaosrunner.errors import InvalidInput, Refused, SpecError
 from chaosrunner.gameday.lock import LOCK_FD_ENV, acquire_lock, gameday_lock, release_lock

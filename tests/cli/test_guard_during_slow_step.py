@@ -1,0 +1,66 @@
+"""Real clock: the guard keeps sampling while a slow driver call is in flight, and its
+abort preempts that call (which the rollback then settles and reverts)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from chaosrunner.drivers.base import register_instance, unregister_instance
+from chaosrunner.engine.context import EventLog, RunOptions
+from chaosrunner.engine.runner import Run
+from chaosrunner.slo.sources.base import register_factory, unregister_factory
+from chaosrunner.spec.validate import load_experiment
+from chaosrunner.testing.fakes import FakeDriver, FakeSource, World
+
+STEADY = """
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: fake
+service_level_objectives:
+  availability:
+    sli: {http: {url: "http://127.0.0.1:1/"}}
+    target: 99%
+"""
+
+EXPERIMENT = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: slow-inject
+hypothesis: the guard is not blind while a driver call is slow
+steady_state: {from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}
+duration: 30s
+faults:
+  - {name: down, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
+abort:
+  error_budget: {slo: availability, burn_rate: 10, windows: [1s, 2s]}
+"""
+
+
+def test_guard_aborts_while_an_injection_is_still_running(tmp_path: Path) -> None:
+    world = World(["api-1", "api-2"], inject_delay=3.0)
+    register_instance(FakeDriver(world))
+    register_factory("http", FakeSource.factory(world))
+    events = EventLog()
+
+    def outage_starts_with_the_inject(event: dict[str, Any]) -> None:
+        if event["event"] == "inject":
+            world.external_availability = 0.0
+
+    events.listeners.append(outage_starts_with_the_inject)
+    try:
+        (tmp_path / "steady.yaml").write_text(STEADY)
+        (tmp_path / "exp.yaml").write_text(EXPERIMENT)
+        run = Run(load_experiment(tmp_path / "exp.yaml"), RunOptions(state_dir=tmp_path / "s"),
+                  events=events)
+        report = asyncio.run(run.execute())
+    finally:
+        unregister_instance("fake")
+        unregister_factory("http")
+    inject_t = next(e["t"] for e in report.events if e["event"] == "inject")
+    assert report.verdict == "aborted" and report.abort is not None
+    assert "burn rate" in report.abort.reason
+    assert report.abort.t is not None and report.abort.t - inject_t < 2.0  # inject takes 3 s
+    assert world.down == set() and [k for k, _ in world.log] == ["inject", "revert"]
+    assert report.faults[0].injected_at and report.faults[0].reverted_at

@@ -1,0 +1,135 @@
+"""Game days on the engine's fakes, in-process, with a virtual clock: no real sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chaosrunner.drivers.base import register_instance, unregister_instance
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.engine.runner import Run
+from chaosrunner.history import record_run
+from chaosrunner.report.model import RunReport
+from chaosrunner.report.writer import write_reports
+from chaosrunner.slo.sources.base import BudgetStatus, register_factory, unregister_factory
+from chaosrunner.spec.validate import load_runnable
+from chaosrunner.testing.fakes import FakeClock, FakeDriver, FakeSource, World
+
+STEADY = """
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: fake
+service_level_objectives:
+  availability:
+    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
+    target: 99%
+    window: 1h
+"""
+
+# One of four instances down: availability 75%. `criterion` decides pass (70%) or fail
+# (90%); a low `burn` aborts on the first fault sample.
+EXPERIMENT = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: {name}
+hypothesis: losing one of four instances keeps availability above {criterion}
+steady_state: {{from: steady.yaml, before: 2s, after: 2s, interval: 250ms}}
+duration: 3s
+blast_radius: {{max_targets: 1}}
+faults:
+  - name: down
+    action: fake.down
+    target: {{prefix: api}}
+    select: {{random: 1}}
+success_criteria:
+  - availability >= {criterion}
+abort:
+  error_budget: {{slo: availability, burn_rate: {burn}, windows: [1s, 2s]}}
+"""
+
+PASS = {"criterion": "70%", "burn": 1000}
+FAIL = {"criterion": "90%", "burn": 1000}
+ABORT = {"criterion": "70%", "burn": 5}
+
+
+class BudgetedSource(FakeSource):
+    """A fake source that, like a PromQL ratio SLI, knows the remaining error budget."""
+
+    async def budget_status(self) -> BudgetStatus | None:
+        remaining = getattr(self.world, "budget_remaining", None)
+        return None if remaining is None else BudgetStatus(sli=None, remaining=remaining)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    world = World(["api-1", "api-2", "api-3", "api-4"])
+    register_instance(FakeDriver(world))
+    register_factory("http", BudgetedSource.factory(world))
+    yield world
+    unregister_instance("fake")
+    unregister_factory("http")
+
+
+@pytest.fixture
+def write_gameday(tmp_path: Path) -> Callable[..., Path]:
+    """write_gameday([("a", PASS), ("b", FAIL)], stop_on="failure") -> path of gd.yaml."""
+
+    def write(experiments: list[tuple[str, dict[str, object]]], stop_on: str = "failure",
+              extra: str = "", name: str = "day") -> Path:
+        (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY))
+        files = []
+        for exp_name, knobs in experiments:
+            (tmp_path / "experiments").mkdir(exist_ok=True)
+            path = tmp_path / "experiments" / f"{exp_name}.yaml"
+            path.write_text(EXPERIMENT.format(name=exp_name, **knobs)
+                            .replace("from: steady.yaml", "from: ../steady.yaml"))
+            files.append(f"experiments/{exp_name}.yaml")
+        gameday = tmp_path / f"{name}.yaml"
+        gameday.write_text(textwrap.dedent(f"""\
+            apiVersion: chaosrunner/v1
+            kind: GameDay
+            name: {name}
+            experiments: [{", ".join(files)}]
+            stop_on: {stop_on}
+            """) + extra)
+        return gameday
+
+    return write
+
+
+class FastRunner:
+    """`run_file` on a virtual clock: what the game day calls for each experiment.
+
+    `after_each` runs after an experiment, e.g. to spend the error budget as a real
+    Prometheus would then report it.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.calls: list[RunOptions] = []
+        self.after_each: Callable[[RunReport], None] | None = None
+
+    def __call__(self, path: Path, options: RunOptions, output: str | None) -> RunReport:
+        self.calls.append(options)
+        bundle = load_runnable(path, options.variables)
+        run = Run(bundle, dataclasses.replace(options, seed=1),
+                  clock=FakeClock(start=datetime.now(UTC)))
+        report = asyncio.run(run.execute())
+        assert options.report_dir is not None
+        report.report_dir = str(options.report_dir)
+        write_reports(report, options.report_dir)
+        record_run(options.state_dir, report)
+        if self.after_each is not None:
+            self.after_each(report)
+        return report
+
+
+@pytest.fixture
+def fast_runner(world: World) -> FastRunner:
+    return FastRunner(world)
