@@ -83,7 +83,7 @@ TOXICS: dict[str, tuple[str, dict[str, tuple[Convert, Any]]]] = {
                           "delay": (_us, 0)}),
     "limit_data": ("limit_data", {"bytes": (_count, None)}),
 }
-TARGET_KEYS = frozenset({"proxy", "api"})
+TARGET_KEYS = frozenset({"proxy", "proxy_regex", "api"})
 
 
 class ToxiproxyDriver(BaseDriver):
@@ -148,10 +148,19 @@ class ToxiproxyDriver(BaseDriver):
         for key in target:
             if key not in TARGET_KEYS:
                 raise ParamError(("target", key), f"unknown target key {key!r}; a toxiproxy "
-                                 "target is {proxy: NAME, api: URL}")
-        proxy = target.get("proxy")
+                                 "target is {proxy: NAME | proxy_regex: RE, api: URL}")
+        if "proxy" in target and "proxy_regex" in target:
+            raise ParamError(("target",), "a toxiproxy target has proxy: NAME or "
+                             "proxy_regex: RE, not both")
+        if "proxy_regex" in target:
+            try:
+                re.compile(str(target["proxy_regex"]))
+            except re.error as exc:
+                raise ParamError(("target", "proxy_regex"), f"bad regex: {exc}") from None
+        proxy = target.get("proxy", target.get("proxy_regex"))
         if not isinstance(proxy, str) or not proxy:
-            raise ParamError(("target", "proxy"), "a toxiproxy target needs proxy: NAME")
+            raise ParamError(("target", "proxy"), "a toxiproxy target needs proxy: NAME "
+                             "(or proxy_regex: RE)")
         api = target.get("api", DEFAULT_API)
         if not isinstance(api, str) or not re.match(r"^https?://[^/\s]+", api):
             raise ParamError(("target", "api"),
@@ -164,6 +173,8 @@ class ToxiproxyDriver(BaseDriver):
         self.check_action(action)
         self._check_target(target)
         api = _api(target)
+        if "proxy_regex" in target:
+            return self._resolve_regex(api, str(target["proxy_regex"]))
         name = str(target["proxy"])
         response = self._call("GET", api, f"/proxies/{quote(name, safe='')}")
         if response.status_code == 404:
@@ -171,10 +182,19 @@ class ToxiproxyDriver(BaseDriver):
             known = ", ".join(sorted(listing.json())) if listing.status_code == 200 else "?"
             raise TargetNotFound(f"Toxiproxy at {api} has no proxy named {name!r} "
                                  f"(it has: {known or 'none'}); create it or fix target.proxy")
-        proxy = _expect(response, 200, f"read proxy {name!r}", api)
+        return [self._instance(api, name, _expect(response, 200, f"read proxy {name!r}", api))]
+
+    def _resolve_regex(self, api: str, pattern: str) -> list[Instance]:
+        """Every proxy whose name matches (re.search): latency to all replicas of a service
+        that each sit behind their own proxy."""
+        listing = _expect(self._call("GET", api, "/proxies"), 200, "list proxies", api)
+        return [self._instance(api, name, proxy) for name, proxy in sorted(listing.items())
+                if re.search(pattern, name)]
+
+    def _instance(self, api: str, name: str, proxy: Mapping[str, JSON]) -> Instance:
         attrs = {"api": api, "listen": proxy.get("listen"), "upstream": proxy.get("upstream"),
                  "enabled": proxy.get("enabled")}
-        return [Instance(driver=self.name, id=f"{api}/proxies/{name}", name=name, attrs=attrs)]
+        return Instance(driver=self.name, id=f"{api}/proxies/{name}", name=name, attrs=attrs)
 
     def inject(self, instance: Instance, action: str, params: Mapping[str, JSON],
                key: str) -> Handle:

@@ -322,3 +322,37 @@ class TestToxiproxyDriverContract(DriverContract):
         return ContractCase(driver=ToxiproxyDriver(), action="toxiproxy.down",
                             target={"proxy": name, "api": api_url}, params={},
                             faulted=lambda instance: _slow(port, 5.0))
+
+
+# --- proxy_regex: every matching proxy -------------------------------------------------------
+
+
+def test_proxy_regex_resolves_every_matching_proxy(api_url: str, echo: EchoServer,
+                                                   driver: ToxiproxyDriver) -> None:
+    prefix = f"rx-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-a", f"{prefix}-b", f"other-{prefix}"]
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        for name in names:
+            assert client.post("/proxies", json={"name": name, "listen": "127.0.0.1:0",
+                                                 "upstream": echo.address}).status_code == 201
+        try:
+            target = {"proxy_regex": f"^{prefix}-", "api": api_url}
+            params = driver.validate("toxiproxy.latency", target, {"latency": "50ms"})
+            instances = driver.resolve("toxiproxy.latency", target)
+            assert [i.name for i in instances] == names[:2]
+            handles = [driver.inject(i, "toxiproxy.latency", params, f"k{n}")
+                       for n, i in enumerate(instances)]
+            assert all(len(toxics(api_url, name)) == 1 for name in names[:2])
+            assert toxics(api_url, names[2]) == []
+            for handle in handles:
+                driver.revert(handle)
+            assert all(toxics(api_url, name) == [] for name in names)
+        finally:
+            for name in names:
+                client.delete(f"/proxies/{name}")
+
+
+@pytest.mark.parametrize("target", [{"proxy": "a", "proxy_regex": "a"}, {"proxy_regex": "("}])
+def test_proxy_and_proxy_regex_are_exclusive_and_checked(target: dict[str, str]) -> None:
+    with pytest.raises(ParamError):
+        ToxiproxyDriver().validate("toxiproxy.latency", target, {"latency": "1ms"})
