@@ -159,6 +159,11 @@ class PythonDriver(BaseDriver):
     name: ClassVar[str] = "python"
     actions: ClassVar[frozenset[str]] = frozenset({"call"})
 
+    @staticmethod
+    def composes(first: str, second: str) -> bool:
+        """Calls have no shared target: each one's revert is its own `revert` call."""
+        return True
+
     def validate(self, action: str, target: Mapping[str, JSON],
                  params: Mapping[str, JSON]) -> dict[str, JSON]:
         if action not in ("python", "python.call"):

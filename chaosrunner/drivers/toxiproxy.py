@@ -92,6 +92,11 @@ class ToxiproxyDriver(BaseDriver):
     name: ClassVar[str] = "toxiproxy"
     actions: ClassVar[frozenset[str]] = frozenset({*TOXICS, "down"})
 
+    @staticmethod
+    def composes(first: str, second: str) -> bool:
+        """Toxics stack on one proxy (each has its own name); `down` composes with nothing."""
+        return not (first.endswith(".down") or second.endswith(".down"))
+
     def __init__(self, context: DriverContext | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(context)

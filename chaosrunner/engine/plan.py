@@ -87,7 +87,35 @@ def make_plan(bundle: ExperimentBundle, context: DriverContext, allow_production
     planned = [plan_fault(f, drivers[f.name], experiment.blast_radius, experiment.duration, rng)
                for f in experiment.faults]
     check_total_targets(planned, experiment.blast_radius)
+    check_overlaps(planned, experiment.duration)
     return Plan(tuple(planned), experiment.duration)
+
+
+def check_overlaps(planned: Sequence[PlannedFault], duration: float) -> None:
+    """Two faults on one instance at the same time must compose, or the revert of one
+    would undo the other (a timed SIGCONT resuming what a second pause still wants
+    paused). Drivers say what composes (`composes(action_a, action_b)`); by default
+    nothing does."""
+    for i, first in enumerate(planned):
+        for second in planned[i + 1:]:
+            if first.fault.driver_name != second.fault.driver_name:
+                continue
+            if not _windows_overlap(first, second, duration):
+                continue
+            shared = {x.id for x in first.instances} & {x.id for x in second.instances}
+            composes = getattr(first.driver, "composes", None)
+            if shared and not (composes and composes(first.fault.action, second.fault.action)):
+                name = next(x.name for x in first.instances if x.id in shared)
+                raise BlastRadiusExceeded(
+                    f"faults {first.fault.name!r} and {second.fault.name!r} both hit {name} "
+                    "at the same time, and taking one back would undo the other; give them "
+                    "separate at/for windows or different targets")
+
+
+def _windows_overlap(first: PlannedFault, second: PlannedFault, duration: float) -> bool:
+    first_end = duration if first.end is None else first.end
+    second_end = duration if second.end is None else second.end
+    return first.start < second_end and second.start < first_end
 
 
 def plan_fault(fault: Fault, driver: Driver, radius: BlastRadius, duration: float,

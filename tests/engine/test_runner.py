@@ -217,3 +217,27 @@ def test_recover_skips_a_malformed_record(tmp_path: Path) -> None:
     ledger.ensure()
     ledger.path.write_text('{"type": "intent", "key": "k", "run": "r"}\n')
     assert ledger.open_faults() == []
+
+
+def test_overlapping_faults_on_one_instance_are_refused(world: World, write_experiment,
+                                                        tmp_path: Path) -> None:
+    extra = """  - name: again
+    action: fake.down
+    target: {prefix: api}
+    select: {names: [api-1]}
+    at: 1s"""
+    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=extra), tmp_path)
+    assert report.verdict == "not_started" and "both hit api-1" in (report.reason or "")
+    assert world.log == []
+    after = extra + "\n    for: 1s"
+    first_window = "    for: 1s\n" + after.replace("at: 1s", "at: 2s")
+    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=first_window),
+                    tmp_path)
+    assert report.verdict == "passed", report.reason  # one after the other is fine
+
+
+def test_toxics_compose_but_down_does_not() -> None:
+    from chaosrunner.drivers.toxiproxy import ToxiproxyDriver
+
+    assert ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.bandwidth")
+    assert not ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.down")
