@@ -115,11 +115,9 @@ def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Pa
 
 
 def record_history(state_dir: Path, report: RunReport) -> None:
-    """Keep the run in the history database when that module is present."""
-    try:
-        from chaosrunner.history import record_run
-    except ImportError:
-        return
+    """Keep the run in the history database (`chaosrunner runs`)."""
+    from chaosrunner.history import record_run
+
     record_run(state_dir, report)
 
 
