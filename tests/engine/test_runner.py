@@ -241,3 +241,16 @@ def test_toxics_compose_but_down_does_not() -> None:
 
     assert ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.bandwidth")
     assert not ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.down")
+
+
+def test_max_targets_counts_the_instances_all_faults_of_a_kind_touch(
+        world: World, write_experiment, tmp_path: Path) -> None:
+    extra = """  - name: another
+    action: fake.down
+    target: {prefix: api}
+    select: {names: [api-2]}"""
+    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=extra), tmp_path)
+    assert report.verdict != "not_started" and len(report.faults) == 2  # max_targets 2
+    three = extra + "\n" + extra.replace("another", "third").replace("api-2", "api-3")
+    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=three), tmp_path)
+    assert report.verdict == "not_started" and "touch 3 instances" in (report.reason or "")
