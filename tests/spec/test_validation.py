@@ -184,3 +184,22 @@ def test_validate_checks_a_gamedays_cron_and_experiments(tmp_path: Path,
     assert main(["validate", str(day)]) == 4
     err = capsys.readouterr().err
     assert "day.yaml:4: schedule" in err and "missing.yaml: no such file" in err
+
+
+def test_the_design_documents_examples_validate_verbatim(tmp_path: Path) -> None:
+    """docs/design.md is the contract: its SteadyState and Experiment examples load as
+    written (the experiment's `from:` is pointed at the steady state next to it)."""
+    import re
+
+    design = (REPO / "docs" / "design.md").read_text()
+    steady, experiment, _gameday = re.findall(r"```yaml\n(.*?)```", design, re.S)
+    (tmp_path / "steady-states").mkdir()
+    (tmp_path / "steady-states" / "checkout.yaml").write_text(steady)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "payments-latency.yaml").write_text(experiment)
+    bundle = load_experiment(tmp_path / "experiments" / "payments-latency.yaml")
+    assert [f.action for f in bundle.experiment.faults] == ["toxiproxy.latency", "docker.kill"]
+    assert set(bundle.slos) == {"checkout_probe", "api_latency"}
+    assert bundle.experiment.abort.budget_limits[0].windows == (60.0, 300.0)
+    ratio = bundle.steady_state.service_level_objectives["checkout_ratio"]
+    assert ratio.is_ratio and abs(ratio.target - 0.995) < 1e-12
