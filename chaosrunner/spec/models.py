@@ -100,6 +100,12 @@ class CommandSLI(Frozen):
     run: tuple[str, ...] = Field(min_length=1, description="argv; a string is split by shlex")
     timeout: Duration = 5.0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `command: ./check.sh --json` or `command: [./check.sh, --json]`
+        return {"run": value} if isinstance(value, str | list) else value
+
     @field_validator("run", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:

@@ -42,3 +42,12 @@ def test_timeout_kills_the_program() -> None:
 def test_refuses_without_allow_exec() -> None:
     with pytest.raises(SourceError, match="--allow-exec"):
         read("print(1)", allow_exec=False)
+
+
+def test_shorthand_command_forms() -> None:
+    as_text = SLO.model_validate({"sli": {"command": f"{sys.executable} -c 'print(1)'"},
+                                  "target": 0.5})
+    as_list = SLO.model_validate({"sli": {"command": [sys.executable, "-c", "print(1)"]},
+                                  "target": 0.5})
+    assert as_text.sli.command == as_list.sli.command
+    assert as_text.sli.command is not None and as_text.sli.command.run[1:] == ("-c", "print(1)")
