@@ -149,14 +149,23 @@ class Ledger:
         return path
 
     def halt_reason(self, since_wall: float) -> str | None:
-        """The halt reason when a halt was requested after `since_wall` (epoch seconds)."""
+        """The halt reason when a halt was requested after `since_wall` (epoch seconds).
+
+        `chaosrunner halt` writes JSON with a reason; a plain `touch .chaosrunner/HALT`
+        (the big red button from a shell or a CI job) halts too."""
         path = self.state_dir / HALT_FILE
         try:
             if path.stat().st_mtime < since_wall:
                 return None
-            return str(json.loads(path.read_text()).get("reason") or "halted")
-        except (OSError, ValueError):
+            text = path.read_text()
+        except OSError:
             return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text.strip()[:200] or "halt file present"
+        reason = data.get("reason") if isinstance(data, dict) else None
+        return str(reason or "halt file present")
 
 
 def _alive(pid: int) -> bool:

@@ -254,3 +254,17 @@ def test_max_targets_counts_the_instances_all_faults_of_a_kind_touch(
     three = extra + "\n" + extra.replace("another", "third").replace("api-2", "api-3")
     _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=three), tmp_path)
     assert report.verdict == "not_started" and "touch 3 instances" in (report.reason or "")
+
+
+def test_a_touched_halt_file_halts_too(tmp_path: Path) -> None:
+    import time as _time
+
+    ledger = Ledger(tmp_path)
+    ledger.ensure()
+    started = _time.time() - 1
+    assert ledger.halt_reason(started) is None
+    (tmp_path / "HALT").write_text("")
+    assert ledger.halt_reason(started) == "halt file present"
+    (tmp_path / "HALT").write_text("maintenance window\n")
+    assert ledger.halt_reason(started) == "maintenance window"
+    assert ledger.halt_reason(_time.time() + 60) is None  # older than the run: ignored
