@@ -1,5 +1,5 @@
-"""Real clock: the guard keeps sampling while a slow driver call is in flight, and its
-abort preempts that call (which the rollback then settles and reverts)."""
+"""Engine behaviour that needs a real clock: the halt watcher polls a file, and a driver
+call runs in a thread while the sampler goes on. Fakes for everything else."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from chaosrunner.drivers.base import register_instance, unregister_instance
 from chaosrunner.engine.context import EventLog, RunOptions
 from chaosrunner.engine.runner import Run
+from chaosrunner.report.model import RunReport
 from chaosrunner.slo.sources.base import register_factory, unregister_factory
 from chaosrunner.spec.validate import load_experiment
 from chaosrunner.testing.fakes import FakeDriver, FakeSource, World
@@ -24,7 +25,47 @@ service_level_objectives:
     target: 99%
 """
 
-EXPERIMENT = """
+HALT_LATE = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: halt-late
+hypothesis: a late halt changes nothing
+steady_state: {from: steady.yaml, before: 250ms, after: 2s, interval: 250ms}
+duration: 500ms
+faults:
+  - {name: down, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
+"""
+
+
+def test_halt_during_the_after_phase_is_not_an_abort(tmp_path: Path) -> None:
+    world = World(["api-1", "api-2"])
+    value = [1.0]
+    register_instance(FakeDriver(world))
+    register_factory("http", FakeSource.factory(world, value=lambda w: value[0]))
+    try:
+        (tmp_path / "steady.yaml").write_text(STEADY)
+        (tmp_path / "exp.yaml").write_text(HALT_LATE)
+        the_run = Run(load_experiment(tmp_path / "exp.yaml"),
+                      RunOptions(state_dir=tmp_path / "state"))
+
+        async def scenario() -> RunReport:
+            task = asyncio.ensure_future(the_run.execute())
+            while not (the_run.phases and the_run.phases[-1].name == "after"):
+                await asyncio.sleep(0.02)
+            value[0] = 0.98  # never recovers: the after-phase runs its whole 2 s
+            the_run.ledger.halt("too late")
+            return await task
+
+        report = asyncio.run(scenario())
+    finally:
+        unregister_instance("fake")
+        unregister_factory("http")
+    assert report.abort is None, report.abort
+    assert report.verdict == "failed" and "did not hold again" in (report.reason or "")
+    assert world.down == set()
+
+
+SLOW_INJECT = """
 apiVersion: chaosrunner/v1
 kind: Experiment
 name: slow-inject
@@ -51,7 +92,7 @@ def test_guard_aborts_while_an_injection_is_still_running(tmp_path: Path) -> Non
     events.listeners.append(outage_starts_with_the_inject)
     try:
         (tmp_path / "steady.yaml").write_text(STEADY)
-        (tmp_path / "exp.yaml").write_text(EXPERIMENT)
+        (tmp_path / "exp.yaml").write_text(SLOW_INJECT)
         run = Run(load_experiment(tmp_path / "exp.yaml"), RunOptions(state_dir=tmp_path / "s"),
                   events=events)
         report = asyncio.run(run.execute())
