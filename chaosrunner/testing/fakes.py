@@ -9,16 +9,33 @@ shared in-memory `World`, so that an injected fault really changes what the SLIs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from chaosrunner.drivers.base import JSON, BaseDriver, DriverContext, Handle, Instance, ParamError
+from chaosrunner.drivers.base import (
+    JSON,
+    BaseDriver,
+    DriverContext,
+    Handle,
+    Instance,
+    ParamError,
+    register_instance,
+    unregister_instance,
+)
 from chaosrunner.errors import DriverError, SourceError, TargetNotFound
-from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
+from chaosrunner.slo.sources.base import (
+    BaseSource,
+    BudgetStatus,
+    Reading,
+    SourceContext,
+    register_factory,
+    unregister_factory,
+)
 from chaosrunner.spec.models import SLO, SteadyState
 
 
@@ -170,3 +187,16 @@ class FakeSource(BaseSource):
         stats = {"availability": good / total, "p99": latency, "max": latency}
         return Reading(value=stats.get(self.slo.sli.stat or "availability", good / total),
                        good=good, total=total, stats=stats, latencies=(latency,) * 10)
+
+
+@contextlib.contextmanager
+def installed(world: World, value: Callable[[World], float | None] | None = None,
+              fail: Callable[[], bool] | None = None) -> Iterator[World]:
+    """Within the block, `fake.*` actions and `http` SLIs run on fakes over `world`."""
+    register_instance(FakeDriver(world))
+    register_factory("http", FakeSource.factory(world, value, fail))
+    try:
+        yield world
+    finally:
+        unregister_instance("fake")
+        unregister_factory("http")

@@ -7,13 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from chaosrunner.drivers.base import register_instance, unregister_instance
 from chaosrunner.engine.context import EventLog, RunOptions
 from chaosrunner.engine.runner import Run
 from chaosrunner.report.model import RunReport
-from chaosrunner.slo.sources.base import register_factory, unregister_factory
 from chaosrunner.spec.validate import load_experiment
-from chaosrunner.testing.fakes import FakeDriver, FakeSource, World
+from chaosrunner.testing.fakes import World, installed
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -40,9 +38,7 @@ faults:
 def test_halt_during_the_after_phase_is_not_an_abort(tmp_path: Path) -> None:
     world = World(["api-1", "api-2"])
     value = [1.0]
-    register_instance(FakeDriver(world))
-    register_factory("http", FakeSource.factory(world, value=lambda w: value[0]))
-    try:
+    with installed(world, value=lambda w: value[0]):
         (tmp_path / "steady.yaml").write_text(STEADY)
         (tmp_path / "exp.yaml").write_text(HALT_LATE)
         the_run = Run(load_experiment(tmp_path / "exp.yaml"),
@@ -57,9 +53,6 @@ def test_halt_during_the_after_phase_is_not_an_abort(tmp_path: Path) -> None:
             return await task
 
         report = asyncio.run(scenario())
-    finally:
-        unregister_instance("fake")
-        unregister_factory("http")
     assert report.abort is None, report.abort
     assert report.verdict == "failed" and "did not hold again" in (report.reason or "")
     assert world.down == set()
@@ -81,8 +74,6 @@ abort:
 
 def test_guard_aborts_while_an_injection_is_still_running(tmp_path: Path) -> None:
     world = World(["api-1", "api-2"], inject_delay=3.0)
-    register_instance(FakeDriver(world))
-    register_factory("http", FakeSource.factory(world))
     events = EventLog()
 
     def outage_starts_with_the_inject(event: dict[str, Any]) -> None:
@@ -90,15 +81,12 @@ def test_guard_aborts_while_an_injection_is_still_running(tmp_path: Path) -> Non
             world.external_availability = 0.0
 
     events.listeners.append(outage_starts_with_the_inject)
-    try:
+    with installed(world):
         (tmp_path / "steady.yaml").write_text(STEADY)
         (tmp_path / "exp.yaml").write_text(SLOW_INJECT)
         run = Run(load_experiment(tmp_path / "exp.yaml"), RunOptions(state_dir=tmp_path / "s"),
                   events=events)
         report = asyncio.run(run.execute())
-    finally:
-        unregister_instance("fake")
-        unregister_factory("http")
     inject_t = next(e["t"] for e in report.events if e["event"] == "inject")
     assert report.verdict == "aborted" and report.abort is not None
     assert "burn rate" in report.abort.reason

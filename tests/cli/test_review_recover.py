@@ -11,20 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from chaosrunner.drivers.base import Handle, Instance, register_instance, unregister_instance
+from chaosrunner.drivers.base import Handle, Instance
 from chaosrunner.engine.ledger import Ledger
-from chaosrunner.slo.sources.base import register_factory, unregister_factory
-from chaosrunner.testing.fakes import FakeDriver, FakeSource, World
+from chaosrunner.testing.fakes import World, installed
 
 
 @pytest.fixture
 def world() -> Iterator[World]:
     world = World(["api-1", "api-2"])
-    register_instance(FakeDriver(world))
-    register_factory("http", FakeSource.factory(world))
-    yield world
-    unregister_instance("fake")
-    unregister_factory("http")
+    with installed(world):
+        yield world
 
 
 def handle(key: str, name: str) -> Handle:

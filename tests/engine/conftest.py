@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosrunner.drivers.base import register_instance, unregister_instance
-from chaosrunner.slo.sources.base import register_factory, unregister_factory
-from chaosrunner.testing.fakes import FakeDriver, FakeSource, World
+from chaosrunner.testing.fakes import World, installed
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -49,11 +47,8 @@ abort:
 @pytest.fixture
 def world() -> Iterator[World]:
     world = World(["api-1", "api-2", "api-3", "api-4"])
-    register_instance(FakeDriver(world))
-    register_factory("http", FakeSource.factory(world))
-    yield world
-    unregister_instance("fake")
-    unregister_factory("http")
+    with installed(world):
+        yield world
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from chaosrunner.drivers.base import register_instance, unregister_instance
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.runner import Run
 from chaosrunner.history import record_run
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.writer import write_reports
-from chaosrunner.slo.sources.base import BudgetStatus, register_factory, unregister_factory
 from chaosrunner.spec.validate import load_runnable
-from chaosrunner.testing.fakes import FakeClock, FakeDriver, FakeSource, World
+from chaosrunner.testing.fakes import FakeClock, World, installed
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -58,22 +56,11 @@ FAIL = {"criterion": "90%", "burn": 1000}
 ABORT = {"criterion": "70%", "burn": 5}
 
 
-class BudgetedSource(FakeSource):
-    """A fake source that, like a PromQL ratio SLI, knows the remaining error budget."""
-
-    async def budget_status(self) -> BudgetStatus | None:
-        remaining = getattr(self.world, "budget_remaining", None)
-        return None if remaining is None else BudgetStatus(sli=None, remaining=remaining)
-
-
 @pytest.fixture
 def world() -> Iterator[World]:
     world = World(["api-1", "api-2", "api-3", "api-4"])
-    register_instance(FakeDriver(world))
-    register_factory("http", BudgetedSource.factory(world))
-    yield world
-    unregister_instance("fake")
-    unregister_factory("http")
+    with installed(world):
+        yield world
 
 
 @pytest.fixture

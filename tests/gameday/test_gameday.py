@@ -87,10 +87,10 @@ def test_stop_on(world: World, write_gameday: Callable[..., Path], fast_runner: 
 def test_budget_spent_by_an_earlier_experiment_refuses_the_next(
         world: World, write_gameday: Callable[..., Path], fast_runner: FastRunner,
         tmp_path: Path) -> None:
-    world.budget_remaining = 0.6  # type: ignore[attr-defined]
+    world.budget_remaining = 0.6
 
     def spend(report: RunReport) -> None:
-        world.budget_remaining -= 0.25  # type: ignore[attr-defined]
+        world.budget_remaining -= 0.25
 
     fast_runner.after_each = spend
     path = write_gameday([("first", PASS), ("second", PASS), ("third", PASS)], stop_on="never",
@@ -109,7 +109,7 @@ def test_budget_spent_by_an_earlier_experiment_refuses_the_next(
 def test_refused_experiment_stops_a_stop_on_failure_day(
         world: World, write_gameday: Callable[..., Path], fast_runner: FastRunner,
         tmp_path: Path) -> None:
-    world.budget_remaining = 0.2  # type: ignore[attr-defined]
+    world.budget_remaining = 0.2
     path = write_gameday([("first", PASS), ("second", PASS)],
                          extra="min_budget_remaining: 25%\n")
     report = run_day(path, tmp_path, fast_runner)
