@@ -620,9 +620,10 @@ class Run:
             if slo.budget is None:
                 continue
             consumed, last_t = 0.0, None
-            for sample, reading in self._samples_with_readings(name):
+            for sample in (s for s in self.samples if s.slo == name):
                 dt = self.interval if last_t is None else sample.t - last_t
                 last_t = sample.t
+                reading = Reading(sample.value, sample.events_good, sample.events_total)
                 share = bad_share(slo, reading, sample.t, dt)
                 if share is not None:
                     consumed += budget_consumed(burn_rate(share.error_ratio, slo.budget), dt,
@@ -631,12 +632,6 @@ class Run:
             records[name] = BudgetRecord(name, round(consumed, 9), before,
                                          None if before is None else before - consumed)
         return records
-
-    def _samples_with_readings(self, name: str) -> list[tuple[Sample, Reading]]:
-        samples = [s for s in self.samples if s.slo == name]
-        readings = [r for phase in ("before", "faults", "after")
-                    for r in self.book.readings(phase, name)]
-        return list(zip(samples, readings, strict=False))
 
     def build_report(self) -> RunReport:
         from chaosrunner.errors import exit_code_for

@@ -36,6 +36,9 @@ def test_harmless_fault_passes_and_is_reverted(world: World, write_experiment, t
     assert fault.injected_at and fault.reverted_at and fault.targets[0].startswith("api-")
     assert report.criteria[0].passed and abs(report.criteria[0].observed - 0.75) < 1e-9
     assert report.recovery_seconds is not None and report.recovery_seconds >= 0
+    # 5 s at 75 % against a 99 % SLO over 1 h: burn 25, so 25 x 5 / 3600 of the budget
+    consumed = report.budget["availability"].consumed
+    assert consumed is not None and abs(consumed - 25 * 5 / 3600) < 0.002
     assert Ledger(tmp_path / "state").open_faults() == []
 
 
