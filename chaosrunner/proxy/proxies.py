@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from typing import Any
+from typing import Any, TypeVar
 
 from chaosrunner.proxy.link import Link, ReadBuffer
 from chaosrunner.proxy.toxics import (
@@ -26,6 +26,8 @@ from chaosrunner.proxy.toxics import (
     missing_field,
     parse_toxicity,
 )
+
+T = TypeVar("T")
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 BACKLOG = 4096
@@ -285,22 +287,21 @@ def _proxy_fields(body: Any, where: str) -> dict[str, Any]:
     return fields
 
 
-def _string(body: dict[str, Any], key: str, default: str) -> str:
+def _typed(body: dict[str, Any], key: str, default: T, kind: type[T], go_type: str) -> T:
+    """body[key] if it has the right JSON type (null: the default); else Toxiproxy's 400."""
     value = body.get(key, default)
     if value is None:
         return default
-    if not isinstance(value, str):
+    if not isinstance(value, kind):
         raise bad_request(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
-                          f"Proxy.{key} of type string")
+                          f"Proxy.{key} of type {go_type}")
     return value
+
+
+def _string(body: dict[str, Any], key: str, default: str) -> str:
+    return _typed(body, key, default, str, "string")
 
 
 def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
-    value = body.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise bad_request(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
-                          f"Proxy.{key} of type bool")
-    return value
+    return _typed(body, key, default, bool, "bool")
 

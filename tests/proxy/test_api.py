@@ -257,3 +257,14 @@ def test_metrics_count_bytes(api: httpx.Client, echo: EchoServer) -> None:
                 if row.startswith("toxiproxy_proxy_received_bytes_total{direction=\"upstream\""))
     assert 'proxy="m"' in line and line.endswith(" 1000")
     assert "# TYPE toxiproxy_proxy_sent_bytes_total counter" in text
+
+
+@pytest.mark.parametrize(("field", "value", "go_type"), [
+    ("listen", 8080, "string"), ("upstream", ["x"], "string"), ("enabled", "yes", "bool")])
+def test_proxy_field_type_errors(api: httpx.Client, echo: EchoServer, field: str,
+                                 value: object, go_type: str) -> None:
+    body = {"name": "typed", "listen": "127.0.0.1:0", "upstream": echo.address, field: value}
+    status, message = error(api.post("/proxies", json=body))
+    assert status == 400
+    assert message.endswith(f"Go struct field Proxy.{field} of type {go_type}")
+    assert api.get("/proxies/typed").status_code == 404
