@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+import toxiproxy  # a dev dependency: missing, the test must fail, not skip
 from proxyhelp import EchoServer, connect, recv_exact
+from toxiproxy.api import APIConsumer
+from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from chaosrunner.proxy.server import ProxyServerHandle
-
-toxiproxy = pytest.importorskip("toxiproxy")
-from toxiproxy.api import APIConsumer  # noqa: E402
-from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists  # noqa: E402
 
 
 @pytest.fixture
