@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import free_port
 from services import need
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,13 +86,6 @@ def shop_image(docker_client: Any) -> str:
     """The demo shop image (debootstrap Python base + chaosrunner), built once."""
     build_images("shop")
     return SHOP_IMAGE
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:

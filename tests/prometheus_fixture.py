@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,16 +29,10 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import free_port
 from services import need
 
 BINARY = "prometheus"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

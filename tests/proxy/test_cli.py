@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import free_port
 from proxyhelp import EchoServer, connect, recv_exact
 
 ENTRY = "import sys; from chaosrunner.cli.main import main; sys.exit(main(sys.argv[1:]))"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start(*args: str) -> subprocess.Popen[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from prometheus_fixture import PrometheusServer, free_port, run_prometheus
+from helpers import free_port
+from prometheus_fixture import PrometheusServer, run_prometheus
 from services import need
 from synthetic_traffic import SyntheticTraffic
 
