@@ -154,8 +154,9 @@ def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
     good = sum(1 for o in outcomes if o.good)
     latencies = tuple(o.latency for o in outcomes)
     stats = {"availability": good / len(outcomes), "count": float(len(outcomes))}
+    ordered = sorted(latencies)  # once; re-sorting a sorted list is linear (timsort)
     for name in ("p50", "p90", "p95", "p99", "max", "mean"):
-        stats[name] = latency_stat(latencies, name)
+        stats[name] = latency_stat(ordered, name)
     errors = Counter(o.error for o in outcomes if o.error)
     note = None
     if errors:
