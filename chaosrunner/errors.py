@@ -23,38 +23,76 @@ and what to do.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
-class Verdict(enum.Enum):
-    """How a run ended. The value is what reports and `--output json` print."""
+class Verdict(enum.StrEnum):
+    """How a run (or a game day) ended: the one home of everything a verdict implies.
 
-    PASSED = "passed"
-    FAILED = "failed"
-    ABORTED = "aborted"
-    NOT_STARTED = "not_started"
-    INVALID = "invalid"
-    ROLLBACK_INCOMPLETE = "rollback_incomplete"
-    INTERRUPTED = "interrupted"
+    The value is what reports, `--output json` and the history print; as a `StrEnum` it
+    compares equal to that string. Each member also carries its exit code, its `rank`
+    (which verdict of several is the worst: a game day takes its worst experiment's),
+    a one-line description and whether the run gets a post-mortem. "Severity" means the
+    incident levels of `report/severity.py`, never this ranking.
+    """
 
+    _value_: str
+    exit_code: int
+    rank: int
+    description: str
+    postmortem_due: bool
 
-EXIT_CODES: dict[Verdict, int] = {
-    Verdict.PASSED: 0,
-    Verdict.FAILED: 1,
-    Verdict.ABORTED: 2,
-    Verdict.NOT_STARTED: 3,
-    Verdict.INVALID: 4,
-    Verdict.ROLLBACK_INCOMPLETE: 5,
-    Verdict.INTERRUPTED: 130,
-}
+    # The defaults only let `Verdict("passed")` (a lookup by value) type-check.
+    def __new__(cls, value: str, exit_code: int = 0, rank: int = 0, description: str = "",
+                postmortem_due: bool = False) -> Verdict:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.exit_code = exit_code
+        member.rank = rank
+        member.description = description
+        member.postmortem_due = postmortem_due
+        return member
+
+    PASSED = ("passed", 0, 0,
+              "steady state held, success criteria met, recovered in time", False)
+    NOT_STARTED = ("not_started", 3, 1, "refused before injecting anything", False)
+    FAILED = ("failed", 1, 2,
+              "ran to the end and rolled back, but the hypothesis was refuted", True)
+    ABORTED = ("aborted", 2, 3, "a safety limit stopped the run; faults were rolled back",
+               True)
+    INVALID = ("invalid", 4, 4, "bad input; nothing was run", False)
+    INTERRUPTED = ("interrupted", 130, 5, "interrupted by a signal; faults were rolled back",
+                   False)
+    ROLLBACK_INCOMPLETE = ("rollback_incomplete", 5, 6,
+                           "something could not be taken back: run `chaosrunner recover`",
+                           True)
+
+    def exit_code_for(self, signal_name: str | None = None) -> int:
+        """The exit code; an interruption by SIGTERM exits 143, by SIGINT 130."""
+        if self is Verdict.INTERRUPTED and signal_name:
+            return SIGNAL_EXIT_CODES.get(signal_name, self.exit_code)
+        return self.exit_code
+
+    @classmethod
+    def from_exit_code(cls, code: int) -> Verdict | None:
+        """The verdict a process exit code stands for (143 and 130: interrupted); None for
+        a code chaosrunner does not exit with."""
+        if code in SIGNAL_EXIT_CODES.values():
+            return cls.INTERRUPTED
+        return next((v for v in cls if v.exit_code == code), None)
+
+    @classmethod
+    def worst(cls, verdicts: Iterable[Verdict]) -> Verdict | None:
+        """The highest-ranked verdict; None for none."""
+        return max(verdicts, key=lambda v: v.rank, default=None)
+
+    @classmethod
+    def ranking(cls) -> str:
+        """`rollback_incomplete > interrupted > ... > passed`, for reports and docs."""
+        return " > ".join(v.value for v in sorted(cls, key=lambda v: -v.rank))
+
 
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
-
-
-def exit_code_for(verdict: Verdict, signal_name: str | None = None) -> int:
-    """Exit code of a verdict; an interruption by SIGTERM exits 143, by SIGINT 130."""
-    if verdict is Verdict.INTERRUPTED and signal_name:
-        return SIGNAL_EXIT_CODES.get(signal_name, 130)
-    return EXIT_CODES[verdict]
 
 
 class ChaosRunnerError(Exception):
@@ -64,7 +102,7 @@ class ChaosRunnerError(Exception):
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.verdict]
+        return self.verdict.exit_code
 
 
 class InvalidInput(ChaosRunnerError):

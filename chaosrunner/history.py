@@ -19,12 +19,13 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chaosrunner.errors import StateError
+from chaosrunner.errors import StateError, Verdict
 from chaosrunner.report.model import RunReport
+from chaosrunner.timestamps import parse_time, seconds_between
 
 DATABASE = "history.sqlite"
 SCHEMA_VERSION = 1
@@ -75,7 +76,7 @@ class RunRow:
 
     run_id: str
     experiment: str
-    verdict: str
+    verdict: Verdict
     exit_code: int
     started_at: str
     ended_at: str | None
@@ -99,7 +100,7 @@ class GameDayRow:
 
     run_id: str
     name: str
-    verdict: str
+    verdict: str  # a Verdict's value, or RUNNING
     exit_code: int
     started_at: str
     ended_at: str | None
@@ -111,6 +112,9 @@ class GameDayRow:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RUNNING = "running"  # the verdict column of a game day that has not ended yet
 
 
 def database_path(state_dir: Path) -> Path:
@@ -224,7 +228,8 @@ def query_runs(state_dir: Path, since: datetime | None = None, experiment: str |
     with connect(state_dir, create=False) as db:
         rows = db.execute(sql, params).fetchall()
     fields = RunRow.__dataclass_fields__
-    return [RunRow(**{k: row[k] for k in fields}) for row in rows]
+    return [RunRow(**{**{k: row[k] for k in fields}, "verdict": Verdict(row["verdict"])})
+            for row in rows]
 
 
 def _filters(since: datetime | None, experiment: str | None,
@@ -271,20 +276,13 @@ def last_gameday_start(state_dir: Path, name: str) -> datetime | None:
     return parse_time(rows[0].started_at) if rows else None
 
 
-def parse_time(text: str) -> datetime:
-    """'2026-11-27T10:00:00.123Z' -> an aware UTC datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def timestamp(text: str) -> float:
-    return parse_time(text).timestamp()
-
-
-def seconds_between(start: str, end: str | None) -> float | None:
-    if end is None:
-        return None
-    return round(timestamp(end) - timestamp(start), 3)
+    """The POSIX time of a recorded start (the column the filters and the order use)."""
+    moment = parse_time(text)
+    if moment is None:
+        raise StateError(f"{text!r} is not a time; expected ISO-8601 such as "
+                         "2026-11-27T10:00:00.123Z")
+    return moment.timestamp()
 
 
 def _warn(message: str) -> None:

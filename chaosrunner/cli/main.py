@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from chaosrunner import __version__
-from chaosrunner.errors import ChaosRunnerError
+from chaosrunner.errors import ChaosRunnerError, Verdict
 
 DEFAULT_STATE_DIR = ".chaosrunner"
 
@@ -135,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse reports bad flags itself
-        return 0 if exc.code == 0 else 4
+        return 0 if exc.code == 0 else Verdict.INVALID.exit_code
     if args.command is None:
         parser.print_help()
-        return 4
+        return Verdict.INVALID.exit_code
     if args.state_dir is None:
         args.state_dir = DEFAULT_STATE_DIR
     module = importlib.import_module(f"chaosrunner.cli.{COMMAND_MODULES[args.command]}")
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("chaosrunner: interrupted", file=sys.stderr)
-        return 130
+        return Verdict.INTERRUPTED.exit_code
     return code
 
 

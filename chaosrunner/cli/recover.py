@@ -9,7 +9,7 @@ from typing import Any
 
 from chaosrunner.drivers.base import DriverContext, get_driver
 from chaosrunner.engine.ledger import Ledger, OpenFault
-from chaosrunner.errors import ChaosRunnerError
+from chaosrunner.errors import ChaosRunnerError, Verdict
 
 
 def command_recover(args: argparse.Namespace) -> int:
@@ -31,7 +31,8 @@ def command_recover(args: argparse.Namespace) -> int:
             ledger.record_done(item.run_id, item.handle.key, how="recovered")
         results.append(_result(item, "failed" if error else "reverted", error))
     _print(results, args.output)
-    return 5 if any(r["status"] == "failed" for r in results) else 0
+    failed = any(r["status"] == "failed" for r in results)
+    return Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else 0
 
 
 def revert_with_retries(item: OpenFault, attempts: int = 3) -> str | None:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chaosrunner.errors import InvalidInput
+from chaosrunner.errors import InvalidInput, Verdict
 
-VERDICT_STYLES = {"passed": "green", "failed": "red", "aborted": "dark_orange",
-                  "rollback_incomplete": "bold red", "not_started": "dim",
-                  "interrupted": "yellow"}
+VERDICT_STYLES = {Verdict.PASSED: "green", Verdict.FAILED: "red",
+                  Verdict.ABORTED: "dark_orange", Verdict.ROLLBACK_INCOMPLETE: "bold red",
+                  Verdict.NOT_STARTED: "dim", Verdict.INTERRUPTED: "yellow"}
 
 
 def command(args: argparse.Namespace) -> int:

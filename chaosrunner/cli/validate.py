@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from chaosrunner.errors import SpecError
+from chaosrunner.errors import SpecError, Verdict
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def command_validate(args: argparse.Namespace) -> int:
                 print(f"ok       {result['file']} ({result['kind']})")
         for problem in problems:
             print(f"invalid  {problem}", file=sys.stderr)
-    return 4 if problems else 0
+    return Verdict.INVALID.exit_code if problems else 0
 
 
 def command_schema(args: argparse.Namespace) -> int:

@@ -40,8 +40,3 @@ class RealClock:
         except TimeoutError:
             return False
         return True
-
-
-def iso(moment: datetime) -> str:
-    """'2026-11-27T10:00:00.123Z'."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from chaosrunner.engine.clock import Clock, RealClock, iso
+from chaosrunner.engine.clock import Clock, RealClock
+from chaosrunner.timestamps import iso
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chaosrunner.drivers.base import DriverContext, Handle, Instance
-from chaosrunner.engine.clock import Clock, RealClock, iso
+from chaosrunner.engine.clock import Clock, RealClock
 from chaosrunner.engine.context import EventLog, RunOptions
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
 from chaosrunner.engine.ledger import Ledger
@@ -48,6 +48,7 @@ from chaosrunner.report.model import (
 from chaosrunner.slo.budget import budget_consumed, burn_rate
 from chaosrunner.slo.sources.base import Reading, SLISource, SourceContext, build_source
 from chaosrunner.spec.validate import ExperimentBundle
+from chaosrunner.timestamps import iso
 
 T = TypeVar("T")
 
@@ -634,11 +635,9 @@ class Run:
         return records
 
     def build_report(self) -> RunReport:
-        from chaosrunner.errors import exit_code_for
-
         verdict = self.verdict()
         return RunReport(
-            verdict=verdict.value, exit_code=exit_code_for(verdict, self.state.signal),
+            verdict=verdict, exit_code=verdict.exit_code_for(self.state.signal),
             experiment=self.experiment.name, run_id=self.run_id, started_at=self.started_at,
             ended_at=iso(self.clock.now()), title=self.experiment.title,
             hypothesis=self.experiment.hypothesis, environment=self.experiment.environment,

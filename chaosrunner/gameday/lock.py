@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chaosrunner.engine.clock import iso
 from chaosrunner.errors import Refused, StateError
+from chaosrunner.timestamps import iso
 
 LOCK_FILE = "gameday.lock"
 LOCK_FD_ENV = "CHAOSRUNNER_GAMEDAY_LOCK_FD"

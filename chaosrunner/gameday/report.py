@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosrunner.errors import Verdict
 from chaosrunner.report import facts
 from chaosrunner.report.html import e
-from chaosrunner.report.markdown import VERDICT_LINES, code, table, text
+from chaosrunner.report.markdown import code, table, text
 from chaosrunner.report.writer import _json_text, _write
 
-VERDICT_RULE = ("worst verdict of the experiments that ran: rollback_incomplete > "
-                "interrupted > aborted > failed > not_started > passed; exit code of that "
-                "experiment")
+VERDICT_RULE = (f"worst verdict of the experiments that ran: {Verdict.ranking()}; exit code "
+                "of that experiment")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ExperimentOutcome:
     file: str
     experiment: str
     status: str = "skipped"  # ran | skipped
-    verdict: str | None = None
+    verdict: Verdict | None = None
     exit_code: int | None = None
     run_id: str | None = None
     report_dir: str | None = None
@@ -60,7 +60,7 @@ class GameDayReport:
 
     name: str
     run_id: str
-    verdict: str
+    verdict: Verdict
     exit_code: int
     started_at: str
     ended_at: str | None
@@ -120,7 +120,7 @@ def render_markdown(report: GameDayReport) -> str:
 def _facts(report: GameDayReport, as_code: Any, as_text: Any) -> list[tuple[str, str]]:
     """Label/value pairs of the report head; values made safe by the given functions."""
     rows = [("Verdict", f"{as_text(report.verdict)} (exit {report.exit_code}): "
-                        f"{as_text(VERDICT_LINES.get(report.verdict, ''))}")]
+                        f"{as_text(report.verdict.description)}")]
     if report.reason:
         rows.append(("Reason", as_text(report.reason)))
     if report.description:

@@ -21,8 +21,9 @@ Rules, written down because they are the contract of `chaosrunner gameday`:
   after `rollback_incomplete` (something is still broken: run `chaosrunner recover`
   before injecting anything else). The experiments not run are listed as `skipped`.
 - Overall verdict and exit code: the worst verdict among the experiments that ran, by
-  severity  rollback_incomplete > interrupted > aborted > failed > not_started > passed;
-  the exit code is that experiment's (interrupted: 130 for SIGINT, 143 for SIGTERM).
+  `Verdict.rank` (rollback_incomplete > interrupted > invalid > aborted > failed >
+  not_started > passed); the exit code is that experiment's (interrupted: 130 for
+  SIGINT, 143 for SIGTERM).
   A game day stopped by a signal before any experiment ran is `interrupted`.
 """
 
@@ -40,7 +41,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from chaosrunner.engine.clock import iso
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.errors import ChaosRunnerError, InvalidInput, SpecError, Verdict
 from chaosrunner.gameday.report import (
@@ -50,18 +50,15 @@ from chaosrunner.gameday.report import (
 )
 from chaosrunner.report.model import RunReport
 from chaosrunner.spec.models import GameDay
+from chaosrunner.timestamps import iso, seconds_between
 
 # `chaosrunner schedule` tells the `gameday` child it was started on a schedule (history).
 TRIGGER_ENV = "CHAOSRUNNER_GAMEDAY_TRIGGER"
 
-SEVERITY: dict[str, int] = {
-    "passed": 0, "not_started": 1, "failed": 2, "aborted": 3, "invalid": 4,
-    "interrupted": 5, "rollback_incomplete": 6,
-}
-ALWAYS_STOP = frozenset({"interrupted", "rollback_incomplete"})
-STOP_ON: dict[str, frozenset[str]] = {
-    "failure": frozenset(SEVERITY) - {"passed"},
-    "abort": frozenset({"aborted"}),
+ALWAYS_STOP = frozenset({Verdict.INTERRUPTED, Verdict.ROLLBACK_INCOMPLETE})
+STOP_ON: dict[str, frozenset[Verdict]] = {
+    "failure": frozenset(Verdict) - {Verdict.PASSED},
+    "abort": frozenset({Verdict.ABORTED}),
     "never": frozenset(),
 }
 
@@ -176,11 +173,10 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
     runner = run_experiment or run_file
     gameday = loaded.gameday
     report = _new_report(loaded, report_dir, trigger)
-    report.verdict = "running"
     report.experiments = [ExperimentOutcome(i + 1, file, name) for i, (file, _, name)
                           in enumerate(loaded.experiments)]
     stop = stop or StopRequest()
-    _record(options.state_dir, report)  # as `running`: a scheduler sees it has started
+    _record(options.state_dir, report, running=True)  # a scheduler sees it has started
     stop.install()
     try:
         for outcome, (_, path, _) in zip(report.experiments, loaded.experiments, strict=True):
@@ -192,7 +188,7 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
                 break
             _fill(outcome, run)
             _tag(options.state_dir, run, report)
-            if outcome.verdict in ALWAYS_STOP or outcome.verdict in STOP_ON[gameday.stop_on]:
+            if run.verdict in ALWAYS_STOP or run.verdict in STOP_ON[gameday.stop_on]:
                 break
         finish(report, stop.signal)
         write_gameday_reports(report, report_dir)
@@ -216,7 +212,7 @@ def _run_one(runner: RunExperiment, path: Path, options: RunOptions, output: str
             return runner(path, options, output)
     except ChaosRunnerError as exc:  # the file changed since validation, an unwritable dir
         now = iso(datetime.now(UTC))
-        return RunReport(verdict=exc.verdict.value, exit_code=exc.exit_code,
+        return RunReport(verdict=exc.verdict, exit_code=exc.exit_code,
                          experiment=path.stem, run_id="", started_at=now, ended_at=now,
                          source=str(path), reason=str(exc))
     except KeyboardInterrupt:
@@ -234,7 +230,7 @@ def _new_report(loaded: LoadedGameDay, report_dir: Path, trigger: str) -> GameDa
     now = datetime.now(UTC)
     return GameDayReport(
         name=gameday.name, run_id=f"{gameday.name}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}",
-        verdict="passed", exit_code=0, started_at=iso(now), ended_at=None,
+        verdict=Verdict.PASSED, exit_code=0, started_at=iso(now), ended_at=None,
         duration_seconds=None, reason=None, source=str(loaded.path),
         description=gameday.description, schedule=gameday.schedule, stop_on=gameday.stop_on,
         min_budget_remaining=gameday.min_budget_remaining, report_dir=str(report_dir),
@@ -246,8 +242,6 @@ def _dir_name(outcome: ExperimentOutcome) -> str:
 
 
 def _fill(outcome: ExperimentOutcome, run: RunReport) -> None:
-    from chaosrunner.history import seconds_between
-
     outcome.status = "ran"
     outcome.verdict, outcome.exit_code, outcome.run_id = run.verdict, run.exit_code, run.run_id
     outcome.report_dir = run.report_dir
@@ -265,19 +259,17 @@ def _fill(outcome: ExperimentOutcome, run: RunReport) -> None:
 
 def finish(report: GameDayReport, signal_name: str | None) -> None:
     """Overall verdict, exit code and reason (the rule is in this module's docstring)."""
-    from chaosrunner.errors import exit_code_for
-    from chaosrunner.history import seconds_between
-
     ran = [o for o in report.experiments if o.status == "ran"]
     report.ended_at = iso(datetime.now(UTC))
     report.duration_seconds = seconds_between(report.started_at, report.ended_at)
-    report.verdict, report.exit_code = "not_started", 3
+    report.verdict, report.exit_code = Verdict.NOT_STARTED, Verdict.NOT_STARTED.exit_code
     if ran:
-        worst = max(ran, key=lambda o: SEVERITY.get(o.verdict or "", 0))
-        report.verdict, report.exit_code = worst.verdict or "passed", worst.exit_code or 0
-    if signal_name is not None and report.verdict != "rollback_incomplete":
-        report.verdict = "interrupted"
-        report.exit_code = exit_code_for(Verdict.INTERRUPTED, signal_name)
+        worst = max(ran, key=lambda o: o.verdict.rank if o.verdict else 0)
+        report.verdict = worst.verdict or Verdict.PASSED
+        report.exit_code = worst.exit_code or 0
+    if signal_name is not None and report.verdict is not Verdict.ROLLBACK_INCOMPLETE:
+        report.verdict = Verdict.INTERRUPTED
+        report.exit_code = Verdict.INTERRUPTED.exit_code_for(signal_name)
     report.reason = _reason(report, ran, signal_name)
     report.notes = _notes(report, ran)
 
@@ -286,7 +278,7 @@ def _reason(report: GameDayReport, ran: list[ExperimentOutcome],
             signal_name: str | None) -> str | None:
     skipped = len(report.experiments) - len(ran)
     last = ran[-1] if ran else None
-    if signal_name is not None and (last is None or last.verdict != "interrupted"):
+    if signal_name is not None and (last is None or last.verdict is not Verdict.INTERRUPTED):
         return f"stopped by {signal_name}; {skipped} experiment(s) not run"
     if last is not None and last.verdict in ALWAYS_STOP:
         why = f"{last.experiment}: {last.reason or last.verdict}"
@@ -294,8 +286,8 @@ def _reason(report: GameDayReport, ran: list[ExperimentOutcome],
     if skipped and last is not None:
         return (f"stopped after {last.experiment}: {last.verdict} (stop_on: "
                 f"{report.stop_on}); {skipped} experiment(s) skipped")
-    if report.verdict != "passed":
-        bad = [o.experiment for o in ran if o.verdict != "passed"]
+    if report.verdict is not Verdict.PASSED:
+        bad = [o.experiment for o in ran if o.verdict is not Verdict.PASSED]
         return f"{len(bad)} of {len(ran)} experiment(s) did not pass: {', '.join(bad)}"
     return None
 
@@ -306,7 +298,7 @@ def _notes(report: GameDayReport, ran: list[ExperimentOutcome]) -> list[str]:
         return notes
     for outcome in ran:
         known = [b for b in outcome.budget.values() if b.get("remaining_before") is not None]
-        if outcome.verdict != "not_started" and not known:
+        if outcome.verdict is not Verdict.NOT_STARTED and not known:
             notes.append(f"{outcome.experiment}: min_budget_remaining not applied: no SLO "
                          "source could tell the remaining error budget (probe SLIs cannot; "
                          "PromQL ratio SLIs can)")
@@ -321,11 +313,12 @@ def _tag(state_dir: Path, run: RunReport, report: GameDayReport) -> None:
     tag_gameday(state_dir, run.run_id, report.name, report.run_id)
 
 
-def _record(state_dir: Path, report: GameDayReport) -> None:
-    from chaosrunner.history import GameDayRow, record_gameday
+def _record(state_dir: Path, report: GameDayReport, running: bool = False) -> None:
+    from chaosrunner.history import RUNNING, GameDayRow, record_gameday
 
     record_gameday(state_dir, GameDayRow(
-        run_id=report.run_id, name=report.name, verdict=report.verdict,
+        run_id=report.run_id, name=report.name,
+        verdict=RUNNING if running else report.verdict.value,
         exit_code=report.exit_code, started_at=report.started_at, ended_at=report.ended_at,
         duration_seconds=report.duration_seconds, reason=report.reason,
         report_dir=report.report_dir, source=report.source, trigger=report.trigger))

@@ -41,15 +41,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chaosrunner.engine.clock import iso
-from chaosrunner.errors import InvalidInput, SpecError
+from chaosrunner.errors import InvalidInput, SpecError, Verdict
 from chaosrunner.gameday.lock import LOCK_FD_ENV, acquire_lock, lock_holder, release_lock
-from chaosrunner.gameday.run import SEVERITY, TRIGGER_ENV, load_gameday
+from chaosrunner.gameday.run import TRIGGER_ENV, load_gameday
+from chaosrunner.timestamps import iso
 
 FORWARD_AGAIN = 5.0  # seconds between repeated signals to a child that is still stopping
 MAX_WAIT = 5.0  # the idle loop re-checks the clock at least this often (clock jumps)
-EXIT_VERDICTS = {0: "passed", 1: "failed", 2: "aborted", 3: "not_started", 4: "invalid",
-                 5: "rollback_incomplete", 130: "interrupted", 143: "interrupted"}
 
 Log = Callable[[str], None]
 Now = Callable[[], datetime]
@@ -284,7 +282,7 @@ class Scheduler:
         self.log(f"{entry.name}: {outcome.verdict} (exit {code}) after "
                  f"{time.monotonic() - started:.1f}s"
                  + (f": {outcome.detail}" if outcome.detail else ""))
-        if outcome.verdict == "interrupted":
+        if outcome.verdict == Verdict.INTERRUPTED:
             self.interrupted_code = code
         return outcome
 
@@ -307,9 +305,9 @@ class Scheduler:
 
     def _outcome(self, entry: Entry, slot: datetime, code: int, report_dir: Path) -> Outcome:
         outcome = Outcome(entry.name, iso(slot), "ran", exit_code=code,
-                          verdict=EXIT_VERDICTS.get(code, "error"), report_dir=str(report_dir))
+                          verdict=_verdict_of(code), report_dir=str(report_dir))
         if code < 0:
-            outcome.verdict = "interrupted"
+            outcome.verdict = Verdict.INTERRUPTED.value
             outcome.detail = f"killed by {signal.Signals(-code).name}"
             outcome.exit_code = 128 - code
         try:
@@ -323,14 +321,15 @@ class Scheduler:
 
 def worst_exit_code(codes: Any) -> int:
     """The exit code whose verdict is the most severe (see chaosrunner.gameday.run)."""
-    worst = 0
-    for code in codes:
-        if code is None:
-            continue
-        rank = SEVERITY.get(EXIT_VERDICTS.get(code, "invalid"), 4)
-        if rank > SEVERITY.get(EXIT_VERDICTS.get(worst, "invalid"), 4):
-            worst = code
-    return worst
+    def rank(code: int) -> int:  # a code chaosrunner does not exit with ranks as invalid
+        return (Verdict.from_exit_code(code) or Verdict.INVALID).rank
+
+    return max((code for code in codes if code is not None), key=rank, default=0)
+
+
+def _verdict_of(code: int) -> str:
+    verdict = Verdict.from_exit_code(code)
+    return verdict.value if verdict is not None else "error"
 
 
 def _stderr_fd() -> int:

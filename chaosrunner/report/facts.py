@@ -8,24 +8,14 @@ latency statistic as milliseconds or seconds. These helpers keep every writer co
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC
 
 from chaosrunner.report.model import CriterionResult, FaultRecord, RunReport, Sample, SLOInfo
 from chaosrunner.spec.criteria import tokenize
+from chaosrunner.spec.models import LATENCY_STATS
+from chaosrunner.timestamps import parse_time, seconds_between
 
-LATENCY_STATS = frozenset({"p50", "p90", "p95", "p99", "max", "mean", "latency"})
 _DURATION_SUFFIXES = ("us", "µs", "ms", "s", "m", "h", "d")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """Parse an ISO-8601 time from the report; naive times are taken as UTC."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def clock(text: str | None) -> str:
@@ -46,13 +36,6 @@ def offset(report: RunReport, text: str | None) -> float | None:
     if start is None or moment is None:
         return None
     return (moment - start).total_seconds()
-
-
-def seconds_between(first: str | None, last: str | None) -> float | None:
-    start, end = parse_time(first), parse_time(last)
-    if start is None or end is None:
-        return None
-    return (end - start).total_seconds()
 
 
 def human_duration(seconds: float | None) -> str:
@@ -97,7 +80,7 @@ def slo_unit(info: SLOInfo | None) -> str:
         return "number"
     if info.is_ratio:
         return "ratio"
-    if (info.stat or "") in LATENCY_STATS or info.kind in LATENCY_STATS:
+    if (info.stat or "") in LATENCY_STATS:
         return "seconds"
     return "number"
 

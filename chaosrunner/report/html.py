@@ -15,9 +15,9 @@ from typing import Any
 
 from chaosrunner.report import facts
 from chaosrunner.report.chart import ChartInput, Window, render_chart
-from chaosrunner.report.markdown import VERDICT_LINES
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.severity import Impact
+from chaosrunner.timestamps import seconds_between
 
 JOURNAL_LIMIT = 1000  # events listed in the page; the full stream is in journal.jsonl
 
@@ -109,7 +109,7 @@ def _mark(passed: bool) -> str:
 def _head(report: RunReport, impact: Impact) -> str:
     verdict = report.verdict
     rows = [("Verdict", f"{e(verdict)} (exit {report.exit_code}): "
-                        f"{e(VERDICT_LINES.get(verdict, ''))}"),
+                        f"{e(verdict.description)}"),
             ("Experiment", f"<code>{e(report.experiment)}</code>")]
     if report.reason:
         rows.append(("Reason", e(report.reason)))
@@ -223,7 +223,7 @@ def _phases(report: RunReport) -> str:
     if not report.phases:
         return ""
     rows = [(e(p.name), e(facts.clock(p.start)), e(facts.clock(p.end)),
-             e(facts.human_duration(facts.seconds_between(p.start, p.end))))
+             e(facts.human_duration(seconds_between(p.start, p.end))))
             for p in report.phases]
     return "<h2>Phases (UTC)</h2>" + _table(["Phase", "Start", "End", "Duration"], rows)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from chaosrunner.errors import Verdict
 from chaosrunner.report import facts
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.severity import Impact
@@ -106,7 +107,7 @@ def _rollback_cases(suite: ET.Element, report: RunReport) -> None:
         case = _case(suite, "rollback", f"{fault.name} ({fault.action})", report)
         if fault.injected_at is not None and fault.reverted_at is None:
             _fail(case, f"fault {fault.name} on {', '.join(fault.targets) or 'its targets'} "
-                  "was not taken back: run `chaosrunner recover`", "rollback_incomplete",
+                  "was not taken back: run `chaosrunner recover`", Verdict.ROLLBACK_INCOMPLETE,
                   fault.error)
         elif fault.error:
             _fail(case, f"fault {fault.name}: {fault.error}", "driver_error")
@@ -114,7 +115,7 @@ def _rollback_cases(suite: ET.Element, report: RunReport) -> None:
 
 def _run_case(suite: ET.Element, report: RunReport, impact: Impact) -> None:
     case = _case(suite, "run", f"verdict ({report.experiment})", report)
-    if report.verdict != "passed":
+    if report.verdict is not Verdict.PASSED:
         reason = report.reason or (report.abort.reason if report.abort else None)
         message = f"{report.verdict}: {reason}" if reason else _default_reason(report)
         _fail(case, message, report.verdict)

@@ -11,16 +11,7 @@ import re
 from chaosrunner.report import facts
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.severity import Impact
-
-VERDICT_LINES = {
-    "passed": "steady state held, success criteria met, recovered in time",
-    "failed": "ran to the end and rolled back, but the hypothesis was refuted",
-    "aborted": "a safety limit stopped the run; faults were rolled back",
-    "not_started": "refused before injecting anything",
-    "invalid": "bad input; nothing was run",
-    "rollback_incomplete": "something could not be taken back: run `chaosrunner recover`",
-    "interrupted": "interrupted by a signal; faults were rolled back",
-}
+from chaosrunner.timestamps import seconds_between
 
 
 def text(value: object) -> str:
@@ -60,7 +51,7 @@ def _head(report: RunReport, impact: Impact) -> list[str]:
     lines.append(f"**Hypothesis:** {text(report.hypothesis) if report.hypothesis else '—'}")
     lines.append("")
     rows = [["Verdict", f"**{report.verdict}** (exit {report.exit_code}): "
-                        f"{VERDICT_LINES.get(report.verdict, '')}"],
+                        f"{report.verdict.description}"],
             ["Experiment", code(report.experiment)],
             ["Run", code(report.run_id)]]
     if report.reason:
@@ -151,7 +142,7 @@ def _phases(report: RunReport) -> list[str]:
     if not report.phases:
         return []
     rows = [[text(p.name), facts.clock(p.start), facts.clock(p.end),
-             facts.human_duration(facts.seconds_between(p.start, p.end))]
+             facts.human_duration(seconds_between(p.start, p.end))]
             for p in report.phases]
     return ["## Phases (UTC)", "", *table(["Phase", "Start", "End", "Duration"], rows)]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from chaosrunner.errors import Verdict
+
 
 @dataclass
 class Phase:
@@ -93,7 +95,7 @@ class SLOInfo:
 
 @dataclass
 class RunReport:
-    verdict: str
+    verdict: Verdict
     exit_code: int
     experiment: str
     run_id: str

@@ -14,17 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from chaosrunner.errors import Verdict
 from chaosrunner.report import facts
 from chaosrunner.report.markdown import code, table, text
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.severity import SEVERITY_LEVELS, Impact
-
-POSTMORTEM_VERDICTS = frozenset({"failed", "aborted", "rollback_incomplete"})
-
-
-def needs_postmortem(verdict: str) -> bool:
-    """Whether a run with this verdict gets a `postmortem.md`."""
-    return verdict in POSTMORTEM_VERDICTS
+from chaosrunner.timestamps import parse_time, seconds_between
 
 
 def todo(what: str) -> str:
@@ -46,7 +41,7 @@ def render_postmortem(report: RunReport, impact: Impact) -> str:
 
 
 def _title(report: RunReport) -> list[str]:
-    day = (facts.parse_time(report.started_at) or facts.parse_time(report.ended_at))
+    day = (parse_time(report.started_at) or parse_time(report.ended_at))
     date = day.strftime("%Y-%m-%d") if day else "unknown date"
     name = text(report.title or report.experiment)
     return [f"# Post-Mortem: {name} chaos experiment {report.verdict} - {date}", "",
@@ -58,7 +53,7 @@ def _title(report: RunReport) -> list[str]:
 
 def _summary(report: RunReport, impact: Impact) -> list[str]:
     faults_start, faults_end = facts.phase_span(report, "faults")
-    fault_seconds = facts.seconds_between(faults_start, faults_end)
+    fault_seconds = seconds_between(faults_start, faults_end)
     return ["## Summary",
             f"**Duration**: {facts.human_duration(facts.run_seconds(report))} for the whole "
             f"run; faults in place for {facts.human_duration(fault_seconds)}  ",
@@ -72,7 +67,7 @@ def _known_cause(report: RunReport) -> str:
     """The proximate cause the run can state on its own."""
     faults = ", ".join(f"{code(f.name)} ({code(f.action)} on {text(', '.join(f.targets))})"
                        for f in report.faults if f.injected_at) or "no fault"
-    if report.verdict == "rollback_incomplete":
+    if report.verdict is Verdict.ROLLBACK_INCOMPLETE:
         stuck = ", ".join(code(f.name) for f in facts.unreverted_faults(report))
         return f"fault(s) {stuck or '?'} could not be taken back after injecting {faults}."
     if report.abort is not None:
@@ -117,7 +112,7 @@ def _restored_at(report: RunReport) -> str | None:
     if report.recovery_seconds is None:
         return None
     start, _ = facts.phase_span(report, "after")
-    begin = facts.parse_time(start)
+    begin = parse_time(start)
     if begin is None:
         return None
     return (begin + timedelta(seconds=report.recovery_seconds)).isoformat()
@@ -130,7 +125,7 @@ def _sample_value(report: RunReport, slo: str, value: float | None) -> str:
 
 
 def _timeline(report: RunReport) -> list[str]:
-    day = facts.parse_time(report.started_at)
+    day = parse_time(report.started_at)
     lines = ["## Timeline (All times in UTC)", ""]
     if day:
         lines[0] += f" — {day.strftime('%Y-%m-%d')}"
@@ -145,7 +140,7 @@ def _root_cause(report: RunReport) -> list[str]:
     lines.append("")
     for fault in report.faults:
         if fault.injected_at:
-            window = facts.human_duration(facts.seconds_between(fault.injected_at,
+            window = facts.human_duration(seconds_between(fault.injected_at,
                                                                 fault.reverted_at))
             lines.append(f"- Fault {code(fault.name)} ({code(fault.action)}) on "
                          f"{text(', '.join(fault.targets) or '—')} for {window}"

@@ -26,7 +26,7 @@ from chaosrunner.report.html import render_html
 from chaosrunner.report.junit import render_junit
 from chaosrunner.report.markdown import render_markdown
 from chaosrunner.report.model import RunReport
-from chaosrunner.report.postmortem import needs_postmortem, render_postmortem
+from chaosrunner.report.postmortem import render_postmortem
 from chaosrunner.report.severity import SeverityThresholds, classify_impact
 
 JOURNAL = "journal.jsonl"
@@ -58,7 +58,7 @@ def write_reports(report: RunReport, directory: Path, junit_path: Path | None = 
     written.append(_write(directory / "report.html", render_html(report, impact).encode()))
     written.append(_write(directory / "junit.xml", junit))
     postmortem = directory / "postmortem.md"
-    if needs_postmortem(report.verdict):
+    if report.verdict.postmortem_due:
         written.append(_write(postmortem, render_postmortem(report, impact).encode()))
     else:
         postmortem.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from chaosrunner.errors import Verdict
 from chaosrunner.report.model import (
     AbortRecord,
     BudgetRecord,
@@ -15,7 +16,7 @@ from chaosrunner.report.model import (
 
 
 def test_to_json_is_the_whole_report_minus_the_journal() -> None:
-    report = RunReport(verdict="aborted", exit_code=2, experiment="x", run_id="r",
+    report = RunReport(verdict=Verdict.ABORTED, exit_code=2, experiment="x", run_id="r",
                        started_at="2026-01-01T00:00:00.000Z",
                        phases=[Phase("plan", "a", "b")],
                        faults=[FaultRecord("f", "fake.down", ["api-1"], "a", "b",

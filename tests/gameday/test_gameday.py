@@ -12,7 +12,7 @@ import pytest
 from gameday_support import ABORT, FAIL, PASS, FastRunner  # type: ignore[import-not-found]
 
 from chaosrunner.engine.context import RunOptions
-from chaosrunner.errors import SpecError
+from chaosrunner.errors import SpecError, Verdict
 from chaosrunner.gameday.report import ExperimentOutcome, GameDayReport
 from chaosrunner.gameday.run import StopRequest, finish, load_gameday, run_gameday
 from chaosrunner.history import query_gamedays, query_runs
@@ -196,7 +196,8 @@ def test_signal_while_an_experiment_starts_injects_nothing(
 
 
 def outcome(verdict: str, code: int) -> ExperimentOutcome:
-    return ExperimentOutcome(1, "x.yaml", "x", status="ran", verdict=verdict, exit_code=code)
+    return ExperimentOutcome(1, "x.yaml", "x", status="ran", verdict=Verdict(verdict),
+                             exit_code=code)
 
 
 @pytest.mark.parametrize(("results", "verdict", "code"), [
@@ -210,7 +211,7 @@ def outcome(verdict: str, code: int) -> ExperimentOutcome:
 def test_overall_verdict_is_the_worst(results: list[tuple[str, int]], verdict: str,
                                       code: int) -> None:
     report = GameDayReport(
-        name="d", run_id="d-1", verdict="running", exit_code=0,
+        name="d", run_id="d-1", verdict=Verdict.PASSED, exit_code=0,
         started_at="2026-11-24T10:00:00.000Z", ended_at=None, duration_seconds=None,
         reason=None, source="d.yaml", description=None, schedule=None, stop_on="never",
         min_budget_remaining=None, report_dir="r", trigger="cli",

@@ -11,7 +11,7 @@ import pytest
 
 from chaosrunner.cli.main import main
 from chaosrunner.cli.runs import parse_since
-from chaosrunner.errors import InvalidInput, StateError
+from chaosrunner.errors import InvalidInput, StateError, Verdict
 from chaosrunner.history import (
     GameDayRow,
     database_path,
@@ -33,7 +33,7 @@ def stamp(moment: datetime) -> str:
 def report(name: str, started: datetime, verdict: str = "passed", code: int = 0,
            seconds: float = 42.5, abort: str | None = None) -> RunReport:
     return RunReport(
-        verdict=verdict, exit_code=code, experiment=name,
+        verdict=Verdict(verdict), exit_code=code, experiment=name,
         run_id=f"{name}-{started:%Y%m%dT%H%M%S}", started_at=stamp(started),
         ended_at=stamp(started + timedelta(seconds=seconds)), environment="staging",
         reason=abort, report_dir=f"reports/{name}",

@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chaosrunner.errors import Verdict
 from chaosrunner.report.model import (
     AbortRecord,
     BudgetRecord,
@@ -25,8 +26,6 @@ from chaosrunner.report.model import (
 )
 
 START = datetime(2024, 5, 14, 10, 0, 0, tzinfo=UTC)
-EXIT = {"passed": 0, "failed": 1, "aborted": 2, "not_started": 3, "rollback_incomplete": 5,
-        "interrupted": 130}
 PROBE_RATE = 20  # probe requests per second
 
 
@@ -80,7 +79,7 @@ def build_report(verdict: str = "passed", *, interval: float = 1.0, before: floa
     rollback_incomplete, interrupted)."""
     slos = slos or [probe_slo(), latency_slo()]
     report = RunReport(
-        verdict=verdict, exit_code=EXIT[verdict], experiment="payments-latency",
+        verdict=Verdict(verdict), exit_code=Verdict(verdict).exit_code, experiment="payments-latency",
         run_id="payments-latency-20240514T100000Z", started_at=iso(0),
         title=title or "Checkout tolerates 500 ms latency to payments",
         hypothesis=hypothesis or "System should handle 500ms latency gracefully",

@@ -7,8 +7,9 @@ import re
 import pytest
 from report_builders import build_report
 
+from chaosrunner.errors import Verdict
 from chaosrunner.report.model import RunReport
-from chaosrunner.report.postmortem import needs_postmortem, render_postmortem
+from chaosrunner.report.postmortem import render_postmortem
 from chaosrunner.report.severity import classify_impact
 
 SEED_HEADINGS = ["## Summary", "## Timeline (All times in UTC)", "## Root Cause Analysis",
@@ -25,7 +26,7 @@ def render(report: RunReport) -> str:
     ("passed", False), ("failed", True), ("aborted", True), ("not_started", False),
     ("invalid", False), ("rollback_incomplete", True), ("interrupted", False)])
 def test_only_for_failed_aborted_and_rollback_incomplete(verdict: str, wanted: bool) -> None:
-    assert needs_postmortem(verdict) is wanted
+    assert Verdict(verdict).postmortem_due is wanted
 
 
 def test_follows_the_seed_template_in_order() -> None:
