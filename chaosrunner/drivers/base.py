@@ -164,6 +164,7 @@ DRIVERS: dict[str, str] = {
     "docker": "chaosrunner.drivers.docker:DockerDriver",
     "kubernetes": "chaosrunner.drivers.kubernetes:KubernetesDriver",
     "python": "chaosrunner.drivers.python:PythonDriver",
+    "load": "chaosrunner.drivers.load:LoadDriver",
     "fake": "chaosrunner.testing.fakes:FakeDriver",
 }
 

@@ -406,6 +406,8 @@ class Run:
             self._halt_watcher.cancel()
         await self._finish_step()
         pending = [i for i in reversed(self.injections) if not i.reverted]
+        # Extra load (load.http) stops first: it is what breaks the system.
+        pending.sort(key=lambda i: not getattr(i.planned.driver, "revert_first", False))
         if not pending:
             return
         self._begin("rollback")

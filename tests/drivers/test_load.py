@@ -1,0 +1,130 @@
+"""The load.http driver: real Locust child processes against a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+from helpers import wait_until
+from load_support import CountingServer, counting_server
+
+from chaosrunner.drivers.base import Handle, ParamError, get_driver
+from chaosrunner.drivers.load import LoadDriver, load_processes
+from chaosrunner.testing.contract import ContractCase, DriverContract
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server() -> Iterator[CountingServer]:
+    with counting_server() as s:
+        yield s
+
+
+class TestLoadDriver(DriverContract):
+    @pytest.fixture
+    def case(self, server: CountingServer) -> ContractCase:
+        return ContractCase(LoadDriver(), "load.http", {"url": server.url}, {"rate": "20/s"},
+                            faulted=lambda instance: server.busy(),
+                            settle=lambda check: wait_until(check, timeout=20))
+
+
+def test_registered_like_the_other_drivers() -> None:
+    assert isinstance(get_driver("load"), LoadDriver)
+
+
+@pytest.mark.parametrize(("target", "params", "where"), [
+    ({"url": "ftp://x"}, {"rate": 1}, ("target", "url")),
+    ({}, {"rate": 1}, ("target",)),
+    ({"url": "http://127.0.0.1:1"}, {}, ("with",)),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "users": 2}, ("with",)),
+    ({"url": "http://127.0.0.1:1"}, {"rate": "fast"}, ("with", "rate")),
+    ({"url": "http://127.0.0.1:1"}, {"users": 0}, ("with", "users")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "workers": 0}, ("with", "workers")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "master": "nohost"}, ("with", "master")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "workers": 2, "master": "h:1"},
+     ("with", "master")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "urls": [{"url": "/a", "weight": -1}]},
+     ("with", "urls", 0, "weight")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "method": "BREW"}, ("with", "urls", 0, "method")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "rps": 3}, ("with", "rps")),
+])
+def test_bad_parameters_name_the_key(target: dict[str, object], params: dict[str, object],
+                                     where: tuple[object, ...]) -> None:
+    with pytest.raises(ParamError) as info:
+        LoadDriver().validate("load.http", target, params)
+    assert info.value.key_path == where
+
+
+def test_urls_weights_method_headers_body_reach_the_target(server: CountingServer) -> None:
+    driver = LoadDriver()
+    params = driver.validate("load.http", {"url": server.url}, {
+        "users": 4, "headers": {"X-Load": "chaosrunner"},
+        "urls": [{"url": "/checkout", "method": "POST", "body": {"item": 1}, "weight": 3},
+                 "/healthz"]})
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.urls.0")
+    try:
+        assert wait_until(lambda: server.methods.get("GET", 0) >= 5
+                          and server.methods.get("POST", 0) >= 5, timeout=30)
+    finally:
+        driver.revert(handle)
+    assert b'{"item": 1}' in server.bodies
+    assert all(h.get("X-Load") == "chaosrunner" for h in server.headers)
+    assert server.methods["POST"] > server.methods["GET"]  # weight 3 against 1
+
+
+def test_runner_sigkill_stops_the_load_and_the_ledger_handle_reverts(
+        server: CountingServer) -> None:
+    key = f"t-{os.getpid()}.killed.0"
+    script = textwrap.dedent(f"""
+        import json, sys, time
+        from chaosrunner.drivers.load import LoadDriver
+        d = LoadDriver()
+        p = d.validate("load.http", {{"url": "{server.url}"}}, {{"rate": "20/s"}})
+        [i] = d.resolve("load.http", {{"url": "{server.url}"}})
+        h = d.inject(i, "load.http", p, "{key}")
+        print(json.dumps(h.to_json()), flush=True)
+        time.sleep(300)
+    """)
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert runner.stdout is not None
+        handle = Handle.from_json(json.loads(runner.stdout.readline()))
+        assert handle.data["pid"] == handle.data["pgid"] and load_processes(key)
+        assert wait_until(server.busy, timeout=20)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        # The Locust process notices its runner is gone and stops by itself...
+        assert wait_until(lambda: not load_processes(key), timeout=20)
+        assert wait_until(lambda: not server.busy(), timeout=20)
+    finally:
+        runner.kill()
+        runner.wait()
+        runner.stdout.close()  # type: ignore[union-attr]
+        # ...and `recover`'s revert of the recorded handle is then a no-op.
+        LoadDriver().revert(handle)
+    assert not load_processes(key)
+
+
+def test_two_local_workers_deliver_the_asked_rate_within_10_percent(
+        server: CountingServer) -> None:
+    driver = LoadDriver()
+    params = driver.validate("load.http", {"url": server.url}, {"rate": "100/s", "workers": 2})
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    key = f"t-{os.getpid()}.workers.0"
+    handle = driver.inject(instance, "load.http", params, key)
+    try:
+        assert len(load_processes(key)) == 3  # the master and its two workers
+        assert wait_until(lambda: server.rate_over(2.0) > 80, timeout=30)  # spawned
+        delivered = server.rate_over(10.0)
+    finally:
+        driver.revert(handle)
+    assert 90 <= delivered <= 110, delivered
+    assert not load_processes(key)
