@@ -19,13 +19,13 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import StateError, Verdict
 from chaosrunner.report.model import RunReport
-from chaosrunner.timestamps import parse_time, seconds_between
+from chaosrunner.timestamps import iso, parse_time, seconds_between
 
 DATABASE = "history.sqlite"
 SCHEMA_VERSION = 1
@@ -184,6 +184,22 @@ def record_run(state_dir: Path, report: RunReport, gameday: str | None = None,
         _warn(f"run {row.run_id} not kept in the history: {exc}")
         return None
     return row
+
+
+def record_lost_run(state_dir: Path, run_id: str, experiment: str, started_at: str,
+                    verdict: Verdict, exit_code: int, reason: str) -> None:
+    """Keep a run whose runner died (the watchdog's record of it); best effort."""
+    ended = iso(datetime.now(UTC))
+    row = RunRow(run_id=run_id, experiment=experiment, verdict=verdict, exit_code=exit_code,
+                 started_at=started_at, ended_at=ended,
+                 duration_seconds=seconds_between(started_at, ended), budget_consumed=None,
+                 abort_reason=None, reason=reason, environment=None, report_dir=None,
+                 source=None, gameday=None, gameday_run_id=None)
+    try:
+        with connect(state_dir) as db:
+            _insert(db, "runs", {**asdict(row), "started_ts": timestamp(started_at)})
+    except StateError as exc:
+        _warn(f"run {run_id} not kept in the history: {exc}")
 
 
 def tag_gameday(state_dir: Path, run_id: str, gameday: str, gameday_run_id: str) -> None:

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-exec", action="store_true")
     p.add_argument("--var", action="append", default=[], metavar="K=V")
     p.add_argument("--dry-run", action="store_true", help="plan and print; inject nothing")
+    p.add_argument("--no-watchdog", action="store_true",
+                   help="no watchdog process (it takes the faults back if the runner dies)")
     _common(p)
 
     p = sub.add_parser("recover", help="take back every fault injected and not reverted")
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
     p.add_argument("--var", action="append", default=[], metavar="K=V")
+    p.add_argument("--no-watchdog", action="store_true",
+                   help="no watchdog process (it takes the faults back if the runner dies)")
     _common(p)
 
     p = sub.add_parser("schedule", help="run game days on their cron schedules")
@@ -96,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
     p.add_argument("--var", action="append", default=[], metavar="K=V")
+    p.add_argument("--no-watchdog", action="store_true",
+                   help="no watchdog process (it takes the faults back if the runner dies)")
     _common(p)
 
     p = sub.add_parser("runs", help="history of runs")

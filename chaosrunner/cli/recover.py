@@ -26,13 +26,45 @@ def command_recover(args: argparse.Namespace) -> int:
             results.append(_result(item, "skipped", "its runner is alive and will roll back "
                                    "itself; use --force to take it back anyway"))
             continue
-        error = revert_with_retries(item)
-        if error is None:
-            ledger.record_done(item.run_id, item.handle.key, how="recovered")
+        error = take_back(ledger, item, how="recovered")
         results.append(_result(item, "failed" if error else "reverted", error))
     _print(results, args.output)
     failed = any(r["status"] == "failed" for r in results)
     return Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else 0
+
+
+SETTLE_MARGIN = 2.0  # seconds on top of a driver's settle time (the call's own latency)
+
+
+def take_back(ledger: Ledger, item: OpenFault, how: str) -> str | None:
+    """Revert one open fault and record it done; None when done, else the last error.
+
+    An injection the ledger does not show as confirmed may still be in flight in its
+    backend (a `docker.stop` waiting out its grace period when the runner was killed):
+    its settle time is waited out first, so the revert sees, and undoes, its effect."""
+    wait_until = settles_at(item)
+    if wait_until is not None:
+        time.sleep(max(0.0, wait_until - time.time()))
+    error = revert_with_retries(item)
+    if error is None:
+        ledger.record_done(item.run_id, item.handle.key, how=how)
+    return error
+
+
+def settles_at(item: OpenFault) -> float | None:
+    """Epoch seconds until which an unconfirmed injection may still take effect."""
+    if item.confirmed:
+        return None
+    try:
+        driver = get_driver(item.handle.driver, DriverContext(run_id=item.run_id))
+    except ChaosRunnerError:
+        return None  # revert_with_retries reports the unknown driver
+    settle = getattr(driver, "settle_seconds", None)
+    seconds = settle(item.handle) if settle is not None else None
+    if seconds is None:
+        return None
+    since = item.since if item.since is not None else time.time()
+    return since + float(seconds) + SETTLE_MARGIN
 
 
 def revert_with_retries(item: OpenFault, attempts: int = 3) -> str | None:

@@ -32,7 +32,8 @@ def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
         report_dir=Path(args.report_dir) if getattr(args, "report_dir", None) else None,
         junit=Path(args.junit) if getattr(args, "junit", None) else None,
         allow_production=args.allow_production, allow_exec=args.allow_exec,
-        dry_run=dry_run or getattr(args, "dry_run", False), variables=parse_vars(args.var))
+        dry_run=dry_run or getattr(args, "dry_run", False), variables=parse_vars(args.var),
+        watchdog=not getattr(args, "no_watchdog", False))
 
 
 def command_run(args: argparse.Namespace) -> int:

@@ -46,7 +46,9 @@ def parse_grace(text: str) -> timedelta:
 def child_flags(args: argparse.Namespace) -> list[str]:
     """The flags every `chaosrunner gameday` child gets from the scheduler's command line."""
     flags = [flag for flag, on in (("--allow-production", args.allow_production),
-                                   ("--allow-exec", args.allow_exec)) if on]
+                                   ("--allow-exec", args.allow_exec),
+                                   ("--no-watchdog", getattr(args, "no_watchdog", False)))
+             if on]
     for pair in args.var:
         flags += ["--var", pair]
     return flags

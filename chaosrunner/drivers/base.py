@@ -150,8 +150,22 @@ class BaseDriver:
         value = params.get("restart_after")
         return float(value) if isinstance(value, int | float) else None
 
+    def settle_seconds(self, handle: Handle) -> float | None:
+        """How long after its call an injection's effect may still land (a stop that waits
+        out a grace period inside the backend); None when the effect is complete when
+        `inject` returns. For an injection the ledger does not show as confirmed, `recover`
+        and the watchdog wait this out, plus a margin, before reverting and calling the
+        fault done."""
+        return None
+
     def health(self) -> None:
         return None
+
+
+# The engine adds the fault's deadline (epoch seconds: planned end plus a margin) to the
+# params it passes to `inject`, under this key; drivers whose backend can carry it
+# (Kubernetes annotations, toxic expiry) let the backend enforce it without the runner.
+DEADLINE_PARAM = "_deadline"
 
 
 # --- registry ------------------------------------------------------------------------------

@@ -269,6 +269,16 @@ class DockerDriver(BaseDriver):
         else:
             container.restart(timeout=_whole_seconds(params.get("grace_period")))
 
+    def settle_seconds(self, handle: Handle) -> float | None:
+        """The engine finishes a kill, stop or restart on its own once asked, a stop or
+        restart only after the grace period; a pause is done when the call returns."""
+        verb = handle.verb
+        if verb == "kill":
+            return 0.0
+        if verb in ("stop", "restart"):
+            return float(_whole_seconds(handle.params.get("grace_period")))
+        return None
+
     def revert(self, handle: Handle) -> None:
         """Start or unpause the handle's container and wait until it runs (and is healthy).
 

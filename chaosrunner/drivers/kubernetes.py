@@ -442,6 +442,11 @@ class KubernetesDriver(BaseDriver):
                 "spec": {"podSelector": {"matchLabels": {PARTITION_LABEL: digest}},
                          "policyTypes": types}}
 
+    def settle_seconds(self, handle: Handle) -> float | None:
+        """A delete or scale the API server accepted goes on without us (the controllers act
+        on it); a request still in flight at a crash may land up to the API timeout later."""
+        return self.context.api_timeout if handle.verb in ("delete_pod", "scale") else None
+
     # --- revert --------------------------------------------------------------------------
 
     def revert(self, handle: Handle) -> None:

@@ -28,6 +28,9 @@ class RunOptions:
     seed: int | None = None
     # A game day's own gate, applied on top of the experiment's min_budget_remaining.
     min_budget_remaining: float | None = None
+    # Start a watchdog process that takes the faults back if this process dies. The CLI
+    # turns it on (`--no-watchdog` off); embedders and in-process tests opt in.
+    watchdog: bool = False
 
 
 Listener = Callable[[dict[str, Any]], None]

@@ -37,6 +37,8 @@ class OpenFault:
     fault: str
     handle: Handle
     confirmed: bool  # an `injected` record exists
+    since: float | None = None  # epoch seconds of the intent record
+    deadline: float | None = None  # epoch seconds after which the fault must be taken back
 
 
 class Ledger:
@@ -51,9 +53,15 @@ class Ledger:
             raise StateError(f"cannot create state directory {self.state_dir}: "
                              f"{exc.strerror}; pass --state-dir to a writable place") from None
 
-    def record_intent(self, run_id: str, fault: str, handle: Handle) -> None:
-        self._append({"type": "intent", "run": run_id, "fault": fault, "key": handle.key,
-                      "handle": handle.to_json()})
+    def record_intent(self, run_id: str, fault: str, handle: Handle,
+                      deadline: float | None = None) -> None:
+        """`deadline` (epoch seconds): the fault's planned end plus a margin; past it the
+        watchdog takes the fault back even while the runner lives (a hung runner)."""
+        record: dict[str, Any] = {"type": "intent", "run": run_id, "fault": fault,
+                                  "key": handle.key, "handle": handle.to_json()}
+        if deadline is not None:
+            record["deadline"] = round(deadline, 3)
+        self._append(record)
 
     def record_injected(self, run_id: str, fault: str, handle: Handle) -> None:
         self._append({"type": "injected", "run": run_id, "fault": fault, "key": handle.key,
@@ -61,6 +69,12 @@ class Ledger:
 
     def record_done(self, run_id: str, key: str, how: str = "reverted") -> None:
         self._append({"type": "done", "run": run_id, "key": key, "how": how})
+
+    def record_watchdog(self, run_id: str, summary: str, reverted: list[str],
+                        failed: list[str]) -> None:
+        """What the watchdog did when it found the run's runner lost."""
+        self._append({"type": "watchdog", "run": run_id, "summary": summary,
+                      "reverted": reverted, "failed": failed})
 
     def open_faults(self) -> list[OpenFault]:
         """Faults not yet taken back, in the order they were injected."""
@@ -72,10 +86,14 @@ class Ledger:
                 pending.pop(key, None)
             elif kind == "intent" or (kind == "injected" and key in pending):
                 try:
-                    pending[key] = OpenFault(str(record["run"]), str(record["fault"]),
-                                             Handle.from_json(record["handle"]),
-                                             kind == "injected")
-                except (KeyError, TypeError, AttributeError):
+                    earlier = pending.get(key)
+                    pending[key] = OpenFault(
+                        str(record["run"]), str(record["fault"]),
+                        Handle.from_json(record["handle"]), kind == "injected",
+                        since=earlier.since if earlier else _epoch(record.get("at")),
+                        deadline=earlier.deadline if earlier else _number(
+                            record.get("deadline")))
+                except (KeyError, TypeError, AttributeError, ValueError):
                     # A record that is JSON but not ours (hand-edited, another version):
                     # keep what an earlier record of the same key knew.
                     continue
@@ -166,6 +184,18 @@ class Ledger:
             return text.strip()[:200] or "halt file present"
         reason = data.get("reason") if isinstance(data, dict) else None
         return str(reason or "halt file present")
+
+
+def _epoch(text: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text)).timestamp()
+    except ValueError:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chaosrunner.drivers.base import DriverContext, Handle, Instance
+from chaosrunner.drivers.base import DEADLINE_PARAM, DriverContext, Handle, Instance
 from chaosrunner.engine.clock import Clock, RealClock
 from chaosrunner.engine.context import EventLog, RunOptions
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
@@ -51,6 +51,9 @@ from chaosrunner.spec.validate import ExperimentBundle
 from chaosrunner.timestamps import iso
 
 T = TypeVar("T")
+# A fault's deadline is its planned end plus this: room for the runner's own rollback
+# (retries included) before the watchdog, a Kubernetes sweep or the proxy steps in.
+DEADLINE_MARGIN = 30.0
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Injection:
     task: asyncio.Task[Handle] | None = None
     confirmed: bool = False
     reverted: bool = False
+    deadline: float | None = None  # epoch seconds, as in the ledger
 
 
 @dataclass
@@ -118,6 +122,8 @@ class Run:
         self.plan: Plan | None = None
         self._step: asyncio.Future[None] | None = None  # the timeline step in flight
         self._halt_watcher: asyncio.Future[None] | None = None
+        self.watchdog: Any = None  # engine.watchdog.Watchdog when options.watchdog
+        self._heartbeat: asyncio.Future[None] | None = None
         self._abort = asyncio.Event()  # abort, halt or signal: stop faults, roll back
         self._steps_stopped = asyncio.Event()  # rollback began: in-flight injects let go
         self._interrupted = asyncio.Event()  # signal only: also cut the after-phase short
@@ -176,14 +182,47 @@ class Run:
         if not await self._plan_phase() or self.options.dry_run:
             return
         self.ledger.register_runner(self.run_id, self.experiment.name)
+        if not await self._start_watchdog():
+            return
         try:
             if await self._before_phase():
                 await self._fault_phase()
         finally:
-            await self._rollback_phase()
+            try:
+                await self._rollback_phase()
+            finally:
+                self._stop_watchdog()
         if self.state.injected_any and not self.state.rollback_failed \
                 and self.state.signal is None:
             await self._after_phase()
+
+    async def _start_watchdog(self) -> bool:
+        """Start the watchdog before anything is injected; refuse the run when it cannot."""
+        if not self.options.watchdog:
+            return True
+        from chaosrunner.engine.watchdog import HEARTBEAT_INTERVAL, Watchdog
+
+        try:
+            self.watchdog = await asyncio.to_thread(
+                Watchdog.start, self.options.state_dir, self.run_id, self.experiment.name,
+                self.started_at)
+        except StateError as exc:
+            return self._refuse(str(exc))
+        self._heartbeat = asyncio.ensure_future(self._beat(self.watchdog, HEARTBEAT_INTERVAL))
+        return True
+
+    async def _beat(self, watchdog: Any, interval: float) -> None:
+        while watchdog.beat():
+            await asyncio.sleep(interval)
+        self.request_abort(None, "the watchdog is gone (killed, or it took the faults back "
+                           "because this runner stopped answering)")
+
+    def _stop_watchdog(self) -> None:
+        """The rollback is done (or failed and said so): the watchdog exits quietly."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.watchdog is not None:
+            self.watchdog.finish()
 
     async def _plan_phase(self) -> bool:
         self._begin("plan")
@@ -337,8 +376,8 @@ class Run:
                 self.request_abort(None, f"fault {planned.fault.name!r} not injected: {exc}")
                 return
             injection.task = asyncio.ensure_future(asyncio.to_thread(
-                planned.driver.inject, instance, planned.fault.action, planned.params,
-                injection.handle.key))
+                planned.driver.inject, instance, planned.fault.action,
+                self._driver_params(planned, injection), injection.handle.key))
             self.events.emit("inject", fault=planned.fault.name, action=planned.fault.action,
                              target=instance.name, key=injection.handle.key)
             try:
@@ -352,13 +391,25 @@ class Run:
     def _intent(self, planned: PlannedFault, instance: Instance, index: int) -> Injection:
         key = f"{self.run_id}.{planned.fault.name}.{index}"
         handle = Handle.provisional(planned.fault.action, instance, planned.params, key)
-        self.ledger.record_intent(self.run_id, planned.fault.name, handle)
+        deadline = self._deadline(planned)
+        self.ledger.record_intent(self.run_id, planned.fault.name, handle, deadline=deadline)
         record = FaultRecord(name=planned.fault.name, action=planned.fault.action,
                              targets=[instance.name], key=key, params=dict(planned.params))
-        injection = Injection(planned, handle, record)
+        injection = Injection(planned, handle, record, deadline=deadline)
         self.injections.append(injection)
         self.state.injected_any = True
         return injection
+
+    def _deadline(self, planned: PlannedFault) -> float:
+        """Epoch seconds by which this fault must be out: its planned end plus a margin."""
+        assert self.plan is not None
+        end = planned.end if planned.end is not None else self.plan.duration
+        return time.time() + max(0.0, end - planned.start) + DEADLINE_MARGIN
+
+    def _driver_params(self, planned: PlannedFault, injection: Injection) -> dict[str, Any]:
+        if not getattr(planned.driver, "accepts_deadline", False):
+            return planned.params
+        return {**planned.params, DEADLINE_PARAM: injection.deadline}
 
     def _confirm(self, injection: Injection, handle: Handle) -> None:
         injection.handle, injection.confirmed, injection.task = handle, True, None

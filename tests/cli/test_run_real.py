@@ -100,10 +100,10 @@ def test_pausing_the_service_aborts_and_resumes_it(tmp_path: Path) -> None:
         assert Ledger(tmp_path / "state").open_faults() == []
 
 
-def start_long_run(tmp_path: Path, url: str) -> subprocess.Popen[str]:
+def start_long_run(tmp_path: Path, url: str, *extra: str) -> subprocess.Popen[str]:
     path = write(tmp_path, url, "sleeper.pid", duration="60s")
     return chaosrunner("run", str(path), "--state-dir", str(tmp_path / "state"),
-                       "--report-dir", str(tmp_path / "report"))
+                       "--report-dir", str(tmp_path / "report"), *extra)
 
 
 def wait_injected(tmp_path: Path, runner: subprocess.Popen[str]) -> None:
@@ -116,7 +116,8 @@ def wait_injected(tmp_path: Path, runner: subprocess.Popen[str]) -> None:
 def test_recover_resumes_a_process_after_the_runner_is_sigkilled(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     with http_server(tmp_path) as (url, _, _):
-        runner = start_long_run(tmp_path, url)
+        # Without the watchdog (tests/watchdog), `recover` by hand is what takes it back.
+        runner = start_long_run(tmp_path, url, "--no-watchdog")
         wait_injected(tmp_path, runner)
         assert proc_state(sleeper.pid) == "T"
         runner.kill()

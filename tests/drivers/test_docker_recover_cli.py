@@ -45,7 +45,7 @@ def test_recover_restores_containers_after_the_runner_is_sigkilled(
         (tmp_path / "exp.yaml").write_text(EXPERIMENT.format(killed=killed.name,
                                                              paused=paused.name))
         runner = chaosrunner("run", str(tmp_path / "exp.yaml"), "--state-dir", str(state),
-                             "--report-dir", str(tmp_path / "report"))
+                             "--report-dir", str(tmp_path / "report"), "--no-watchdog")
         try:
             wait_until(lambda: sum(f.confirmed for f in Ledger(state).open_faults()) == 2
                        or runner.poll() is not None, timeout=60, what="both faults injected")

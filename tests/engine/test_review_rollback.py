@@ -60,7 +60,8 @@ def test_ledger_write_failure_on_intent_aborts_with_a_report(
     real = Ledger.record_intent
     calls: list[str] = []
 
-    def fail_second(self: Ledger, run_id: str, fault: str, handle: object) -> None:
+    def fail_second(self: Ledger, run_id: str, fault: str, handle: object,
+                    **kwargs: object) -> None:
         calls.append(fault)
         if fault == "second":
             raise StateError("cannot write ledger: No space left on device")

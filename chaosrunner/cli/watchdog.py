@@ -1,0 +1,170 @@
+"""The watchdog process: it outlives its runner and takes the run's faults back when the
+runner dies before finishing its rollback (`chaosrunner.engine.watchdog` starts it).
+
+It runs in its own session (outside the runner's process group and terminal), ignores
+SIGINT and SIGHUP, and has no terminal stdio; its log is `<state_dir>/watchdog/<run>.log`.
+It learns of the runner's death at once from two sources: end-of-file on the heartbeat
+pipe, and a pidfd on the runner. A heartbeat missing for HEARTBEAT_TIMEOUT (a runner
+frozen by SIGSTOP or hung) counts as a death too.
+
+When the runner is lost, every open fault of the run (the ledger's) is taken back with the
+same rules as `chaosrunner recover`, marked done `how: watchdog` in the ledger, and the run
+is kept in the history; then the watchdog exits. While the runner lives, a fault still open
+past its ledger deadline (planned end plus a margin) is taken back too (`how: deadline`).
+When the runner says its rollback is done, the watchdog exits quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import selectors
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chaosrunner.cli.recover import take_back
+from chaosrunner.engine.ledger import Ledger, OpenFault
+from chaosrunner.engine.watchdog import DONE, READY
+from chaosrunner.errors import Verdict
+
+HEARTBEAT_TIMEOUT = 10.0  # seconds without a beat: the runner is hung or frozen
+TICK = 0.2
+DEADLINE_CHECK = 1.0
+KILLED_EXIT = 137  # what a parent sees from a SIGKILLed runner; recorded in the history
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for number in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
+    args = _parser().parse_args(argv)
+    ledger = Ledger(args.state_dir)
+    pidfd = _pidfd(args.runner_pid)
+    with contextlib.suppress(OSError):
+        os.write(args.ready_fd, READY)
+    os.close(args.ready_fd)
+    _log(f"watching run {args.run_id} (runner pid {args.runner_pid})")
+    reason = watch(args.pipe_fd, pidfd, ledger, args.run_id)
+    if reason is None:
+        _log("the runner finished its rollback; exiting")
+        return 0
+    # Lost by its heartbeat, a runner may still be alive (frozen): its marker stays.
+    return take_back_run(ledger, args, reason, dead=not reason.startswith(NO_HEARTBEAT))
+
+
+NO_HEARTBEAT = "no heartbeat"
+
+
+def watch(pipe_fd: int, pidfd: int | None, ledger: Ledger, run_id: str) -> str | None:
+    """Watch until the runner says its rollback is done (None) or is lost (why)."""
+    os.set_blocking(pipe_fd, False)
+    last_beat = next_deadline_check = time.monotonic()
+    with selectors.DefaultSelector() as selector:
+        selector.register(pipe_fd, selectors.EVENT_READ)
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ)
+        while True:
+            ready = {key.fd for key, _ in selector.select(TICK)}
+            if ready:
+                data = _drain(pipe_fd)
+                if data and DONE in data:
+                    return None
+                if pidfd in ready:
+                    return "the runner died before finishing its rollback"
+                if data == b"":
+                    return "the runner exited before finishing its rollback"
+                if data:
+                    last_beat = time.monotonic()
+            now = time.monotonic()
+            if now - last_beat > HEARTBEAT_TIMEOUT:
+                return f"{NO_HEARTBEAT} from the runner for {now - last_beat:.0f}s"
+            if now >= next_deadline_check:
+                enforce_deadlines(ledger, run_id)
+                next_deadline_check = now + DEADLINE_CHECK
+
+
+def enforce_deadlines(ledger: Ledger, run_id: str) -> None:
+    """Take back this run's faults still open past their deadline (a hung runner)."""
+    now = time.time()
+    for item in reversed(_open(ledger, run_id)):
+        if item.deadline is not None and item.deadline < now:
+            error = take_back(ledger, item, how="deadline")
+            _log(f"{item.handle.key}: past its deadline; "
+                 f"{'reverted' if error is None else 'revert FAILED: ' + error}")
+
+
+def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: bool) -> int:
+    """Revert the run's open faults, newest first; record it in the ledger and history."""
+    _log(f"{reason}: taking back its faults")
+    reverted: list[str] = []
+    failed: list[str] = []
+    for item in reversed(_open(ledger, args.run_id)):
+        error = take_back(ledger, item, how="watchdog")
+        (failed if error else reverted).append(item.handle.key)
+        _log(f"{item.handle.key}: {'reverted' if error is None else 'revert FAILED: ' + error}")
+    summary = (f"{reason}; the watchdog took back {len(reverted)} fault(s)"
+               + (f", {len(failed)} could not be taken back: run `chaosrunner recover`"
+                  if failed else ""))
+    with contextlib.suppress(Exception):
+        ledger.record_watchdog(args.run_id, summary, reverted, failed)
+    if dead:
+        ledger.unregister_runner(args.run_id)
+    with contextlib.suppress(Exception):
+        from chaosrunner.history import record_lost_run
+
+        record_lost_run(Path(args.state_dir), args.run_id, args.experiment, args.started_at,
+                        Verdict.ROLLBACK_INCOMPLETE if failed else Verdict.INTERRUPTED,
+                        Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else KILLED_EXIT,
+                        summary)
+    _log(summary)
+    return 5 if failed else 0
+
+
+def _open(ledger: Ledger, run_id: str) -> list[OpenFault]:
+    return [f for f in ledger.open_faults() if f.run_id == run_id]
+
+
+def _drain(fd: int) -> bytes | None:
+    """What the pipe holds: bytes, b"" at end-of-file, None when nothing is there yet."""
+    chunks = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return chunks or None
+        if not chunk:
+            return chunks
+        chunks += chunk
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # an old kernel; or already dead: the pipe tells
+        return None
+
+
+def _log(message: str) -> None:
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{stamp} {message}", file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaosrunner-watchdog")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--started-at", required=True)
+    parser.add_argument("--runner-pid", type=int, required=True)
+    parser.add_argument("--pipe-fd", type=int, required=True)
+    parser.add_argument("--ready-fd", type=int, required=True)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

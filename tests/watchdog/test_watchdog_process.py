@@ -1,0 +1,137 @@
+"""The watchdog against real processes: SIGKILL the runner mid-fault, type nothing after."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import proc_state, wait_until
+from watchdog_support import (
+    REVERT_BOUND,
+    end_watchdog,
+    kill_runner,
+    pid_alive,
+    seconds_until,
+    start,
+    wait_confirmed,
+    watchdog_pid,
+    write_experiment,
+)
+
+from chaosrunner.engine.ledger import Ledger
+from chaosrunner.history import query_runs
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (tmp_path / "sleeper.pid").write_text(str(proc.pid))
+    yield proc
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.kill()
+    proc.wait()
+
+
+def running(pid: int) -> bool:
+    return proc_state(pid) in ("S", "R")
+
+
+RUNS = int(os.environ.get("CHAOSRUNNER_WATCHDOG_RUNS", "3"))
+
+
+@pytest.mark.parametrize("attempt", range(RUNS))
+def test_a_sigkilled_runner_s_pause_is_taken_back_within_5s(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes], attempt: int) -> None:
+    state = tmp_path / "state"
+    path = write_experiment(tmp_path, "pause-sleeper", "process.pause",
+                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    runner = start(path, state)
+    wait_confirmed(state, runner)
+    assert proc_state(sleeper.pid) == "T"
+    killed = kill_runner(state, runner)
+    try:
+        assert killed.watchdog_pid is not None
+        took = seconds_until(lambda: running(sleeper.pid), killed.killed_at)
+        assert took is not None and took < REVERT_BOUND, took
+        # It records what it did, then exits on its own.
+        assert wait_until(lambda: not pid_alive(killed.watchdog_pid), timeout=30)
+    finally:
+        end_watchdog(killed.watchdog_pid)
+    ledger = Ledger(state)
+    assert ledger.open_faults() == []
+    records = list(ledger.records())
+    assert any(r["type"] == "done" and r.get("how") == "watchdog" for r in records)
+    assert any(r["type"] == "watchdog" for r in records)
+    [row] = query_runs(state)
+    assert row.verdict == "interrupted" and "watchdog took back 1 fault" in (row.reason or "")
+    assert not list((state / "active").glob("*.json"))  # the dead runner's marker is gone
+
+
+def test_the_watchdog_exits_quietly_when_the_run_ends(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    state = tmp_path / "state"
+    path = write_experiment(tmp_path, "short", "process.pause",
+                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    path.write_text(path.read_text().replace("duration: 120s", "duration: 1s"))
+    runner = start(path, state)
+    wait_confirmed(state, runner)
+    dog = watchdog_pid(state)
+    assert dog is not None
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    try:
+        assert wait_until(lambda: not pid_alive(dog), timeout=30)
+    finally:
+        end_watchdog(dog)
+    records = list(Ledger(state).records())
+    assert not any(r["type"] == "watchdog" for r in records)
+    assert [r.get("how") for r in records if r["type"] == "done"] == ["reverted"]
+
+
+def test_no_watchdog_leaves_the_fault_to_recover(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    state = tmp_path / "state"
+    path = write_experiment(tmp_path, "unwatched", "process.pause",
+                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    runner = start(path, state, "--no-watchdog")
+    wait_confirmed(state, runner)
+    assert watchdog_pid(state) is None
+    kill_runner(state, runner)
+    assert proc_state(sleeper.pid) == "T"  # nobody took it back
+    recover = subprocess.run([sys.executable, "-m", "chaosrunner", "recover", "--state-dir",
+                              str(state), "--output", "json"],
+                             capture_output=True, text=True, timeout=60)
+    assert recover.returncode == 0, recover.stderr
+    assert json.loads(recover.stdout)["recovered"][0]["status"] == "reverted"
+    assert wait_until(lambda: running(sleeper.pid))
+
+
+def test_the_watchdog_is_in_its_own_session_and_deaf_to_sigint_and_sighup(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    state = tmp_path / "state"
+    path = write_experiment(tmp_path, "deaf", "process.pause",
+                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    runner = start(path, state)
+    wait_confirmed(state, runner)
+    dog = watchdog_pid(state)
+    try:
+        assert dog is not None
+        assert os.getsid(dog) == dog != os.getsid(runner.pid)
+        assert os.getpgid(dog) != os.getpgid(runner.pid)
+        for number in (signal.SIGINT, signal.SIGHUP):
+            os.kill(dog, number)
+        assert pid_alive(dog) and proc_state(sleeper.pid) == "T"
+        fds = {os.readlink(f"/proc/{dog}/fd/{n}") for n in (0, 1)}
+        assert fds == {"/dev/null"}
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.communicate(timeout=60)
+        assert wait_until(lambda: not pid_alive(dog), timeout=30)
+        end_watchdog(dog)
+    assert running(sleeper.pid)
