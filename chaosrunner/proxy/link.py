@@ -26,7 +26,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chaosrunner.proxy.toxics import Chunk, End, StageSlot, Toxic, make_stage
+from chaosrunner.proxy.httpflow import HttpSession
+from chaosrunner.proxy.toxics import Chunk, End, Stage, StageSlot, Toxic, make_stage
 
 if TYPE_CHECKING:
     from chaosrunner.proxy.proxies import Proxy
@@ -122,6 +123,8 @@ class Direction:
         self.destination = destination
         self.counters = counters  # [received, sent] of the proxy, for /metrics
         self.slots: list[StageSlot] = []
+        self.front: Stage | None = None  # the HTTP stage, before the TCP toxics' stages
+        self.moved = False  # bytes went this way already
         self.queue: deque[Chunk] = deque()
         self.queued = 0
         self.worker: asyncio.Task[None] | None = None
@@ -136,6 +139,7 @@ class Direction:
     def on_data(self, view: memoryview) -> None:
         size = len(view)
         self.counters[0] += size
+        self.moved = True
         if self.ended:
             return
         if self.worker is None:
@@ -193,10 +197,22 @@ class Direction:
             if end is not None:
                 self.link.finish(end)
                 return
-        if self.slots and self.worker is None and not self.ended:
+        self._start_worker()
+
+    def set_front(self, stage: Stage | None) -> None:
+        """Put the HTTP stage in front of the chain (or take it away)."""
+        self.front = stage
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        if (self.slots or self.front is not None) and self.worker is None and not self.ended:
             self.source.resume("destination")  # the worker watches the destination itself
             self.worker = self.link.loop.create_task(self._run())
         self._wake()
+
+    def _stages(self) -> list[Stage]:
+        stages = [slot.stage for slot in self.slots]
+        return stages if self.front is None else [self.front, *stages]
 
     # --- the toxic path ---
 
@@ -207,7 +223,7 @@ class Direction:
                 now = loop.time()
                 index = self._expired(now)
                 if index is not None:
-                    stage = self.slots[index].stage
+                    stage = self._stages()[index]
                     await self._emit(self._through(stage.expire(now), index + 1, now))
                 elif self.queue:
                     chunk = self.queue.popleft()
@@ -215,7 +231,7 @@ class Direction:
                     if self.queued < QUEUE_LOW:
                         self.source.resume("queue")
                     await self._emit(self._through([chunk], 0, now))
-                elif not self.slots:
+                elif not self.slots and self.front is None:
                     break  # nothing left to do: back to the fast path
                 else:
                     await self._idle(self._deadline())
@@ -225,13 +241,14 @@ class Direction:
                 self.source.pause("destination")
 
     def _through(self, items: list[Chunk], start: int, now: float) -> list[Chunk]:
-        for slot in self.slots[start:]:
+        for stage in self._stages()[start:]:
             if not items:
                 break
             out: list[Chunk] = []
             for item in items:
-                out.extend(slot.stage.feed(item, now))
+                out.extend(stage.feed(item, now))
             items = out
+        self.link.http_settled()
         return items
 
     async def _emit(self, items: list[Chunk]) -> None:
@@ -253,14 +270,14 @@ class Direction:
             self._write(item.data)
 
     def _expired(self, now: float) -> int | None:
-        for index, slot in enumerate(self.slots):
-            when = slot.stage.deadline()
+        for index, stage in enumerate(self._stages()):
+            when = stage.deadline()
             if when is not None and when <= now:
                 return index
         return None
 
     def _deadline(self) -> float | None:
-        times = [t for t in (slot.stage.deadline() for slot in self.slots) if t is not None]
+        times = [t for t in (stage.deadline() for stage in self._stages()) if t is not None]
         return min(times) if times else None
 
     async def _idle(self, until: float | None) -> None:
@@ -273,6 +290,9 @@ class Direction:
             self.waiter = None
             if timer is not None:
                 timer.cancel()
+
+    def wake(self) -> None:
+        self._wake()
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -336,6 +356,7 @@ class Link:
         self.upstream.outgoing, self.upstream.incoming = self.down, self.up
         self.closed = False
         self.connector: asyncio.Task[None] | None = None
+        self.http: HttpSession | None = None
 
     def side_connected(self, side: Side) -> None:
         if side is self.client:
@@ -356,6 +377,7 @@ class Link:
             return
         self.up.sync(self.proxy.chain("upstream"))
         self.down.sync(self.proxy.chain("downstream"))
+        self.apply_http()
         self.client.resume("connecting")
 
     def direction_done(self) -> None:
@@ -393,6 +415,31 @@ class Link:
         if self.closed or self.upstream.transport is None:
             return  # still connecting: _connect syncs both directions when done
         (self.up if stream == "upstream" else self.down).sync(chain)
+        self.apply_http()
+
+    # --- HTTP toxics ---
+
+    def apply_http(self) -> None:
+        """Attach an HTTP session when the proxy has HTTP toxics; drop it when idle without."""
+        if self.closed or self.upstream.transport is None:
+            return
+        if self.proxy.http_rules and self.http is None:
+            resync = self.up.moved or self.down.moved
+            session = HttpSession(self.proxy.name, lambda: self.proxy.http_rules,
+                                  self.down.wake, resync)
+            self.http = session
+            self.up.set_front(session.request)
+            self.down.set_front(session.response)
+        self.http_settled()
+
+    def http_settled(self) -> None:
+        """Called after each step of the toxic path: detach a session no toxic needs."""
+        session = self.http
+        if session is None or self.proxy.http_rules or not session.idle():
+            return
+        self.http = None
+        self.up.set_front(None)
+        self.down.set_front(None)
 
 
 def _set_linger_zero(transport: asyncio.Transport | None) -> None:

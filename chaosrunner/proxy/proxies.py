@@ -19,6 +19,7 @@ from chaosrunner.proxy.toxics import (
     TOXIC_NOT_FOUND,
     ApiError,
     End,
+    HttpRule,
     Toxic,
     api_error,
     bad_request,
@@ -60,6 +61,9 @@ class Proxy:
         self.links: set[Link] = set()
         self.server: asyncio.Server | None = None
         self.counters: dict[str, list[int]] = {stream: [0, 0] for stream in STREAMS}
+        # The TCP toxics per stream, and the HTTP toxics of both streams with their rules.
+        self.chains: dict[str, list[Toxic]] = {stream: [] for stream in STREAMS}
+        self.http_rules: list[tuple[Toxic, HttpRule]] = []
         self._upstream_address: tuple[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +74,7 @@ class Proxy:
         return [toxic.to_json() for stream in STREAMS for toxic in self.toxics[stream]]
 
     def chain(self, stream: str) -> list[Toxic]:
-        return self.toxics[stream]
+        return self.chains[stream]
 
     def upstream_address(self) -> tuple[str, int]:
         if self._upstream_address is None:
@@ -164,7 +168,10 @@ class Proxy:
                 self._apply(stream)
 
     def _apply(self, stream: str) -> None:
-        chain = self.toxics[stream]
+        self.chains[stream] = [toxic for toxic in self.toxics[stream] if not toxic.is_http]
+        self.http_rules = [(toxic, toxic.rule()) for name in STREAMS
+                           for toxic in self.toxics[name] if toxic.is_http]
+        chain = self.chains[stream]
         for link in list(self.links):
             link.apply(stream, chain)
 

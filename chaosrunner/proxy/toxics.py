@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -58,8 +59,9 @@ def api_error(pair: tuple[str, int]) -> ApiError:
 
 # --- the API model -------------------------------------------------------------------------
 
-# Attribute names and defaults per type, in Toxiproxy's JSON order. All are integers.
-ATTRIBUTES: dict[str, dict[str, int]] = {
+# Attribute names and defaults per type, in Toxiproxy's JSON order. The TCP toxics' are
+# integers; the HTTP toxics' (an extension) are checked by `_check_http` below.
+ATTRIBUTES: dict[str, dict[str, Any]] = {
     "noop": {},
     "latency": {"latency": 0, "jitter": 0},
     "bandwidth": {"rate": 0},
@@ -70,12 +72,27 @@ ATTRIBUTES: dict[str, dict[str, int]] = {
     "limit_data": {"bytes": 0},
 }
 
+# HTTP toxics: what they match on, then what they do. `toxicity` is per matching request.
+MATCH_DEFAULTS: dict[str, Any] = {"method": "", "path": "", "headers": {}}
+HTTP_ATTRIBUTES: dict[str, dict[str, Any]] = {
+    "http_error": {"status": 503, "body": "", "response_headers": {}, **MATCH_DEFAULTS},
+    "http_latency": {"latency": 0, "jitter": 0, **MATCH_DEFAULTS},
+    "http_reset": {**MATCH_DEFAULTS},
+}
+ATTRIBUTES.update(HTTP_ATTRIBUTES)
+
+# Every toxic may carry an expiry (an extension): Unix time in seconds after which the proxy
+# removes it by itself. Absent (or null) means no expiry, and the API shows nothing new.
+EXPIRES_AT = "expires_at"
+
 _GO_TYPE = {"noop": "NoopToxic", "latency": "LatencyToxic", "bandwidth": "BandwidthToxic",
             "slow_close": "SlowCloseToxic", "timeout": "TimeoutToxic",
-            "reset_peer": "ResetToxic", "slicer": "SlicerToxic", "limit_data": "LimitDataToxic"}
+            "reset_peer": "ResetToxic", "slicer": "SlicerToxic", "limit_data": "LimitDataToxic",
+            "http_error": "HttpErrorToxic", "http_latency": "HttpLatencyToxic",
+            "http_reset": "HttpResetToxic"}
 
 
-def merge_attributes(kind: str, current: Mapping[str, int], given: Any) -> dict[str, int]:
+def merge_attributes(kind: str, current: Mapping[str, Any], given: Any) -> dict[str, Any]:
     """`current` updated with the known keys of `given`; unknown keys are ignored (as Go does)."""
     if given is None:
         return dict(current)
@@ -84,22 +101,116 @@ def merge_attributes(kind: str, current: Mapping[str, int], given: Any) -> dict[
                           f"ToxicWrapper.attributes of type toxics.{_GO_TYPE[kind]}")
     merged = dict(current)
     for key, value in given.items():
-        if key not in merged:
+        if key == EXPIRES_AT:
+            _set_expiry(merged, value)
+        elif key not in ATTRIBUTES[kind]:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise bad_request(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
-                              f"{_GO_TYPE[kind]}.attributes.{key} of type int64")
-        merged[key] = int(value)
+        elif isinstance(ATTRIBUTES[kind][key], int):
+            merged[key] = _int_attribute(kind, key, value)
+        else:
+            merged[key] = value  # HTTP strings and maps: checked as a whole below
     _check_attributes(kind, merged)
     return merged
 
 
-def _check_attributes(kind: str, attrs: Mapping[str, int]) -> None:
+def _int_attribute(kind: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise bad_request(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                          f"{_GO_TYPE[kind]}.attributes.{key} of type int64")
+    return int(value)
+
+
+def _set_expiry(merged: dict[str, Any], value: Any) -> None:
+    if value is None:
+        merged.pop(EXPIRES_AT, None)
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise bad_request(f"attributes.{EXPIRES_AT} must be Unix time in seconds (a number) "
+                          f"or null, got {_json_kind(value)}")
+    merged[EXPIRES_AT] = value
+
+
+def _check_attributes(kind: str, attrs: Mapping[str, Any]) -> None:
     # Real Toxiproxy panics on a slicer with average_size 0; refuse it instead.
     if kind == "slicer" and attrs["average_size"] <= 0:
         raise bad_request("average_size must be greater than 0")
     if kind == "slicer" and attrs["size_variation"] < 0:
         raise bad_request("size_variation must not be negative")
+    if kind in HTTP_ATTRIBUTES:
+        HttpRule.build(kind, attrs)
+
+
+@dataclass(frozen=True)
+class HttpRule:
+    """A checked HTTP toxic: its compiled matchers and what it does to a matching request."""
+
+    kind: str
+    method: re.Pattern[str] | None
+    path: re.Pattern[str] | None
+    headers: tuple[tuple[str, re.Pattern[str]], ...]
+    attrs: Mapping[str, Any]
+
+    @classmethod
+    def build(cls, kind: str, attrs: Mapping[str, Any]) -> HttpRule:
+        """The rule for these attributes, or the API's 400 naming the bad one."""
+        if kind == "http_error":
+            status = attrs["status"]
+            if not 400 <= status <= 599:
+                raise bad_request(f"attributes.status must be 400-599, got {status}")
+            _expect_str(attrs, "body")
+            _expect_str_map(attrs, "response_headers")
+            for name, value in attrs["response_headers"].items():
+                if not _TOKEN.match(name) or "\r" in value or "\n" in value:
+                    raise bad_request(f"attributes.response_headers: {name!r} is not a "
+                                      "valid header (name: a token; value: one line)")
+        if kind == "http_latency" and (attrs["latency"] < 0 or attrs["jitter"] < 0):
+            raise bad_request("attributes.latency and attributes.jitter must not be negative")
+        headers = tuple((name.lower(), _regex(attrs["headers"], name, f"headers.{name}"))
+                        for name in _expect_str_map(attrs, "headers"))
+        return cls(kind, _optional_regex(attrs, "method"), _optional_regex(attrs, "path"),
+                   headers, dict(attrs))
+
+    def matches(self, method: str, target: str, headers: Mapping[str, list[str]]) -> bool:
+        """Regexes are searched (`re.search`): anchor them with ^ and $ for a whole match."""
+        if self.method is not None and not self.method.search(method):
+            return False
+        if self.path is not None and not self.path.search(target):
+            return False
+        for name, pattern in self.headers:
+            if not any(pattern.search(value) for value in headers.get(name, ())):
+                return False
+        return True
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _expect_str(attrs: Mapping[str, Any], key: str) -> str:
+    value = attrs[key]
+    if not isinstance(value, str):
+        raise bad_request(f"attributes.{key} must be a string, got {_json_kind(value)}")
+    return value
+
+
+def _expect_str_map(attrs: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = attrs[key]
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in value.items()):
+        raise bad_request(f"attributes.{key} must be an object of strings "
+                          f"(header name: value), got {_json_kind(value)}")
+    return value
+
+
+def _optional_regex(attrs: Mapping[str, Any], key: str) -> re.Pattern[str] | None:
+    text = _expect_str(attrs, key)
+    return _regex(attrs, key, key) if text else None
+
+
+def _regex(source: Mapping[str, Any], key: str, label: str) -> re.Pattern[str]:
+    try:
+        return re.compile(source[key])
+    except re.error as exc:
+        raise bad_request(f"attributes.{label} is not a valid regex: {exc}") from None
 
 
 def _json_kind(value: Any) -> str:
@@ -124,9 +235,22 @@ class Toxic:
     type: str
     stream: str
     toxicity: float
-    attributes: dict[str, int]
+    attributes: dict[str, Any]
     # Bumped on every update so links know to re-flip their coin and refresh the stage.
     revision: int = 0
+
+    @property
+    def is_http(self) -> bool:
+        return self.type in HTTP_ATTRIBUTES
+
+    @property
+    def expires_at(self) -> float | None:
+        value = self.attributes.get(EXPIRES_AT)
+        return float(value) if value is not None else None
+
+    def rule(self) -> HttpRule:
+        """The compiled rule of an HTTP toxic (attributes were checked when they were set)."""
+        return HttpRule.build(self.type, self.attributes)
 
     @classmethod
     def from_request(cls, body: Any) -> Toxic:
@@ -197,7 +321,7 @@ class Stage:
 
     kind: ClassVar[str] = "noop"
 
-    def __init__(self, attrs: Mapping[str, int]) -> None:
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
         self.attrs = dict(attrs)
         self.finished = False  # after an end marker, later items are swallowed
 
@@ -247,7 +371,7 @@ class LatencyStage(Stage):
 class BandwidthStage(Stage):
     kind = "bandwidth"
 
-    def __init__(self, attrs: Mapping[str, int]) -> None:
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
         super().__init__(attrs)
         self.free_at = 0.0  # when the modelled wire is free again
 
@@ -285,7 +409,7 @@ class TimeoutStage(Stage):
 
     kind = "timeout"
 
-    def __init__(self, attrs: Mapping[str, int], now: float) -> None:
+    def __init__(self, attrs: Mapping[str, Any], now: float) -> None:
         super().__init__(attrs)
         self.last_input = now
 
@@ -299,7 +423,7 @@ class TimeoutStage(Stage):
     def deadline(self) -> float | None:
         if self.finished or self.attrs["timeout"] <= 0:
             return None
-        return self.last_input + self.attrs["timeout"] / 1000.0
+        return self.last_input + int(self.attrs["timeout"]) / 1000.0
 
     def expire(self, now: float) -> list[Chunk]:
         self.finished = True
@@ -314,7 +438,7 @@ class ResetPeerStage(Stage):
 
     kind = "reset_peer"
 
-    def __init__(self, attrs: Mapping[str, int]) -> None:
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
         super().__init__(attrs)
         self.reset_at: float | None = None
 
@@ -370,7 +494,7 @@ class LimitDataStage(Stage):
 
     kind = "limit_data"
 
-    def __init__(self, attrs: Mapping[str, int]) -> None:
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
         super().__init__(attrs)
         self.sent = 0
 
