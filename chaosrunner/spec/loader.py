@@ -7,8 +7,10 @@ error instead of an out-of-memory.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat as stat_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,10 @@ from chaosrunner.errors import SpecError
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NODES = 100_000
+MAX_DEPTH = 64
+# Larger numbers are no duration, count or rate anyone means, and floats of that size
+# overflow the clock arithmetic of a run.
+MAX_NUMBER = 10**15
 
 KeyPath = tuple[str | int, ...]
 
@@ -64,31 +70,57 @@ _documents: dict[tuple[str, int, int], Document] = {}
 def load_document(path: str | os.PathLike[str]) -> Document:
     """Read and parse one file; every failure is a SpecError naming the file.
 
-    Parsed files are kept by (path, mtime, size): validating several experiments that
-    share a steady state, or a game day and its experiments, reads each file once.
+    Only regular files are read (a device, FIFO or directory is refused before any
+    read), and never more than MAX_FILE_BYTES. Parsed files are kept by (path, mtime,
+    size): validating several experiments that share a steady state, or a game day and
+    its experiments, reads each file once.
     """
     file_path = Path(path)
     try:
         stat = file_path.stat()
+        _check_regular(file_path, stat.st_mode)
         cache_key = (str(file_path.resolve()), stat.st_mtime_ns, stat.st_size)
         if cache_key in _documents:
             return _documents[cache_key]
-        size = stat.st_size
-        if size > MAX_FILE_BYTES:
-            raise SpecError([f"{file_path}: file is {size} bytes; the limit is {MAX_FILE_BYTES}"])
-        text = file_path.read_text(encoding="utf-8")
+        raw = _read_bounded(file_path)
     except FileNotFoundError:
         raise SpecError([f"{file_path}: no such file; check the path"]) from None
-    except IsADirectoryError:
-        raise SpecError([f"{file_path}: is a directory, expected a YAML or JSON file"]) from None
     except PermissionError:
         raise SpecError([f"{file_path}: permission denied; make the file readable"]) from None
-    except UnicodeDecodeError as exc:
-        raise SpecError([f"{file_path}: not UTF-8 text ({exc.reason})"]) from None
     except OSError as exc:
-        raise SpecError([f"{file_path}: cannot read: {exc.strerror}"]) from None
-    document = _documents[cache_key] = parse_text(text, file_path)
+        raise SpecError([f"{file_path}: cannot read: {exc.strerror or exc}"]) from None
+    document = _documents[cache_key] = parse_text(_decode(raw, file_path), file_path)
     return document
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if stat_module.S_ISREG(mode):
+        return
+    what = ("a directory" if stat_module.S_ISDIR(mode) else
+            "a FIFO (named pipe)" if stat_module.S_ISFIFO(mode) else
+            "a device" if stat_module.S_ISCHR(mode) or stat_module.S_ISBLK(mode) else
+            "a socket" if stat_module.S_ISSOCK(mode) else "not a regular file")
+    raise SpecError([f"{path}: is {what}; expected a YAML or JSON file"])
+
+
+def _read_bounded(path: Path) -> bytes:
+    # O_NONBLOCK: a FIFO swapped in after the stat must not hang the open.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        _check_regular(path, os.fstat(fd).st_mode)
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError([f"{path}: file is larger than {MAX_FILE_BYTES} bytes, the limit"])
+    return raw
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError([f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}, "
+                         f"{exc.reason}); save the file as UTF-8"]) from None
 
 
 # libyaml's parser when PyYAML was built with it: the pure-Python scanner was two thirds
@@ -103,8 +135,14 @@ def parse_text(text: str, path: Path) -> Document:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError([f"{path}{line}: not valid YAML: {exc.problem}"]) from None
+    except yaml.reader.ReaderError as exc:
+        line_number = text[:exc.position].count("\n") + 1
+        raise SpecError([f"{path}:{line_number}: not valid YAML: character {_char(exc.character)} "
+                         "(control characters are not allowed; remove it)"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise SpecError([f"{path}: nested too deeply (more than {MAX_DEPTH} levels)"]) from None
     if node is None:
         raise SpecError([f"{path}: the file is empty"])
     builder = _Builder(path)
@@ -119,13 +157,18 @@ class _Builder:
         self.path = path
         self.lines: dict[KeyPath, int] = {}
         self.count = 0
+        self.key_line = 1  # the key whose value is being built: where an alias bomb goes off
         self._constructor = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, key_path: KeyPath) -> Any:
         self.count += 1
+        line = node.start_mark.line + 1
         if self.count > MAX_NODES:
-            raise SpecError([f"{self.path}: more than {MAX_NODES} values (alias bomb?)"])
-        self.lines.setdefault(key_path, node.start_mark.line + 1)
+            raise SpecError([f"{self.path}:{self.key_line}: more than {MAX_NODES} values (an alias "
+                             "bomb?); write the values out instead of repeating aliases"])
+        if len(key_path) > MAX_DEPTH:
+            raise SpecError([f"{self.path}:{line}: nested more than {MAX_DEPTH} levels deep"])
+        self.lines.setdefault(key_path, line)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, key_path)
         if isinstance(node, yaml.SequenceNode):
@@ -146,7 +189,7 @@ class _Builder:
             if key in result:
                 raise SpecError([f"{self.path}:{key_node.start_mark.line + 1}: "
                                  f"duplicate key {key!r}"])
-            self.lines[(*key_path, key)] = key_node.start_mark.line + 1
+            self.key_line = self.lines[(*key_path, key)] = key_node.start_mark.line + 1
             result[key] = self.build(value_node, (*key_path, key))
         return result
 
@@ -154,9 +197,46 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             raise SpecError([f"{self.path}:{node.start_mark.line + 1}: keys must be scalars"])
         try:
-            return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise SpecError([f"{self.path}:{node.start_mark.line + 1}: {exc}"]) from None
+            value = self._constructor.construct_object(node, deep=True)
+        except Exception as exc:  # noqa: BLE001 - PyYAML raises anything on bad scalars
+            raise SpecError([f"{self.path}:{node.start_mark.line + 1}: cannot read "
+                             f"{_shown(node)} as {_tag_name(node.tag)}{_reason(node, exc)}; "
+                             "quote it if you mean text"]) from None
+        return self._checked_number(node, value)
+
+    def _checked_number(self, node: yaml.Node, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError([f"{self.path}:{node.start_mark.line + 1}: {node.value!r} is not "
+                             "a finite number"])
+        if abs(value) > MAX_NUMBER:
+            raise SpecError([f"{self.path}:{node.start_mark.line + 1}: number "
+                             f"{_shown(node)} is too large (the limit is {MAX_NUMBER:.0e})"])
+        return value
+
+
+def _char(character: Any) -> str:
+    code = character if isinstance(character, int) else ord(str(character)[:1] or "?")
+    return f"U+{code:04X}"
+
+
+def _shown(node: yaml.Node) -> str:
+    text = str(node.value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _tag_name(tag: str) -> str:
+    return {"int": "an integer", "float": "a number", "bool": "true/false",
+            "timestamp": "a date", "null": "null", "binary": "base64 data",
+            }.get(tag.rsplit(":", 1)[-1], f"a {tag}")
+
+
+def _reason(node: yaml.Node, exc: Exception) -> str:
+    # datetime's own words ("month must be in 1..12") help; int()'s and float()'s do not.
+    if node.tag.endswith(":timestamp") and type(exc) is ValueError:
+        return f" ({exc})"
+    return ""
 
 
 _VAR = re.compile(r"\$\{(?:var:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -22,7 +22,8 @@ Op = Literal["<", "<=", ">", ">=", "==", "!="]
 class Frozen(BaseModel):
     """Base of every spec model: immutable, unknown keys refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 # --- SLI sources ---------------------------------------------------------------------------

@@ -18,67 +18,88 @@ _UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
           "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d|w)\s*$")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+_NEGATIVE = re.compile(r"^\s*-\s*\d")
+# What a run can schedule and a probe can send; larger values are typos, and infinite or
+# astronomically large ones overflow the clock arithmetic of a run.
+MAX_DURATION = 3650 * 86400.0
+MAX_RATE = 10_000.0
 
 
 def parse_duration(value: Any) -> float:
     """Seconds from '250ms', '2s', '5m', '1h', '30d' (a bare 0 is allowed)."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 2s or 250ms, got {value!r}")
+        raise ValueError(f"expected a duration such as 2s or 250ms, got {_shown(value)}")
     if isinstance(value, int | float) and value == 0:
         return 0.0
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
+            return _bounded_duration(float(match.group(1)) * _UNITS[match.group(2)], value)
+        if _NEGATIVE.match(value):
+            raise ValueError(f"a duration must be positive, got {_shown(value)}")
+    if isinstance(value, int | float) and value < 0:
+        raise ValueError(f"a duration must be positive, got {_shown(value)}")
     raise ValueError(
-        f"expected a duration with a unit (250ms, 2s, 5m, 1h, 30d), got {value!r}"
+        f"expected a duration with a unit (250ms, 2s, 5m, 1h, 30d), got {_shown(value)}"
     )
+
+
+def _bounded_duration(seconds: float, written: str) -> float:
+    if not seconds <= MAX_DURATION:  # also catches inf from a 400-digit number
+        raise ValueError(f"duration {_shown(written)} is longer than 10 years; "
+                         "write a duration a run can wait for")
+    return seconds
 
 
 def parse_ratio(value: Any) -> float:
     """A fraction in [0, 1] from 0.999 or '99.9%'."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a ratio such as 0.999 or 99.9%, got {value!r}")
+        raise ValueError(f"expected a ratio such as 0.999 or 99.9%, got {_shown(value)}")
     number: float
+    wrong = f"expected a ratio such as 0.999 or 99.9%, got {_shown(value)}"
     if isinstance(value, int | float):
-        number = float(value)
+        number = float(value) if abs(value) < 1e300 else math.inf
     elif isinstance(value, str) and value.strip().endswith("%"):
         try:
             number = float(value.strip()[:-1]) / 100.0
         except ValueError:
-            raise ValueError(f"expected a ratio such as 0.999 or 99.9%, got {value!r}") from None
+            raise ValueError(wrong) from None
     elif isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"expected a ratio such as 0.999 or 99.9%, got {value!r}") from None
+            raise ValueError(wrong) from None
     else:
-        raise ValueError(f"expected a ratio such as 0.999 or 99.9%, got {value!r}")
+        raise ValueError(wrong)
     if not 0.0 <= number <= 1.0 or math.isnan(number):
-        raise ValueError(f"a ratio must lie between 0 and 1 (0% and 100%), got {value!r}")
+        raise ValueError(f"a ratio must lie between 0 and 1 (0% and 100%), got {_shown(value)}")
     return number
 
 
 def parse_rate(value: Any) -> float:
     """Requests per second from '20/s', '600/m' or a bare number."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    if isinstance(value, str):
+    rate = 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value) if abs(value) < 1e300 else math.inf
+    elif isinstance(value, str):
         match = _RATE.match(value)
         if match:
             per = {"s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2)]
             rate = float(match.group(1)) / per
-            if rate > 0:
-                return rate
-    raise ValueError(f"expected a positive rate such as 20/s or 600/m, got {value!r}")
+    if rate > MAX_RATE:
+        raise ValueError(f"rate {_shown(value)} is more than {MAX_RATE:g}/s, the most a probe "
+                         "sends")
+    if rate > 0:
+        return rate
+    raise ValueError(f"expected a positive rate such as 20/s or 600/m, got {_shown(value)}")
 
 
 def parse_quantity(value: Any) -> float:
     """A target or criterion value: a number, a ratio ('99%') or a duration ('400ms' -> 0.4)."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, ratio or duration, got {value!r}")
+        raise ValueError(f"expected a number, ratio or duration, got {_shown(value)}")
     if isinstance(value, int | float):
-        return float(value)
+        return _finite(float(value) if abs(value) < 1e300 else math.inf, value)
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("%"):
@@ -86,10 +107,17 @@ def parse_quantity(value: Any) -> float:
         if _DURATION.match(text):
             return parse_duration(text)
         try:
-            return float(text)
-        except ValueError:
-            pass
-    raise ValueError(f"expected a number, a ratio (99%) or a duration (400ms), got {value!r}")
+            return _finite(float(text), value)
+        except ValueError as exc:
+            if "finite" in str(exc):
+                raise
+    raise ValueError(f"expected a number, a ratio (99%) or a duration (400ms), got {_shown(value)}")
+
+
+def _finite(number: float, written: Any) -> float:
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {_shown(written)}")
+    return number
 
 
 def format_duration(seconds: float) -> str:
@@ -108,3 +136,9 @@ Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(_du
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
 Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+
+
+def _shown(value: Any) -> str:
+    """repr() for messages, shortened in the middle: a 400-digit number stays readable."""
+    text = repr(value.strip() if isinstance(value, str) else value)
+    return text if len(text) <= 40 else f"{text[:18]}...{text[-18:]}"

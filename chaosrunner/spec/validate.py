@@ -87,7 +87,7 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
     if not isinstance(data, dict):
         raise SpecError([f"{document.where(())}: expected a mapping with apiVersion and kind"])
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(KINDS)
         raise SpecError([f"{document.where(('kind',))}: unknown kind {kind!r}; expected one of "
                          f"{known}"])
