@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -26,10 +27,22 @@ def command(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
     if not 0 <= args.port <= 65535:
         raise InvalidInput(f"--port {args.port} is not a TCP port (0-65535)")
+    _log_to_stderr()
     if not _is_loopback(args.host):
         print(f"chaosrunner proxy: warning: the API on {args.host} has no authentication; "
               "anyone who can reach it can inject faults", file=sys.stderr)
     return asyncio.run(_serve(args.host, args.port, config))
+
+
+def _log_to_stderr() -> None:
+    """The proxy's own notices (an expired toxic, a stream that is not HTTP) go to stderr."""
+    logger = logging.getLogger("chaosrunner.proxy")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("chaosrunner proxy: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 async def _serve(host: str, port: int, config: list[dict[str, Any]] | None) -> int:

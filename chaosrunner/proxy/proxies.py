@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
+import time
 from typing import Any, TypeVar
 
 from chaosrunner.proxy.link import Link, ReadBuffer
@@ -29,6 +31,7 @@ from chaosrunner.proxy.toxics import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("chaosrunner.proxy")
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 BACKLOG = 4096
@@ -64,6 +67,7 @@ class Proxy:
         # The TCP toxics per stream, and the HTTP toxics of both streams with their rules.
         self.chains: dict[str, list[Toxic]] = {stream: [] for stream in STREAMS}
         self.http_rules: list[tuple[Toxic, HttpRule]] = []
+        self.expiry: dict[str, asyncio.TimerHandle] = {}  # toxic name -> its removal
         self._upstream_address: tuple[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -167,7 +171,40 @@ class Proxy:
                 self.toxics[stream] = []
                 self._apply(stream)
 
+    def forget(self) -> None:
+        """Stop, and cancel the expiry timers: the proxy is being deleted or replaced."""
+        self.stop()
+        for timer in self.expiry.values():
+            timer.cancel()
+        self.expiry.clear()
+
+    def _schedule_expiry(self) -> None:
+        """One timer per toxic with `expires_at` (an extension; see docs/design.md)."""
+        for timer in self.expiry.values():
+            timer.cancel()
+        self.expiry.clear()
+        loop = asyncio.get_running_loop()
+        for stream in STREAMS:
+            for toxic in self.toxics[stream]:
+                when = toxic.expires_at
+                if when is not None:
+                    delay = max(0.0, when - time.time())
+                    self.expiry[toxic.name] = loop.call_later(delay, self._expire, toxic)
+
+    def _expire(self, toxic: Toxic) -> None:
+        when = toxic.expires_at
+        if when is None or self.find_toxic(toxic.name) is not toxic:
+            return
+        if when > time.time():  # the wall clock moved back: wait the rest
+            self._schedule_expiry()
+            return
+        log.warning("proxy %s: toxic %s (%s, %s) expired at %s and was removed", self.name,
+                    toxic.name, toxic.type, toxic.stream,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)))
+        self.remove_toxic(toxic.name)
+
     def _apply(self, stream: str) -> None:
+        self._schedule_expiry()
         self.chains[stream] = [toxic for toxic in self.toxics[stream] if not toxic.is_http]
         self.http_rules = [(toxic, toxic.rule()) for name in STREAMS
                            for toxic in self.toxics[name] if toxic.is_http]
@@ -227,7 +264,7 @@ class ProxyCollection:
 
     def delete(self, name: str) -> None:
         proxy = self.get(name)
-        proxy.stop()
+        proxy.forget()
         del self.proxies[name]
 
     async def populate(self, body: Any) -> list[Proxy]:
@@ -251,7 +288,7 @@ class ProxyCollection:
             if _same_address(existing.listen, entry["listen"]) \
                     and existing.upstream == entry["upstream"]:
                 return existing  # identical: left alone, toxics and connections included
-            existing.stop()
+            existing.forget()
             del self.proxies[entry["name"]]
         proxy = Proxy(entry["name"], entry["listen"], entry["upstream"], self.buffer)
         if entry["enabled"]:
@@ -267,7 +304,7 @@ class ProxyCollection:
 
     def close(self) -> None:
         for proxy in self.proxies.values():
-            proxy.stop()
+            proxy.forget()
 
 
 def _same_address(current: str, wanted: str) -> bool:

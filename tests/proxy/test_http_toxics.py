@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,7 @@ import aiohttp
 import httpx
 import pytest
 import requests
+from helpers import answers, free_port, wait_until
 from httphelp import PlainServer, read_responses, stream_digest
 from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
 
@@ -277,3 +280,39 @@ def test_http_toxic_attributes_are_shown_and_checked(api: httpx.Client, base: st
     assert patched.json()["attributes"]["status"] == 504
     assert api.patch("/proxies/web/toxics/http_error",
                      json={"attributes": {"method": "["}}).status_code == 400
+
+
+# --- the demo's payments service, a real process -------------------------------------------
+
+
+@pytest.fixture
+def payments() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "chaosrunner.demo.payments",
+                                "--port", str(port), "--name", "payments-t"])
+    try:
+        assert wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=30)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_each_http_toxic_against_demo_payments(api: httpx.Client, payments: str) -> None:
+    base = f"http://127.0.0.1:{port_of(make_proxy(api, 'web', payments))}"
+    add(api, "http_error", toxicity=1.0, status=503, **PAY)
+    add(api, "http_latency", latency=300, method="GET", path="^/payments")
+    with requests.Session() as session, httpx.Client(base_url=base) as client:
+        assert session.post(base + "/pay", json={"order_id": "o-1"}).status_code == 503
+        assert client.post("/pay", json={"order_id": "o-2"}).status_code == 503
+        start = time.monotonic()
+        summary = client.get("/payments").json()
+        assert time.monotonic() - start >= 0.3
+        assert summary["confirmed"] == 0  # no payment reached the service
+        assert api.delete("/proxies/web/toxics/http_error").status_code == 204
+        add(api, "http_reset", path="^/pay\\?order_id=boom")
+        assert client.post("/pay", json={"order_id": "o-3"}).status_code == 200
+        with pytest.raises(requests.ConnectionError):
+            session.get(base + "/pay?order_id=boom")
+        assert session.get(base + "/pay?order_id=o-4").status_code == 200
+        assert client.get("/payments").json()["confirmed"] == 2

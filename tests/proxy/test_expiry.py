@@ -1,0 +1,70 @@
+"""Toxic expiry (`expires_at`, an extension): the proxy removes an expired toxic by itself."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import pytest
+from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
+
+
+def _names(api: httpx.Client) -> list[str]:
+    return [toxic["name"] for toxic in api.get("/proxies/db/toxics").json()]
+
+
+def _wait_gone(api: httpx.Client, name: str, bound: float = 30.0) -> None:
+    deadline = time.monotonic() + bound
+    while name in _names(api):
+        assert time.monotonic() < deadline, f"{name} still there after {bound}s"
+        time.sleep(0.05)
+
+
+def test_an_expired_toxic_is_removed_and_logged(api: httpx.Client, echo: EchoServer,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    proxy = make_proxy(api, "db", echo.address)
+    expires = time.time() + 1
+    with caplog.at_level(logging.INFO, logger="chaosrunner.proxy"):
+        created = api.post("/proxies/db/toxics", json={
+            "name": "slow", "type": "latency",
+            "attributes": {"latency": 60_000, "expires_at": expires}})
+        assert created.status_code == 200
+        assert created.json()["attributes"] == {"latency": 60_000, "jitter": 0,
+                                                "expires_at": expires}
+        _wait_gone(api, "slow")
+        with connect(port_of(proxy), timeout=20) as sock:
+            sock.sendall(b"ping")  # no longer delayed by 60 s
+            assert recv_exact(sock, 4) == b"ping"
+    assert any("toxic slow (latency, downstream) expired" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_expiry_can_be_renewed_and_cleared(api: httpx.Client, echo: EchoServer) -> None:
+    make_proxy(api, "db", echo.address)
+    api.post("/proxies/db/toxics", json={"name": "gone", "type": "http_error",
+                                         "attributes": {"expires_at": time.time() + 0.5}})
+    api.post("/proxies/db/toxics", json={"name": "kept", "type": "noop",
+                                         "attributes": {"expires_at": time.time() + 0.5}})
+    renewed = api.patch("/proxies/db/toxics/kept", json={"attributes": {"expires_at": None}})
+    assert "expires_at" not in renewed.json()["attributes"]
+    _wait_gone(api, "gone")
+    assert _names(api) == ["kept"]
+
+
+def test_a_toxic_without_expiry_shows_no_new_attribute(api: httpx.Client,
+                                                       echo: EchoServer) -> None:
+    make_proxy(api, "db", echo.address)
+    created = api.post("/proxies/db/toxics", json={"type": "latency",
+                                                   "attributes": {"latency": 5}})
+    assert created.json()["attributes"] == {"latency": 5, "jitter": 0}
+
+
+@pytest.mark.parametrize("value", ["tomorrow", True, [1]])
+def test_a_bad_expiry_is_refused(api: httpx.Client, echo: EchoServer, value: object) -> None:
+    make_proxy(api, "db", echo.address)
+    response = api.post("/proxies/db/toxics", json={"type": "latency",
+                                                    "attributes": {"expires_at": value}})
+    assert response.status_code == 400
+    assert "expires_at must be Unix time" in response.json()["error"]
+    assert _names(api) == []
