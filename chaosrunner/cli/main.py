@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check files without running anything")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
     _common(p)
 
     p = sub.add_parser("plan", help="resolve targets and show what a run would do")
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="STEADYSTATE")
     p.add_argument("--prometheus", default=None, metavar="URL",
                    help="Prometheus server to ask instead of the file's `prometheus:`")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
     _common(p)
 
     p = sub.add_parser("gameday", help="run a game day")

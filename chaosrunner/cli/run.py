@@ -10,18 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chaosrunner.errors import InvalidInput
 from chaosrunner.report.model import RunReport
-
-
-def parse_vars(pairs: list[str]) -> dict[str, str]:
-    variables: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--var {pair!r}: expected K=V")
-        variables[key] = value
-    return variables
+from chaosrunner.spec.loader import parse_vars
 
 
 def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
@@ -45,8 +35,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_plan(args: argparse.Namespace) -> int:
     options = options_from(args, dry_run=True)
-    run_file(Path(args.file), options, output=args.output)
-    return 0
+    report = run_file(Path(args.file), options, output=args.output)
+    return report.exit_code  # a refusal is 3, as with `run --dry-run`
 
 
 def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:

@@ -15,8 +15,8 @@ from chaosrunner.errors import InvalidInput
 
 def command(args: argparse.Namespace) -> int:
     """Run as a long-lived scheduler, or with --once start what is due now and exit."""
-    from chaosrunner.cli.run import parse_vars
     from chaosrunner.gameday.schedule import Scheduler, load_entries
+    from chaosrunner.spec.loader import parse_vars
 
     variables = parse_vars(args.var)
     entries = load_entries([Path(f) for f in args.files], variables)

@@ -11,13 +11,15 @@ from chaosrunner.errors import SpecError, Verdict
 
 def command_validate(args: argparse.Namespace) -> int:
     """Validate every file; report all problems, exit 4 if any file is bad."""
+    from chaosrunner.spec.loader import parse_vars
     from chaosrunner.spec.validate import load_kind
 
+    variables = parse_vars(getattr(args, "var", None) or [])
     problems: list[str] = []
     results = []
     for path in args.files:
         try:
-            kind, _ = load_kind(path)
+            kind, _ = load_kind(path, variables)
         except SpecError as exc:
             problems.extend(exc.problems)
             results.append({"file": path, "valid": False, "problems": exc.problems})

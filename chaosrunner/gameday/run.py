@@ -79,11 +79,11 @@ class LoadedGameDay:
 
 def load_gameday(path: Path, variables: Mapping[str, str] | None = None) -> LoadedGameDay:
     """Load a GameDay file and validate every experiment it lists (paths relative to it)."""
-    from chaosrunner.spec.loader import load_document, substitute_vars
+    from chaosrunner.spec.loader import load_document, resolve_vars
     from chaosrunner.spec.validate import load_runnable, validate_model
 
     document = load_document(path)
-    data = substitute_vars(document.data, variables or {})
+    data = resolve_vars(document, variables or {})
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind != "GameDay":
         raise SpecError([f"{document.where(('kind',))}: expected kind GameDay, got {kind!r}; "

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from chaosrunner.errors import SpecError
+from chaosrunner.errors import InvalidInput, SpecError
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NODES = 100_000
@@ -246,7 +246,8 @@ def substitute_vars(data: Any, variables: Mapping[str, str]) -> Any:
     """Replace `${NAME}` / `${var:NAME}` / `${NAME:-default}` in strings with --var values.
 
     `${env:NAME}` is left alone: secrets are resolved only where they are used,
-    so they never land in a report.
+    so they never land in a report. A name with neither a value nor a default is left
+    as written (`resolve_vars` refuses it).
 
         >>> substitute_vars("${PROM:-http://127.0.0.1:9090}", {})
         'http://127.0.0.1:9090'
@@ -259,3 +260,43 @@ def substitute_vars(data: Any, variables: Mapping[str, str]) -> Any:
     if isinstance(data, dict):
         return {key: substitute_vars(value, variables) for key, value in data.items()}
     return data
+
+
+def resolve_vars(document: Document, variables: Mapping[str, str]) -> Any:
+    """`document.data` with every `${NAME}` substituted; an unset name without a default
+    is an invalid file (a URL with a literal `${PORT}` in it only fails minutes later)."""
+    problems = [f"{document.where(key_path)}: variable ${{{name}}} has no value; pass "
+                f"--var {name}=VALUE or write ${{{name}:-DEFAULT}}"
+                for key_path, name in unset_vars(document.data, variables)]
+    if problems:
+        raise SpecError(problems)
+    return substitute_vars(document.data, variables)
+
+
+def unset_vars(data: Any, variables: Mapping[str, str],
+               key_path: KeyPath = ()) -> list[tuple[KeyPath, str]]:
+    """(key path, name) of every `${NAME}` that has neither a --var value nor a default.
+
+    Chaos Toolkit activities (python actions, ctk_probe SLIs) carry their own
+    `configuration`; the names it defines are resolved by Chaos Toolkit in that subtree.
+    """
+    if isinstance(data, str):
+        return [(key_path, m.group(1)) for m in _VAR.finditer(data)
+                if m.group(1) not in variables and m.group(2) is None]
+    if isinstance(data, dict) and isinstance(data.get("configuration"), dict):
+        variables = {**dict.fromkeys(map(str, data["configuration"]), ""), **variables}
+    items: Any = (enumerate(data) if isinstance(data, list) else
+                  data.items() if isinstance(data, dict) else ())
+    return [found for key, value in items
+            for found in unset_vars(value, variables, (*key_path, key))]
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """`--var K=V` options -> {K: V}."""
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--var {pair!r}: expected K=V")
+        variables[key] = value
+    return variables

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from chaosrunner.errors import InvalidInput, SpecError
-from chaosrunner.spec.loader import Document, KeyPath, load_document, substitute_vars
+from chaosrunner.spec.loader import Document, KeyPath, load_document, resolve_vars
 from chaosrunner.spec.models import SLO, Experiment, GameDay, SteadyState
 
 KINDS: dict[str, type[BaseModel]] = {
@@ -22,6 +22,8 @@ KINDS: dict[str, type[BaseModel]] = {
     "Experiment": Experiment,
     "GameDay": GameDay,
 }
+
+CHAOSTOOLKIT = "Chaos Toolkit experiment"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,7 +85,9 @@ def _is_union_tag(part: str) -> bool:
 def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> tuple[str, Any]:
     """Load any chaosrunner file and validate it by its `kind`."""
     document = load_document(path)
-    data = substitute_vars(document.data, variables or {})
+    if is_chaostoolkit(document.data):  # what `run` accepts, `validate` accepts
+        return CHAOSTOOLKIT, load_runnable(path, variables)
+    data = resolve_vars(document, variables or {})
     if not isinstance(data, dict):
         raise SpecError([f"{document.where(())}: expected a mapping with apiVersion and kind"])
     kind = data.get("kind")
@@ -120,14 +124,14 @@ def is_chaostoolkit(data: Any) -> bool:
 def load_steady_state(path: str | Path,
                       variables: Mapping[str, str] | None = None) -> SteadyState:
     document = load_document(path)
-    return validate_model(document, SteadyState, substitute_vars(document.data, variables or {}))
+    return validate_model(document, SteadyState, resolve_vars(document, variables or {}))
 
 
 def load_experiment(path: str | Path,
                     variables: Mapping[str, str] | None = None) -> ExperimentBundle:
     """Load an experiment and its steady state, and check every cross-reference."""
     document = load_document(path)
-    data = substitute_vars(document.data, variables or {})
+    data = resolve_vars(document, variables or {})
     experiment = validate_model(document, Experiment, data)
     steady_path = (Path(path).parent / experiment.steady_state.from_).resolve()
     try:
