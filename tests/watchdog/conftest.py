@@ -1,0 +1,4 @@
+from docker_fixtures import (  # noqa: F401  (fixtures)
+    containers,
+    docker_client,
+)
