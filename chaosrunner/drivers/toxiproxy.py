@@ -10,9 +10,25 @@
     toxiproxy.limit_data   bytes                                              limit_data
     toxiproxy.down         -                                                  proxy disabled
 
-Every toxic action also takes `stream` (upstream | downstream, default downstream) and
-`toxicity` (0..1 or "50%", default 1). Target: `{proxy: NAME, api: URL}`, api defaulting to
-http://127.0.0.1:8474.
+HTTP toxics, which only `chaosrunner proxy` has (a real Toxiproxy refuses them; the driver
+says so before anything is injected):
+
+    toxiproxy.http_error   status (400-599, default 503), body, response_headers   http_error
+    toxiproxy.http_latency latency, jitter                                    http_latency (ms)
+    toxiproxy.http_reset   -                                                  http_reset
+
+They match requests by `method` (regex), `path` (regex on path and query) and `headers`
+({name: regex}), all optional; their `toxicity` is the probability per matching request.
+
+Every TCP toxic action also takes `stream` (upstream | downstream, default downstream), and
+every toxic action `toxicity` (0..1 or "50%", default 1). Target: `{proxy: NAME, api: URL}`,
+api defaulting to http://127.0.0.1:8474.
+
+Expiry. On `chaosrunner proxy` every toxic this driver adds carries `expires_at`, so that
+it heals even when the runner's whole machine dies: the engine passes the fault's deadline
+(its planned end plus a margin) under `DEADLINE_PARAM`; a fault without one gets a lease of
+`LEASE` seconds that a background thread renews while this process lives (`renew`).
+A real Toxiproxy ignores the attribute.
 
 Rollback. The toxic's name is derived from the injection key alone, so `revert` can
 delete exactly the toxic this run added — even from a provisional handle written before
@@ -24,12 +40,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from chaosrunner.drivers.base import JSON, BaseDriver, DriverContext, Handle, Instance, ParamError
+from chaosrunner.drivers.base import (
+    DEADLINE_PARAM,
+    JSON,
+    BaseDriver,
+    DriverContext,
+    Handle,
+    Instance,
+    ParamError,
+)
 from chaosrunner.errors import DriverError, DriverUnavailable, TargetNotFound
 from chaosrunner.spec.units import parse_duration, parse_ratio
 
@@ -37,10 +62,11 @@ if TYPE_CHECKING:  # httpx is imported when the API is called, not by `validate`
     import httpx
 
 DEFAULT_API = "http://127.0.0.1:8474"
+LEASE = 30.0  # expiry of a toxic without a planned end, renewed every LEASE / 3
 USER_AGENT = "chaosrunner-toxiproxy-driver"
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
-Convert = Callable[[Any], int]
+Convert = Callable[[Any], Any]
 
 
 def _ms(value: Any) -> int:
@@ -72,6 +98,37 @@ def _kb_per_s(value: Any) -> int:
     raise ValueError(f"expected a rate in KB/s such as 500, '500KB/s' or '2MB/s', got {value!r}")
 
 
+def _status(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599:
+        raise ValueError(f"expected an HTTP error status 400-599, got {value!r}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _regex(value: Any) -> str:
+    try:
+        re.compile(_text(value))
+    except re.error as exc:
+        raise ValueError(f"bad regex {value!r}: {exc}") from None
+    return str(value)
+
+
+def _string_map(check: Callable[[Any], str]) -> Convert:
+    def convert(value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a map of header name to string, got {value!r}")
+        return {_text(name): check(item) for name, item in value.items()}
+    return convert
+
+
+MATCH: dict[str, tuple[Convert, Any]] = {
+    "method": (_regex, ""), "path": (_regex, ""), "headers": (_string_map(_regex), {})}
+
 # verb -> (toxic type, {param: (converter, default or None if required)})
 TOXICS: dict[str, tuple[str, dict[str, tuple[Convert, Any]]]] = {
     "latency": ("latency", {"latency": (_ms, None), "jitter": (_ms, 0)}),
@@ -82,7 +139,12 @@ TOXICS: dict[str, tuple[str, dict[str, tuple[Convert, Any]]]] = {
     "slicer": ("slicer", {"average_size": (_count, None), "size_variation": (_count, 0),
                           "delay": (_us, 0)}),
     "limit_data": ("limit_data", {"bytes": (_count, None)}),
+    "http_error": ("http_error", {"status": (_status, 503), "body": (_text, ""),
+                                  "response_headers": (_string_map(_text), {}), **MATCH}),
+    "http_latency": ("http_latency", {"latency": (_ms, None), "jitter": (_ms, 0), **MATCH}),
+    "http_reset": ("http_reset", {**MATCH}),
 }
+HTTP_VERBS = frozenset(verb for verb in TOXICS if verb.startswith("http_"))
 TARGET_KEYS = frozenset({"proxy", "proxy_regex", "api"})
 
 
@@ -91,6 +153,7 @@ class ToxiproxyDriver(BaseDriver):
 
     name: ClassVar[str] = "toxiproxy"
     actions: ClassVar[frozenset[str]] = frozenset({*TOXICS, "down"})
+    accepts_deadline: ClassVar[bool] = True  # toxics carry it as `expires_at`
 
     @staticmethod
     def composes(first: str, second: str) -> bool:
@@ -123,12 +186,12 @@ class ToxiproxyDriver(BaseDriver):
                 raise ParamError(("with", key), "toxiproxy.down takes no parameters")
             return {}
         kind, spec = TOXICS[verb]
-        allowed = {*spec, "stream", "toxicity"}
+        allowed = {*spec, "toxicity"} if verb in HTTP_VERBS else {*spec, "stream", "toxicity"}
         for key in params:
             if key not in allowed:
                 raise ParamError(("with", key), f"unknown parameter {key!r} for {action}; "
                                  f"known: {', '.join(sorted(allowed))}")
-        attributes: dict[str, int] = {}
+        attributes: dict[str, Any] = {}
         for key, (convert, default) in spec.items():
             if key not in params and default is None:
                 raise ParamError(("with", key), f"{action} needs {key!r}")
@@ -178,6 +241,8 @@ class ToxiproxyDriver(BaseDriver):
         self.check_action(action)
         self._check_target(target)
         api = _api(target)
+        if action.split(".", 1)[1] in HTTP_VERBS:
+            self._check_http_toxics(api, action)
         if "proxy_regex" in target:
             return self._resolve_regex(api, str(target["proxy_regex"]))
         name = str(target["proxy"])
@@ -196,6 +261,12 @@ class ToxiproxyDriver(BaseDriver):
         return [self._instance(api, name, proxy) for name, proxy in sorted(listing.items())
                 if re.search(pattern, name)]
 
+    def _check_http_toxics(self, api: str, action: str) -> None:
+        """HTTP toxics exist on `chaosrunner proxy` only: say so before injecting anything."""
+        version = _expect(self._call("GET", api, "/version"), 200, "read the version", api)
+        if "chaosrunner" not in version:
+            raise DriverUnavailable(_needs_our_proxy(api, action, version.get("version")))
+
     def _instance(self, api: str, name: str, proxy: Mapping[str, JSON]) -> Instance:
         attrs = {"api": api, "listen": proxy.get("listen"), "upstream": proxy.get("upstream"),
                  "enabled": proxy.get("enabled")}
@@ -213,8 +284,12 @@ class ToxiproxyDriver(BaseDriver):
         toxic = params if _is_normalised(params) else self.validate(
             action, {"proxy": instance.name, "api": api}, params)
         name = toxic_name(key)
+        deadline = params.get(DEADLINE_PARAM)
+        leased = not isinstance(deadline, int | float)
+        expires_at = time.time() + LEASE if leased else float(deadline)  # type: ignore[arg-type]
+        attributes = {**toxic["attributes"], "expires_at": expires_at}
         body = {"name": name, "type": toxic["type"], "stream": toxic["stream"],
-                "toxicity": toxic["toxicity"], "attributes": toxic["attributes"]}
+                "toxicity": toxic["toxicity"], "attributes": attributes}
         path = f"/proxies/{quote(instance.name, safe='')}/toxics"
         response = self._call("POST", api, path, body)
         if response.status_code == 409 and self._is_ours(api, path, name, body):
@@ -222,12 +297,30 @@ class ToxiproxyDriver(BaseDriver):
         elif response.status_code == 404:
             raise TargetNotFound(f"proxy {instance.name!r} vanished from {api} before "
                                  "the toxic could be added")
+        elif response.status_code == 400 and "invalid toxic type" in response.text:
+            raise DriverUnavailable(_needs_our_proxy(api, action, None))
         else:
             _expect(response, 200, f"add {toxic['type']} toxic to proxy {instance.name!r}", api)
-        return handle.with_data(api=api, proxy=instance.name, toxic=name)
+        done = handle.with_data(api=api, proxy=instance.name, toxic=name)
+        if leased:
+            _renewer.add(self, done)
+        return done
+
+    def renew(self, handle: Handle, expires_at: float) -> bool:
+        """Move this run's toxic's expiry to `expires_at`; False when the toxic is gone."""
+        api = str(handle.data.get("api") or DEFAULT_API)
+        proxy = str(handle.data.get("proxy") or handle.instance.name)
+        name = str(handle.data.get("toxic") or toxic_name(handle.key))
+        path = f"/proxies/{quote(proxy, safe='')}/toxics/{quote(name, safe='')}"
+        response = self._call("PATCH", api, path, {"attributes": {"expires_at": expires_at}})
+        if response.status_code == 404:
+            return False
+        _expect(response, 200, f"renew toxic {name!r} on proxy {proxy!r}", api)
+        return True
 
     def revert(self, handle: Handle) -> None:
         """Delete this run's toxic / re-enable the proxy; already gone is fine."""
+        _renewer.discard(handle.key)
         api = str(handle.data.get("api") or handle.instance.attrs.get("api") or DEFAULT_API)
         proxy = str(handle.data.get("proxy") or handle.instance.name)
         if handle.verb == "down":
@@ -296,6 +389,64 @@ class ToxiproxyDriver(BaseDriver):
             f"{last or 'server error'}) after {attempts} attempts; start it "
             "(`chaosrunner proxy` or toxiproxy-server) or point target.api at it"
         )
+
+
+class _Renewer:
+    """One daemon thread per process renewing the leases of toxics without a planned end.
+
+    While this process lives, each leased toxic's expiry is pushed LEASE seconds ahead every
+    LEASE / 3; when the process dies the renewals stop and the proxy removes the toxic by
+    itself within LEASE seconds. `revert` stops a toxic's renewal first.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.leases: dict[str, tuple[ToxiproxyDriver, Handle]] = {}
+        self.thread: threading.Thread | None = None
+        self.added = threading.Event()  # a new lease: start a fresh period
+
+    def add(self, driver: ToxiproxyDriver, handle: Handle) -> None:
+        with self.lock:
+            self.leases[handle.key] = (driver, handle)
+            self.added.set()
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="toxic-lease",
+                                               daemon=True)
+                self.thread.start()
+
+    def discard(self, key: str) -> None:
+        with self.lock:
+            self.leases.pop(key, None)
+
+    def _run(self) -> None:
+        due = time.monotonic() + LEASE / 3
+        while True:
+            # A new lease (perhaps a shorter LEASE) can only bring the next round closer.
+            if self.added.wait(max(0.0, due - time.monotonic())):
+                self.added.clear()
+                due = min(due, time.monotonic() + LEASE / 3)
+                continue
+            due = time.monotonic() + LEASE / 3
+            with self.lock:
+                leases = list(self.leases.items())
+            for key, (driver, handle) in leases:
+                try:
+                    alive = driver.renew(handle, time.time() + LEASE)
+                except DriverError:
+                    continue  # the next round tries again; the lease still has 2/3 left
+                if not alive:
+                    self.discard(key)
+
+
+_renewer = _Renewer()
+
+
+def _needs_our_proxy(api: str, action: str, version: Any) -> str:
+    seen = f"Toxiproxy {version}" if version else "a Toxiproxy"
+    return (f"{action} is an HTTP toxic, which only `chaosrunner proxy` has; {seen} at {api} "
+            "does not know it (it refuses unknown toxic types). Run `chaosrunner proxy` "
+            "(the same API: point target.api at it, or stop toxiproxy-server and start it "
+            "on the same port), or use a TCP toxic such as toxiproxy.latency")
 
 
 def toxic_name(key: str) -> str:
