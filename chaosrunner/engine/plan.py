@@ -6,6 +6,7 @@ Everything here runs before the first injection; any refusal leaves the system u
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -20,7 +21,6 @@ from chaosrunner.errors import (
     TargetNotFound,
 )
 from chaosrunner.spec.models import (
-    BlastRadius,
     Fault,
     NamesPick,
     PercentPick,
@@ -28,7 +28,12 @@ from chaosrunner.spec.models import (
 )
 from chaosrunner.spec.validate import ExperimentBundle
 
-PRODUCTION = re.compile(r"^prod", re.IGNORECASE)
+PRODUCTION_NAMES = ("production", "prod", "prd")
+PRODUCTION_NAMES_VARIABLE = "CHAOSRUNNER_PRODUCTION_NAMES"
+# Without `blast_radius` in the file: one instance per fault, and never more than this share
+# of a selector's matches (a `cmdline_regex: .` must not plan every process on the host).
+DEFAULT_MAX_PERCENT = 0.25
+SHOWN_INSTANCES = 10
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,32 @@ class Plan:
                  "targets": p.targets, "at": p.start, "until": p.end} for p in self.faults]
 
 
+def production_names() -> tuple[str, ...]:
+    """The words that make an environment production: $CHAOSRUNNER_PRODUCTION_NAMES
+    (comma-separated) or production, prod, prd."""
+    configured = os.environ.get(PRODUCTION_NAMES_VARIABLE, "")
+    names = tuple(n.strip().lower() for n in configured.split(",") if n.strip())
+    return names or PRODUCTION_NAMES
+
+
+def is_production(environment: str) -> bool:
+    """A case-insensitive word match on the trimmed name: `eu-production`, `PRD`, `prod 2`
+    are production; `preprod` and `products` are not.
+
+        >>> is_production(" EU-Production "), is_production("preprod")
+        (True, False)
+    """
+    words = re.split(r"[^a-z0-9]+", environment.strip().lower())
+    names = production_names()
+    return any(word in names for word in words if word)
+
+
 def check_environment(environment: str, allow_production: bool) -> None:
-    if PRODUCTION.match(environment) and not allow_production:
+    if is_production(environment) and not allow_production:
         raise EnvironmentRefused(
-            f"environment {environment!r} looks like production; pass --allow-production "
-            "if you really mean to run this experiment there")
+            f"environment {environment!r} looks like production (a word out of "
+            f"{', '.join(production_names())}; set {PRODUCTION_NAMES_VARIABLE} to change the "
+            "list); pass --allow-production if you really mean to run this experiment there")
 
 
 def check_exec(bundle: ExperimentBundle, drivers: dict[str, Driver], allow_exec: bool) -> None:
@@ -84,11 +110,54 @@ def make_plan(bundle: ExperimentBundle, context: DriverContext, allow_production
     drivers = {f.name: get_driver(f.driver_name, context) for f in experiment.faults}
     check_exec(bundle, drivers, allow_exec)
     rng = random.Random(seed)
-    planned = [plan_fault(f, drivers[f.name], experiment.blast_radius, experiment.duration, rng)
+    radius = effective_radius(bundle)
+    planned = [plan_fault(f, drivers[f.name], radius, experiment.duration, rng)
                for f in experiment.faults]
-    check_total_targets(planned, experiment.blast_radius)
+    check_total_targets(planned, radius)
     check_overlaps(planned, experiment.duration)
     return Plan(tuple(planned), experiment.duration)
+
+
+@dataclass(frozen=True)
+class Radius:
+    """The blast radius a plan enforces: the file's, or the default ceiling."""
+
+    max_targets: int | None
+    max_percent: float | None
+    namespaces: tuple[str, ...] | None
+    per_fault: int | None = None  # the default ceiling's one instance per fault
+    default: bool = False
+
+    def percent_applies(self, matched: int) -> bool:
+        # The default share guards pattern selectors; a selector naming one instance
+        # (a pid file, a container name) is the user's explicit choice of that instance.
+        return self.max_percent is not None and not (self.default and matched <= 1)
+
+
+def effective_radius(bundle: ExperimentBundle) -> Radius:
+    """The file's blast_radius, or with none written, one instance per fault and at most
+    25 % of each selector's matches; writing `blast_radius:` raises it explicitly."""
+    experiment = bundle.experiment
+    radius = experiment.blast_radius
+    if "blast_radius" in experiment.model_fields_set:
+        return Radius(radius.max_targets, radius.max_percent, radius.namespaces)
+    return Radius(len(experiment.faults), DEFAULT_MAX_PERCENT, radius.namespaces,
+                  per_fault=1, default=True)
+
+
+def describe_instances(instances: Sequence[Instance]) -> str:
+    names = sorted(instance.name for instance in instances)
+    shown = ", ".join(names[:SHOWN_INSTANCES])
+    more = len(names) - SHOWN_INSTANCES
+    return f"{shown}, and {more} more" if more > 0 else shown
+
+
+def _raise_hint(radius: Radius, key: str) -> str:
+    if radius.default:
+        return ("no blast_radius is written, so the default ceiling applies (one instance "
+                "per fault, at most 25% of a selector's matches); narrow the target, use "
+                f"select: {{random: 1}}, or raise it explicitly with blast_radius.{key}")
+    return f"narrow the target, use select: {{random: N}}, or raise blast_radius.{key}"
 
 
 def check_overlaps(planned: Sequence[PlannedFault], duration: float) -> None:
@@ -118,7 +187,7 @@ def _windows_overlap(first: PlannedFault, second: PlannedFault, duration: float)
     return first.start < second_end and second.start < first_end
 
 
-def plan_fault(fault: Fault, driver: Driver, radius: BlastRadius, duration: float,
+def plan_fault(fault: Fault, driver: Driver, radius: Radius, duration: float,
                rng: random.Random) -> PlannedFault:
     params = driver.validate(fault.action, fault.target, fault.with_)
     # Drivers with namespaces (kubernetes) refuse targets outside blast_radius.namespaces.
@@ -130,7 +199,7 @@ def plan_fault(fault: Fault, driver: Driver, radius: BlastRadius, duration: floa
         raise TargetNotFound(f"fault {fault.name!r}: target {fault.target} matches nothing; "
                              "check the selector and that the target is running")
     chosen = select_instances(fault, matched, rng)
-    check_percent(fault, len(chosen), len(matched), radius)
+    check_percent(fault, chosen, len(matched), radius)
     return PlannedFault(fault, driver, params, tuple(chosen), len(matched), fault.at,
                         timed_revert(fault, driver, params, duration))
 
@@ -173,29 +242,35 @@ def select_instances(fault: Fault, matched: Sequence[Instance],
     return [by_name[n] for n in pick.names]
 
 
-def check_percent(fault: Fault, chosen: int, matched: int, radius: BlastRadius) -> None:
-    if radius.max_percent is not None and chosen / matched > radius.max_percent + 1e-9:
+def check_percent(fault: Fault, chosen: Sequence[Instance], matched: int,
+                  radius: Radius) -> None:
+    count = len(chosen)
+    if radius.percent_applies(matched) and radius.max_percent is not None \
+            and count / matched > radius.max_percent + 1e-9:
         raise BlastRadiusExceeded(
-            f"fault {fault.name!r} would hit {chosen} of {matched} instances "
-            f"({chosen / matched:.0%}), more than blast_radius.max_percent "
-            f"{radius.max_percent:.0%}; use select: {{random: N}} or narrow the target")
-    if radius.max_targets is not None and chosen > radius.max_targets:
+            f"fault {fault.name!r} would hit {count} of {matched} instances "
+            f"({count / matched:.0%}), more than blast_radius.max_percent "
+            f"{radius.max_percent:.0%}: {describe_instances(chosen)}; "
+            f"{_raise_hint(radius, 'max_percent')}")
+    limit = radius.per_fault if radius.per_fault is not None else radius.max_targets
+    if limit is not None and count > limit:
         raise BlastRadiusExceeded(
-            f"fault {fault.name!r} would hit {chosen} instances, more than "
-            f"blast_radius.max_targets {radius.max_targets}")
+            f"fault {fault.name!r} would hit {count} instances, more than "
+            f"blast_radius.max_targets {limit}: {describe_instances(chosen)}; "
+            f"{_raise_hint(radius, 'max_targets')}")
 
 
-def check_total_targets(planned: Sequence[PlannedFault], radius: BlastRadius) -> None:
-    """max_targets caps the instances of one kind that all faults together touch: two
-    docker faults on two containers count two; a proxy slowed in front of the one
-    container that is killed (DESIGN.md 2.2's example) is one instance of each kind."""
+def check_total_targets(planned: Sequence[PlannedFault], radius: Radius) -> None:
+    """max_targets caps the instances all faults of the experiment touch together, over
+    every driver kind: a toxic, a paused process and a paused container are three."""
     if radius.max_targets is None:
         return
-    touched: dict[str, set[str]] = {}
+    touched: dict[tuple[str, str], Instance] = {}
     for item in planned:
-        touched.setdefault(item.fault.driver_name, set()).update(i.id for i in item.instances)
-    for driver, ids in touched.items():
-        if len(ids) > radius.max_targets:
-            raise BlastRadiusExceeded(
-                f"the {driver} faults together touch {len(ids)} instances, more than "
-                f"blast_radius.max_targets {radius.max_targets}")
+        touched.update(((item.fault.driver_name, i.id), i) for i in item.instances)
+    if len(touched) > radius.max_targets:
+        raise BlastRadiusExceeded(
+            f"the faults together would hit {len(touched)} instances, more than "
+            f"blast_radius.max_targets {radius.max_targets}: "
+            f"{describe_instances(list(touched.values()))}; "
+            f"{_raise_hint(radius, 'max_targets')}")

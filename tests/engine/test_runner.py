@@ -246,7 +246,7 @@ def test_toxics_compose_but_down_does_not() -> None:
     assert not ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.down")
 
 
-def test_max_targets_counts_the_instances_all_faults_of_a_kind_touch(
+def test_max_targets_counts_the_instances_all_faults_touch(
         world: World, write_experiment, tmp_path: Path) -> None:
     extra = """  - name: another
     action: fake.down
@@ -256,7 +256,8 @@ def test_max_targets_counts_the_instances_all_faults_of_a_kind_touch(
     assert report.verdict != "not_started" and len(report.faults) == 2  # max_targets 2
     three = extra + "\n" + extra.replace("another", "third").replace("api-2", "api-3")
     _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=three), tmp_path)
-    assert report.verdict == "not_started" and "touch 3 instances" in (report.reason or "")
+    assert report.verdict == "not_started" and "hit 3 instances" in (report.reason or "")
+    assert "api-1, api-2, api-3" in (report.reason or "")
 
 
 def test_a_touched_halt_file_halts_too(tmp_path: Path) -> None:
