@@ -26,6 +26,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="human output on a terminal, json for machines")
 
 
+def _observability(parser: argparse.ArgumentParser) -> None:
+    """Where runs are seen (docs/observability.md)."""
+    parser.add_argument("--otlp-endpoint", default=None, metavar="URL",
+                        help="send the run's trace over OTLP/HTTP (default: "
+                        "$OTEL_EXPORTER_OTLP_ENDPOINT)")
+    parser.add_argument("--metrics-port", default=None, metavar="[HOST:]PORT",
+                        help="serve the runner's Prometheus metrics (host default 127.0.0.1)")
+    parser.add_argument("--pushgateway", default=None, metavar="URL",
+                        help="push the runner's metrics to this Pushgateway at the end")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chaosrunner",
@@ -58,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="plan and print; inject nothing")
     p.add_argument("--no-watchdog", action="store_true",
                    help="no watchdog process (it takes the faults back if the runner dies)")
+    _observability(p)
     _common(p)
 
     p = sub.add_parser("recover", help="take back every fault injected and not reverted")
@@ -90,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--var", action="append", default=[], metavar="K=V")
     p.add_argument("--no-watchdog", action="store_true",
                    help="no watchdog process (it takes the faults back if the runner dies)")
+    _observability(p)
     _common(p)
 
     p = sub.add_parser("schedule", help="run game days on their cron schedules")
@@ -104,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--var", action="append", default=[], metavar="K=V")
     p.add_argument("--no-watchdog", action="store_true",
                    help="no watchdog process (it takes the faults back if the runner dies)")
+    _observability(p)
     _common(p)
 
     p = sub.add_parser("runs", help="history of runs")

@@ -16,6 +16,7 @@ from chaosrunner.spec.loader import parse_vars
 
 def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
     from chaosrunner.engine.context import RunOptions
+    from chaosrunner.observe.settings import settings_from_args
 
     return RunOptions(
         state_dir=Path(args.state_dir),
@@ -23,7 +24,8 @@ def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
         junit=Path(args.junit) if getattr(args, "junit", None) else None,
         allow_production=args.allow_production, allow_exec=args.allow_exec,
         dry_run=dry_run or getattr(args, "dry_run", False), variables=parse_vars(args.var),
-        watchdog=not getattr(args, "no_watchdog", False))
+        watchdog=not getattr(args, "no_watchdog", False),
+        observe=None if dry_run else settings_from_args(args))
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -58,8 +60,9 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
         listener, display = progress_listener()
         events.listeners.append(listener)
     run = Run(bundle, options, events=events)
-    report_dir = None
+    report_dir = observers = None
     if not options.dry_run:
+        observers = observe_run(run, options, events)
         report_dir = report_dir_for(bundle.experiment.name, options, run.clock)
         events.open_journal(report_dir / "journal.jsonl")
     try:
@@ -68,14 +71,27 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
         if options.dry_run:
             print_plan(run, output)
             return report
-        assert report_dir is not None
+        assert report_dir is not None and observers is not None
         report.report_dir = str(report_dir)
-        files = save_reports(report, report_dir, options)
+        observers.finish(report)  # the end message names the report dir; the report
+        files = save_reports(report, report_dir, options)  # lists where it was announced
         print_outcome(report, files, output)
         return report
     finally:
         events.close()
         deliver_late_signal(run)
+
+
+def observe_run(run: Any, options: Any, events: Any) -> Any:
+    """Notifications, annotations, trace, metrics and alert stop conditions for `run`
+    (chaosrunner.observe), hooked on its event stream."""
+    from chaosrunner.observe.settings import build
+
+    if options.observe is not None:
+        options.observe.start()
+    hub, run.hooks = build(run.bundle, options.observe, run.run_id)
+    events.listeners.append(hub.listener)
+    return hub
 
 
 def save_reports(report: RunReport, directory: Path, options: Any) -> list[Path]:

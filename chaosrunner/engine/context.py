@@ -8,10 +8,13 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from chaosrunner.engine.clock import Clock, RealClock
 from chaosrunner.timestamps import iso
+
+if TYPE_CHECKING:  # carried for the CLI, never read by the engine
+    from chaosrunner.observe.settings import ObserveSettings
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,31 @@ class RunOptions:
     # Start a watchdog process that takes the faults back if this process dies. The CLI
     # turns it on (`--no-watchdog` off); embedders and in-process tests opt in.
     watchdog: bool = False
+    # Notifications, annotations, traces and metrics (chaosrunner.observe): set by the CLI.
+    observe: ObserveSettings | None = None
+
+
+class StopCondition(Protocol):
+    """Something outside the run that must not be in a given state while faults are in
+    (a firing alert, chaosrunner.observe.alerts). Polled like the halt file."""
+
+    @property
+    def source(self) -> str:
+        """Where it is read, for messages (no secrets)."""
+        ...
+
+    async def check(self) -> str | None:
+        """The reason to stop, or None; raises SourceError when it cannot tell."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What observers lend a run: stop conditions, and the headers that carry the run's
+    trace into probe requests (W3C traceparent)."""
+
+    stop_conditions: tuple[StopCondition, ...] = ()
+    trace_headers: Callable[[], Mapping[str, str]] | None = None
 
 
 Listener = Callable[[dict[str, Any]], None]

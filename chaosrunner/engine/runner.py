@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from chaosrunner.drivers.base import DEADLINE_PARAM, DriverContext, Handle, Instance
 from chaosrunner.engine.clock import Clock, RealClock
-from chaosrunner.engine.context import EventLog, RunOptions
+from chaosrunner.engine.context import EventLog, RunHooks, RunOptions
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.observe import (
@@ -101,8 +101,10 @@ class Run:
     """Everything one run owns. `await Run(bundle, options).execute()` -> RunReport."""
 
     def __init__(self, bundle: ExperimentBundle, options: RunOptions,
-                 clock: Clock | None = None, events: EventLog | None = None) -> None:
+                 clock: Clock | None = None, events: EventLog | None = None,
+                 hooks: RunHooks | None = None) -> None:
         self.bundle = bundle
+        self.hooks = hooks or RunHooks()
         self.experiment = bundle.experiment
         self.options = options
         self.clock = clock or RealClock()
@@ -124,6 +126,7 @@ class Run:
         self._halt_watcher: asyncio.Future[None] | None = None
         self.watchdog: Any = None  # engine.watchdog.Watchdog when options.watchdog
         self._heartbeat: asyncio.Future[None] | None = None
+        self._stop_watcher: asyncio.Future[None] | None = None
         self._abort = asyncio.Event()  # abort, halt or signal: stop faults, roll back
         self._steps_stopped = asyncio.Event()  # rollback began: in-flight injects let go
         self._interrupted = asyncio.Event()  # signal only: also cut the after-phase short
@@ -174,6 +177,8 @@ class Run:
             await self._phases()
         finally:
             watcher.cancel()
+            if self._stop_watcher is not None:
+                self._stop_watcher.cancel()
             await self._close_sources()
             self.ledger.unregister_runner(self.run_id)
         return self.build_report()
@@ -184,6 +189,8 @@ class Run:
         self.ledger.register_runner(self.run_id, self.experiment.name)
         if not await self._start_watchdog():
             return
+        if self.hooks.stop_conditions:
+            self._stop_watcher = asyncio.ensure_future(self._watch_stop_conditions())
         try:
             if await self._before_phase():
                 await self._fault_phase()
@@ -234,6 +241,7 @@ class Run:
                 self.options.allow_exec, self.options.seed)
             await self._start_sources()
             await self._budget_gate()
+            await self._stop_condition_gate()
         except (Refused, DriverError, SourceError) as exc:
             return self._refuse(str(exc))
         finally:
@@ -250,7 +258,8 @@ class Run:
 
     async def _start_sources(self) -> None:
         context = SourceContext(allow_exec=self.options.allow_exec,
-                                base_dir=str(self.bundle.base_dir))
+                                base_dir=str(self.bundle.base_dir),
+                                trace_headers=self.hooks.trace_headers)
         for name, slo in self.bundle.slos.items():
             self.sources[name] = build_source(name, slo, self.bundle.steady_state, context)
             await self.sources[name].start()
@@ -414,6 +423,8 @@ class Run:
     def _confirm(self, injection: Injection, handle: Handle) -> None:
         injection.handle, injection.confirmed, injection.task = handle, True, None
         injection.record.injected_at = iso(self.clock.now())
+        self.events.emit("injected", fault=injection.planned.fault.name, key=handle.key,
+                         target=handle.instance.name)
         try:
             self.ledger.record_injected(self.run_id, injection.planned.fault.name, handle)
         except StateError as exc:  # the intent (provisional handle) is there for recover
@@ -455,6 +466,8 @@ class Run:
         # a halt now must not turn a run that passes into an aborted one.
         if self._halt_watcher is not None:
             self._halt_watcher.cancel()
+        if self._stop_watcher is not None:
+            self._stop_watcher.cancel()
         await self._finish_step()
         pending = [i for i in reversed(self.injections) if not i.reverted]
         # Extra load (load.http) stops first: it is what breaks the system.
@@ -487,6 +500,8 @@ class Run:
         """Take one fault back, with retries; a failure is recorded, never raised."""
         settled = await self._settle_inflight(injection)
         planned, last_error = injection.planned, ""
+        self.events.emit("reverting", fault=planned.fault.name, key=injection.handle.key,
+                         target=injection.handle.instance.name)
         for attempt in range(1, self.options.revert_retries + 1):
             try:
                 await asyncio.wait_for(asyncio.to_thread(planned.driver.revert, injection.handle),
@@ -635,6 +650,35 @@ class Run:
                 self.request_abort(None, f"halt: {reason}")
                 return
             await asyncio.sleep(0.1)
+
+    async def _stop_condition_gate(self) -> None:
+        for condition in self.hooks.stop_conditions:
+            try:
+                reason = await condition.check()
+            except SourceError as exc:
+                raise Refused(f"cannot tell whether it is safe to start: {exc}") from None
+            if reason is not None:
+                raise Refused(f"{reason}; not starting")
+
+    async def _watch_stop_conditions(self) -> None:
+        """Abort when a stop condition says so, or when one cannot be read for as long
+        as an SLI may give no data (the guard's no-data limit)."""
+        unreadable_since: dict[int, float] = {}
+        while True:
+            await asyncio.sleep(self.interval)
+            for index, condition in enumerate(self.hooks.stop_conditions):
+                try:
+                    reason = await condition.check()
+                except SourceError as exc:
+                    since = unreadable_since.setdefault(index, self.clock.monotonic())
+                    if self.clock.monotonic() - since >= self.guard.no_data_grace:
+                        reason = (f"{condition.source} unreadable for "
+                                  f"{self.guard.no_data_grace:g}s: {exc}")
+                else:
+                    unreadable_since.pop(index, None)
+                if reason is not None:
+                    self.request_abort(None, reason)
+                    return
 
     # --- bookkeeping ---------------------------------------------------------------------
 

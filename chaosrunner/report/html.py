@@ -82,7 +82,8 @@ def render_html(report: RunReport, impact: Impact) -> str:
     title = report.title or report.experiment
     body = "".join([
         _head(report, impact), _abort(report), _charts(report), _criteria(report),
-        _checks(report), _budget(report), _faults(report), _phases(report), _journal(report),
+        _checks(report), _budget(report), _faults(report), _phases(report),
+        _announced(report), _journal(report),
     ])
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -217,6 +218,28 @@ def _faults(report: RunReport) -> str:
                      reverted, e(f.error or "")))
     return "<h2>Faults</h2>" + _table(
         ["Fault", "Action", "Targets", "Injected", "Reverted", "Error"], rows)
+
+
+def _announced(report: RunReport) -> str:
+    """Where the run was announced (chaosrunner.observe), the trace id linked."""
+    if not report.announced and not report.trace_id:
+        return ""
+    rows = []
+    for a in report.announced:
+        detail = e(a.detail or "")
+        if a.link and a.link.startswith(("http://", "https://")):
+            detail = f'<a href="{e(a.link)}">{detail or e(a.link)}</a>'
+        rows.append((e(a.channel), f"<code>{e(a.target)}</code>", e(a.sent), e(a.failed),
+                     detail))
+    trace = ""
+    if report.trace_id:
+        link = next((a.link for a in report.announced if a.channel == "otlp" and a.link), None)
+        shown = f"<code>{e(report.trace_id)}</code>"
+        if link and link.startswith(("http://", "https://")):
+            shown = f'<a href="{e(link)}">{shown}</a>'
+        trace = f"<p>Trace: {shown}</p>"
+    return "<h2>Announced</h2>" + trace + _table(
+        ["Channel", "Where", "Sent", "Failed", "Detail"], rows)
 
 
 def _phases(report: RunReport) -> str:

@@ -94,6 +94,21 @@ class SLOInfo:
 
 
 @dataclass
+class Announcement:
+    """One place the run was announced (a notification target, Grafana, a trace, metrics).
+
+    `target` is for display and never holds a secret; `sent`/`failed` count messages.
+    """
+
+    channel: str  # notify | grafana | otlp | metrics | pushgateway
+    target: str
+    sent: int = 0
+    failed: int = 0
+    detail: str | None = None
+    link: str | None = None
+
+
+@dataclass
 class RunReport:
     verdict: Verdict
     exit_code: int
@@ -117,6 +132,8 @@ class RunReport:
     slos: list[SLOInfo] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     report_dir: str | None = None
+    announced: list[Announcement] = field(default_factory=list)
+    trace_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """report.json as a dict. Built field by field: `dataclasses.asdict` deep-copies

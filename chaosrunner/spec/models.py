@@ -256,6 +256,105 @@ class SteadyState(Frozen):
         return value
 
 
+# --- Seen where people look (issue 15; chaosrunner.observe) ------------------------------
+
+NotifyEvent = Literal["start", "abort", "end", "rollback_incomplete", "halt"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("start", "abort", "end", "rollback_incomplete", "halt")
+
+
+class NotifyTarget(Frozen):
+    """An apprise URL (`slack://...`, `json://...`, `mailto://...`); `${env:NAME}` in it is
+    resolved only when sending, and the URL is never printed (`name` or apprise's
+    privacy form is shown instead)."""
+
+    url: SecretStr = Field(description="apprise URL; put secrets in ${env:NAME}")
+    name: str | None = Field(default=None, description="shown in logs and reports")
+    events: tuple[NotifyEvent, ...] = Field(default=NOTIFY_EVENTS, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _has_scheme(cls, value: SecretStr) -> SecretStr:
+        if "://" not in value.get_secret_value():
+            raise ValueError("expected an apprise URL like json://host/path or slack://...")
+        return value
+
+
+class GrafanaAnnotations(Frozen):
+    """Region annotations through Grafana's HTTP API (POST then PATCH /api/annotations)."""
+
+    url: str = Field(pattern=r"^https?://", description="Grafana base URL")
+    token: SecretStr | None = Field(default=None, description="service-account token; "
+                                    "write ${env:NAME}")
+    dashboard_uid: str | None = Field(default=None, description="default: organisation-wide")
+    panel_id: int | None = Field(default=None, ge=0)
+    tags: tuple[str, ...] = ()
+
+
+class AnnotationsSpec(Frozen):
+    grafana: GrafanaAnnotations | None = None
+
+
+_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
+
+
+class AlertsAbort(Frozen):
+    """Firing alerts as stop conditions: from Alertmanager (API v2) or Prometheus."""
+
+    alertmanager: str | None = Field(default=None, pattern=r"^https?://")
+    prometheus: str | None = Field(default=None, pattern=r"^https?://")
+    matchers: tuple[str, ...] = Field(default=(), description='e.g. severity="critical", '
+                                      'service=~"checkout|payments"; all must match')
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            match = _MATCHER.match(text)
+            if match is None:
+                raise ValueError(f"matcher {text!r}: expected name=\"value\" with =, !=, =~ "
+                                 "or !~ and the value in double quotes")
+            if match.group(2) in ("=~", "!~"):
+                try:
+                    re.compile(match.group(3))
+                except re.error as exc:
+                    raise ValueError(f"matcher {text!r}: bad regular expression: {exc}") \
+                        from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AlertsAbort:
+        if (self.alertmanager is None) == (self.prometheus is None):
+            raise ValueError("give exactly one of alertmanager: URL or prometheus: URL")
+        return self
+
+    @property
+    def parsed_matchers(self) -> tuple[tuple[str, str, str], ...]:
+        """(label, op, value) per matcher; the value unescaped."""
+        parsed = []
+        for text in self.matchers:
+            match = _MATCHER.match(text)
+            assert match is not None  # checked at validation
+            value = re.sub(r"\\(.)", r"\1", match.group(3))
+            parsed.append((match.group(1), match.group(2), value))
+        return tuple(parsed)
+
+
+class RunnerConfig(Frozen):
+    """`--config` (default ~/.config/chaosrunner/config.yaml): what applies to every run."""
+
+    api_version: Literal["chaosrunner/v1"] | None = Field(default=None, alias="apiVersion")
+    kind: Literal["Config"] | None = None
+    notify: tuple[NotifyTarget, ...] = ()
+    annotations: AnnotationsSpec | None = None
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    pushgateway: str | None = Field(default=None, pattern=r"^https?://")
+
+
 # --- Experiments ---------------------------------------------------------------------------
 
 
@@ -326,6 +425,7 @@ class ErrorBudgetAbort(Frozen):
 class AbortSpec(Frozen):
     error_budget: ErrorBudgetAbort | tuple[ErrorBudgetAbort, ...] | None = None
     min_budget_remaining: Ratio | None = None
+    alerts: AlertsAbort | None = None
 
     @property
     def budget_limits(self) -> tuple[ErrorBudgetAbort, ...]:
@@ -376,6 +476,8 @@ class Experiment(Frozen):
     success_criteria: tuple[Criterion, ...] = ()
     abort: AbortSpec = Field(default_factory=AbortSpec)
     rollback: Literal["always"] = "always"
+    notify: tuple[NotifyTarget, ...] = ()
+    annotations: AnnotationsSpec | None = None
 
     @model_validator(mode="after")
     def _unique_fault_names(self) -> Experiment:
@@ -395,3 +497,5 @@ class GameDay(Frozen):
     experiments: tuple[str, ...] = Field(min_length=1)
     stop_on: Literal["failure", "abort", "never"] = "failure"
     min_budget_remaining: Ratio | None = None
+    notify: tuple[NotifyTarget, ...] = ()
+    annotations: AnnotationsSpec | None = None

@@ -30,6 +30,8 @@ class SourceContext:
     retries: int = 2
     # Objects the sources of one run share (one probe's traffic read by several SLOs).
     shared: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
+    # Headers that put probe requests into the run's trace (W3C traceparent).
+    trace_headers: Callable[[], Mapping[str, str]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

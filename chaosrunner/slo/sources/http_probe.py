@@ -18,6 +18,7 @@ import asyncio
 import math
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +37,10 @@ class Outcome:
 class ProbeTraffic:
     """One open-loop request generator, fanned out to every subscribing SLO."""
 
-    def __init__(self, probe: HttpProbe) -> None:
+    def __init__(self, probe: HttpProbe,
+                 trace_headers: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.probe = probe
+        self.trace_headers = trace_headers
         self.cap = probe.max_in_flight or 2 * math.ceil(probe.rate * probe.timeout) + 2
         self.inboxes: list[list[Outcome]] = []
         self.in_flight = self.sent = self.shed = 0
@@ -102,8 +105,9 @@ class ProbeTraffic:
         self.sent += 1
         began = time.monotonic()
         try:
+            headers = dict(self.trace_headers()) if self.trace_headers else None
             async with self._client.request(self.probe.method, self.probe.url,
-                                            data=self.probe.body,
+                                            data=self.probe.body, headers=headers,
                                             allow_redirects=False) as response:
                 await response.read()
                 status = response.status
@@ -131,7 +135,7 @@ class HttpProbeSource(BaseSource):
         key = ("http-probe", slo.sli.http.model_dump_json())
         traffic = context.shared.get(key)
         if traffic is None:
-            traffic = context.shared[key] = ProbeTraffic(slo.sli.http)
+            traffic = context.shared[key] = ProbeTraffic(slo.sli.http, context.trace_headers)
         self.traffic: ProbeTraffic = traffic
         self.inbox = traffic.subscribe()
 

@@ -1,0 +1,168 @@
+"""The runner's own Prometheus metrics (`--metrics-port`, `--pushgateway`).
+
+One `RunnerMetrics` per process (a run, a game day, the scheduler) owns its registry;
+each run adds a `MetricsObserver` that feeds it:
+
+    chaosrunner_runs_total{experiment, verdict}            counter
+    chaosrunner_aborts_total{experiment, reason}           counter (reason: a small fixed set)
+    chaosrunner_faults_in_effect{experiment}               gauge
+    chaosrunner_rollback_seconds{experiment}               histogram
+    chaosrunner_abort_reaction_seconds{experiment}         histogram (abort -> rollback done)
+    chaosrunner_sli_value{experiment, slo}                 gauge (last reading)
+    chaosrunner_sli_good{experiment, slo}                  gauge (1 met, 0 missed)
+    chaosrunner_run_in_progress{experiment}                gauge
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from chaosrunner.observe.base import Event, warn
+from chaosrunner.report.model import Announcement, RunReport
+
+SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+# abort reason text -> label; the first match wins, "other" when none does.
+ABORT_REASONS = (
+    ("halt", re.compile(r"^halt\b")),
+    ("alert", re.compile(r"\balert")),
+    ("burn_rate", re.compile(r"burn rate")),
+    ("budget", re.compile(r"of the error budget")),
+    ("no_data", re.compile(r"no data")),
+    ("sli_unreadable", re.compile(r"cannot be read")),
+    ("driver_error", re.compile(r"driver error")),
+    ("ledger", re.compile(r"ledger")),
+)
+
+
+def abort_reason_label(reason: str) -> str:
+    return next((label for label, pattern in ABORT_REASONS if pattern.search(reason)), "other")
+
+
+class RunnerMetrics:
+    """The process's registry and metric families."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.runs = Counter("chaosrunner_runs", "Runs ended, by verdict",
+                            ["experiment", "verdict"], registry=r)
+        self.aborts = Counter("chaosrunner_aborts", "Runs aborted, by reason",
+                              ["experiment", "reason"], registry=r)
+        self.faults = Gauge("chaosrunner_faults_in_effect", "Faults injected and not yet "
+                            "reverted", ["experiment"], registry=r)
+        self.rollback = Histogram("chaosrunner_rollback_seconds", "Duration of the rollback "
+                                  "phase", ["experiment"], buckets=SECONDS_BUCKETS, registry=r)
+        self.reaction = Histogram("chaosrunner_abort_reaction_seconds", "From the abort "
+                                  "decision to the last fault taken back", ["experiment"],
+                                  buckets=SECONDS_BUCKETS, registry=r)
+        self.sli = Gauge("chaosrunner_sli_value", "Last SLI reading", ["experiment", "slo"],
+                         registry=r)
+        self.sli_good = Gauge("chaosrunner_sli_good", "1 when the last reading met the SLO",
+                              ["experiment", "slo"], registry=r)
+        self.running = Gauge("chaosrunner_run_in_progress", "1 while a run is in progress",
+                             ["experiment"], registry=r)
+        self.server: Any = None
+        self.listening: str | None = None
+
+    def serve(self, address: str) -> None:
+        """Serve /metrics on `[HOST:]PORT` (host default 127.0.0.1) until the process ends."""
+        from prometheus_client import start_http_server
+
+        host, port = parse_listen(address)
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self.server = server
+        self.listening = f"{host}:{server.server_port}"
+
+    def push(self, gateway: str, job: str = "chaosrunner",
+             grouping: dict[str, str] | None = None) -> Announcement:
+        from prometheus_client import push_to_gateway
+
+        announcement = Announcement("pushgateway", gateway, detail=f"job={job}")
+        try:
+            push_to_gateway(gateway, job=job, registry=self.registry,
+                            grouping_key=grouping, timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the run is over; a failed push is told
+            announcement.failed = 1
+            warn(f"pushing metrics to {gateway} failed: {type(exc).__name__}: {exc}")
+        else:
+            announcement.sent = 1
+        return announcement
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def parse_listen(address: str) -> tuple[str, int]:
+    from chaosrunner.errors import InvalidInput
+
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidInput(f"--metrics-port {address!r}: expected PORT or HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class MetricsObserver:
+    """An inline observer feeding one run's events into `RunnerMetrics`."""
+
+    def __init__(self, metrics: RunnerMetrics, experiment: str,
+                 pushgateway: str | None = None) -> None:
+        self.metrics = metrics
+        self.experiment = experiment
+        self.pushgateway = pushgateway
+        self.in_effect: set[str] = set()
+        self.pushed: Announcement | None = None
+        metrics.running.labels(experiment).set(1)
+        metrics.faults.labels(experiment).set(0)
+
+    def on_event(self, event: Event) -> None:
+        kind = event["event"]
+        if kind == "inject":
+            self.in_effect.add(str(event["key"]))
+        elif kind == "revert":
+            self.in_effect.discard(str(event["key"]))
+        elif kind == "sample":
+            for slo, (value, good) in event["slos"].items():
+                if value is not None:
+                    self.metrics.sli.labels(self.experiment, slo).set(value)
+                if good is not None:
+                    self.metrics.sli_good.labels(self.experiment, slo).set(1 if good else 0)
+        self.metrics.faults.labels(self.experiment).set(len(self.in_effect))
+
+    def finish(self, report: RunReport) -> None:
+        m, name = self.metrics, self.experiment
+        m.runs.labels(name, report.verdict).inc()
+        if report.abort is not None:
+            m.aborts.labels(name, abort_reason_label(report.abort.reason)).inc()
+        elif report.verdict == "interrupted":
+            m.aborts.labels(name, "signal").inc()
+        m.faults.labels(name).set(sum(1 for f in report.faults
+                                      if f.injected_at and not f.reverted_at))
+        rollback = next((p for p in report.phases if p.name == "rollback"), None)
+        if rollback is not None and rollback.end is not None:
+            m.rollback.labels(name).observe(_seconds(rollback.start, rollback.end))
+            if report.abort is not None:
+                m.reaction.labels(name).observe(max(0.0, _seconds(report.abort.at,
+                                                                  rollback.end)))
+        m.running.labels(name).set(0)
+        if self.pushgateway is not None:
+            self.pushed = m.push(self.pushgateway, grouping={"experiment": name})
+
+    def announcements(self) -> list[Announcement]:
+        found = [Announcement("metrics", self.metrics.listening)] \
+            if self.metrics.listening else []
+        return found + ([self.pushed] if self.pushed else [])
+
+
+def _seconds(start: str, end: str) -> float:
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(end) - parse(start)).total_seconds()

@@ -1,0 +1,127 @@
+"""What the command line and the config file say about observing runs, and the observers
+built from it for one run.
+
+Sources, most specific first: the experiment file (`notify:`, `annotations:`,
+`abort.alerts`), its game day (`notify:` added, `annotations:` as a default), the config file
+(`--config`, default ~/.config/chaosrunner/config.yaml; `notify:` added, the rest defaults),
+and the flags (`--otlp-endpoint`, else OTEL_EXPORTER_OTLP_ENDPOINT; `--metrics-port`,
+`--pushgateway`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosrunner.engine.context import RunHooks
+from chaosrunner.errors import InvalidInput
+from chaosrunner.observe.base import Observer, ObserverHub
+from chaosrunner.observe.metrics import RunnerMetrics
+from chaosrunner.spec.models import AnnotationsSpec, GameDay, NotifyTarget, RunnerConfig
+from chaosrunner.spec.validate import ExperimentBundle
+
+DEFAULT_CONFIG = Path("~/.config/chaosrunner/config.yaml")
+
+
+@dataclass(frozen=True)
+class ObserveSettings:
+    config: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
+    otlp_endpoint: str | None = None
+    metrics: RunnerMetrics | None = None
+    metrics_address: str | None = None
+    pushgateway: str | None = None
+    # From the game day being run, if any.
+    gameday_notify: tuple[NotifyTarget, ...] = ()
+    gameday_annotations: AnnotationsSpec | None = None
+
+    def for_gameday(self, gameday: GameDay) -> ObserveSettings:
+        return dataclasses.replace(self, gameday_notify=gameday.notify,
+                                   gameday_annotations=gameday.annotations)
+
+    def start(self) -> None:
+        """Serve the metrics port (once per process)."""
+        if self.metrics is not None and self.metrics_address is not None \
+                and self.metrics.listening is None:
+            try:
+                self.metrics.serve(self.metrics_address)
+            except OSError as exc:
+                raise InvalidInput(f"--metrics-port {self.metrics_address}: cannot listen "
+                                   f"({exc.strerror or exc}); choose a free port") from None
+
+
+def settings_from_args(args: argparse.Namespace) -> ObserveSettings:
+    """The flags and the config file; InvalidInput (exit 4) for a bad config file."""
+    config = load_config(getattr(args, "config", None))
+    otlp = (getattr(args, "otlp_endpoint", None) or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or config.otlp_endpoint)
+    address = getattr(args, "metrics_port", None)
+    pushgateway = getattr(args, "pushgateway", None) or config.pushgateway
+    metrics = RunnerMetrics() if address is not None or pushgateway is not None else None
+    return ObserveSettings(config=config, otlp_endpoint=otlp or None, metrics=metrics,
+                           metrics_address=address, pushgateway=pushgateway)
+
+
+def load_config(path: str | None) -> RunnerConfig:
+    """The config file; the default path may be missing, an explicit one may not."""
+    from chaosrunner.spec.loader import load_document
+    from chaosrunner.spec.validate import validate_model
+
+    file = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
+    if not file.exists():
+        if path:
+            raise InvalidInput(f"--config {path}: no such file")
+        return RunnerConfig()
+    document = load_document(file)
+    if document.data is None:
+        return RunnerConfig()
+    return validate_model(document, RunnerConfig)
+
+
+def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
+          run_id: str) -> tuple[ObserverHub, RunHooks]:
+    """The observers and engine hooks of one run. InvalidInput (exit 4, before anything
+    runs) for an unset `${env:...}` or a URL apprise does not know."""
+    from chaosrunner.observe.alerts import AlertStop
+
+    settings = settings or ObserveSettings()
+    experiment = bundle.experiment
+    stops = (AlertStop(experiment.abort.alerts),) if experiment.abort.alerts else ()
+    inline: list[Observer] = []
+    background: list[Observer] = []
+    headers = None
+    if settings.otlp_endpoint:
+        from chaosrunner.observe.tracing import RunTracer, otlp_exporter
+
+        tracer = RunTracer(otlp_exporter(settings.otlp_endpoint), experiment.name, run_id,
+                           settings.otlp_endpoint)
+        inline.append(tracer)
+        headers = tracer.trace_headers
+    if settings.metrics is not None:
+        from chaosrunner.observe.metrics import MetricsObserver
+
+        inline.append(MetricsObserver(settings.metrics, experiment.name, settings.pushgateway))
+    notifier = _notifier(bundle, settings, run_id)
+    if notifier is not None:
+        background.append(notifier)
+    annotations = (experiment.annotations or settings.gameday_annotations
+                   or settings.config.annotations)
+    if annotations is not None and annotations.grafana is not None:
+        from chaosrunner.observe.grafana import GrafanaAnnotator
+
+        background.append(GrafanaAnnotator(annotations.grafana, experiment.name, run_id))
+    return ObserverHub(inline, background), RunHooks(stop_conditions=stops,
+                                                      trace_headers=headers)
+
+
+def _notifier(bundle: ExperimentBundle, settings: ObserveSettings, run_id: str) -> Any:
+    from chaosrunner.observe.notify import Notifier, open_channel
+
+    sources = (("experiment", bundle.experiment.notify), ("game day", settings.gameday_notify),
+               ("config file", settings.config.notify))
+    channels = [open_channel(target, f"{where} notify[{index}]")
+                for where, targets in sources for index, target in enumerate(targets)]
+    return Notifier(channels, bundle.experiment.name, run_id) if channels else None

@@ -1,0 +1,65 @@
+"""An experiment on the fakes (chaosrunner.testing.fakes) that runs in about two seconds,
+run through the real command line (`main`), with observe settings added per test."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from observe_run import Outcome, Runner
+
+from chaosrunner.cli.main import main
+from chaosrunner.testing.fakes import World, installed
+
+STEADY = """
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: fake
+service_level_objectives:
+  availability:
+    sli: {http: {url: "http://127.0.0.1:1/"}}
+    target: 99%
+"""
+
+EXPERIMENT = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: observed
+hypothesis: losing api-1 is seen where people look
+steady_state: {from: steady.yaml, before: 250ms, after: 1s, interval: 250ms}
+duration: 750ms
+faults:
+  - {name: lose-api-1, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
+"""
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    world = World(["api-1", "api-2"])
+    # While api-1 is down the SLI reads `world.down_value` (a test may make it worse).
+    world.down_value = 0.995  # type: ignore[attr-defined]
+    with installed(world, value=lambda w: w.down_value if w.down else 1.0):
+        yield world
+
+
+@pytest.fixture
+def run_experiment(tmp_path: Path, world: World,
+                   capsys: pytest.CaptureFixture[str]) -> Runner:
+    """`run_experiment(extra_yaml, *flags)`: write the experiment plus `extra_yaml`, run it."""
+    (tmp_path / "steady.yaml").write_text(STEADY)
+    counter = [0]
+
+    def run(extra: str = "", *flags: str) -> Outcome:
+        counter[0] += 1
+        path = tmp_path / f"exp{counter[0]}.yaml"
+        path.write_text(EXPERIMENT + textwrap.dedent(extra))
+        report_dir = tmp_path / f"report{counter[0]}"
+        capsys.readouterr()
+        code = main(["run", str(path), "--report-dir", str(report_dir), "--state-dir",
+                     str(tmp_path / "state"), "--output", "json", *flags])
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err, report_dir)
+
+    return run
