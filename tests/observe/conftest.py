@@ -30,6 +30,7 @@ name: observed
 hypothesis: losing api-1 is seen where people look
 steady_state: {from: steady.yaml, before: 250ms, after: 1s, interval: 250ms}
 duration: 750ms
+blast_radius: {max_targets: 1, max_percent: 50%}
 faults:
   - {name: lose-api-1, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
 """
@@ -47,7 +48,8 @@ def world() -> Iterator[World]:
 @pytest.fixture
 def run_experiment(tmp_path: Path, world: World,
                    capsys: pytest.CaptureFixture[str]) -> Runner:
-    """`run_experiment(extra_yaml, *flags)`: write the experiment plus `extra_yaml`, run it."""
+    """`run_experiment(extra_yaml, *flags)`: write the experiment plus `extra_yaml`, run it.
+    No watchdog: the fake driver lives in this process, a watchdog could not revert it."""
     (tmp_path / "steady.yaml").write_text(STEADY)
     counter = [0]
 
@@ -58,7 +60,7 @@ def run_experiment(tmp_path: Path, world: World,
         report_dir = tmp_path / f"report{counter[0]}"
         capsys.readouterr()
         code = main(["run", str(path), "--report-dir", str(report_dir), "--state-dir",
-                     str(tmp_path / "state"), "--output", "json", *flags])
+                     str(tmp_path / "state"), "--output", "json", "--no-watchdog", *flags])
         captured = capsys.readouterr()
         return Outcome(code, captured.out, captured.err, report_dir)
 
