@@ -4,7 +4,9 @@ One system serves both experiments (and the `gamedays/q4-checkout.yaml` game day
 checkout (:8080) calls four payments replicas (:8081-8084), each through its own proxy
 of the embedded Toxiproxy-compatible server (API :8474; proxies `payments-1` ..
 `payments-4` on :8091-8094). `instance-failure` SIGKILLs one replica (process driver);
-`network-latency` adds 500 ms to every proxy (toxiproxy driver). Checkout's payment
+`network-latency` adds 500 ms to every proxy (toxiproxy driver); `payments-errors` has the
+proxies answer a share of `POST /pay` with 503 (HTTP toxics), so checkout's retries and
+circuit breakers are seen at work. Checkout's payment
 timeout is 1.5 s here: the shop is built to absorb that latency.
 
 Everything it starts is stopped before it returns, also when an experiment fails or the
@@ -26,7 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PROXY_API_PORT = 8474
 SHOP_PORT = 8080
 REPLICAS = 4
-EXPERIMENTS = ("experiments/instance-failure.yaml", "experiments/network-latency.yaml")
+EXPERIMENTS = ("experiments/instance-failure.yaml", "experiments/network-latency.yaml",
+               "experiments/payments-errors.yaml")
 
 
 @contextlib.contextmanager
@@ -52,7 +55,7 @@ def demo_system(state_dir: Path) -> Iterator[None]:
 
 
 def command(args: argparse.Namespace) -> int:
-    paths = [REPO_ROOT / file for file in EXPERIMENTS]
+    paths = [REPO_ROOT / file for file in selected(getattr(args, "only", None) or [])]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise InvalidInput(f"demo experiments {missing} are missing; run the demo from a "
@@ -64,6 +67,16 @@ def command(args: argparse.Namespace) -> int:
         print(f"  {report.experiment:20} {report.verdict:20} exit {report.exit_code}  "
               f"reports: {report.report_dir}")
     return max(report.exit_code for report in results)
+
+
+def selected(names: list[str]) -> list[str]:
+    """The shipped experiments named (by file stem), in the demo's order; all by default."""
+    stems = {Path(file).stem: file for file in EXPERIMENTS}
+    unknown = [name for name in names if name not in stems]
+    if unknown:
+        raise InvalidInput(f"no demo experiment named {', '.join(unknown)}; "
+                           f"the demo has: {', '.join(stems)}")
+    return [file for stem, file in stems.items() if not names or stem in names]
 
 
 def run_one(path: Path, args: argparse.Namespace) -> RunReport:

@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("demo", help="start the demo shop locally and run the shipped experiments")
+    p.add_argument("only", nargs="*", metavar="NAME",
+                   help="run only these shipped experiments (e.g. payments-errors)")
     p.add_argument("--report-dir", default=None, metavar="D")
     p.add_argument("--quick", action="store_true", help="shorter phases")
     _common(p)
