@@ -13,6 +13,7 @@ from pathlib import Path
 def command(args: argparse.Namespace) -> int:
     """Run the game day in FILE; exit with its overall exit code."""
     from chaosrunner.cli.run import options_from
+    from chaosrunner.engine.signals import SIGNALS
     from chaosrunner.gameday.lock import gameday_lock
     from chaosrunner.gameday.run import (
         TRIGGER_ENV,
@@ -22,6 +23,7 @@ def command(args: argparse.Namespace) -> int:
         run_gameday,
     )
 
+    SIGNALS.arm()  # a signal ends the day in 130/143, never in death by the signal
     options = options_from(args)
     loaded = load_gameday(Path(args.file), options.variables)
     name = loaded.gameday.name

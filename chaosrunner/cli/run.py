@@ -45,14 +45,11 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
     """Load, run with signal handling, write reports, print the outcome."""
     from chaosrunner.cli.progress import progress_listener
     from chaosrunner.engine.context import EventLog
-    from chaosrunner.engine.runner import (
-        Run,
-        deliver_late_signal,
-        report_dir_for,
-        run_with_signals,
-    )
+    from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
+    from chaosrunner.engine.signals import SIGNALS
     from chaosrunner.spec.validate import load_runnable
 
+    SIGNALS.arm()  # from here on a signal ends in 130/143, never in death by the signal
     bundle = load_runnable(path, options.variables)
     events = EventLog()
     display: Any = contextlib.nullcontext()
@@ -79,7 +76,6 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
         return report
     finally:
         events.close()
-        deliver_late_signal(run)
 
 
 def observe_run(run: Any, options: Any, events: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,7 +92,6 @@ class RunState:
     signal: str | None = None
     injected_any: bool = False
     rollback_failed: list[str] = field(default_factory=list)
-    late_signals: list[int] = field(default_factory=list)  # after rollback, before exit
     recovery_seconds: float | None = None
     recovered: bool | None = None
 
@@ -767,51 +766,16 @@ def new_run_id(name: str, clock: Clock) -> str:
     return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
 
-async def run_with_signals(run: Run, install: Callable[[Run], Callable[[], None]] | None = None
-                           ) -> RunReport:
-    """Run with SIGINT/SIGTERM turned into an orderly abort and rollback."""
-    uninstall = (install or install_signal_handlers)(run)
-    try:
-        return await run.execute()
-    finally:
-        uninstall()
-
-
-def install_signal_handlers(run: Run) -> Callable[[], None]:
-    import signal
-    import sys
+async def run_with_signals(run: Run) -> RunReport:
+    """Run with SIGINT/SIGTERM turned into an orderly abort and rollback
+    (`chaosrunner.engine.signals`: the handlers stay until the process exits)."""
+    from chaosrunner.engine.signals import SIGNALS
 
     loop = asyncio.get_running_loop()
-    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
-    for number, name in names.items():
-        loop.add_signal_handler(number, run.interrupt, name)
-
-    def uninstall() -> None:
-        # The rollback is done; the caller still writes reports. A late Ctrl-C must not
-        # cut those short: it is noted here and delivered once they are written
-        # (`deliver_late_signal`), so a game day does not go on to its next experiment.
-        def late(number: int, frame: object) -> None:
-            run.state.late_signals.append(number)
-            print(f"chaosrunner: {signal.Signals(number).name} received: rollback is done, "
-                  "finishing the reports first", file=sys.stderr)
-
-        for number in names:
-            loop.remove_signal_handler(number)
-            signal.signal(number, late)
-
-    return uninstall
+    with SIGNALS.forwarding(lambda name: loop.call_soon_threadsafe(run.interrupt, name)):
+        return await run.execute()
 
 
-def deliver_late_signal(run: Run) -> None:
-    """Restore default signal handling; re-raise a signal that came while reports were
-    written (SIGINT becomes KeyboardInterrupt -> exit 130, SIGTERM ends the process)."""
-    import os
-    import signal
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if run.state.late_signals:
-        os.kill(os.getpid(), run.state.late_signals[0])
 def report_dir_for(name: str, options: RunOptions, clock: Clock) -> Path:
     if options.report_dir is not None:
         return options.report_dir

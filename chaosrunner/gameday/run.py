@@ -202,8 +202,12 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
 def _run_one(runner: RunExperiment, path: Path, options: RunOptions, output: str | None,
              stop: StopRequest) -> RunReport | None:
     """One experiment through `runner` (run_file); None when a signal stopped the day first."""
+    from chaosrunner.engine.signals import SIGNALS
+
     stop.starting = True
     try:
+        # A signal while the previous experiment wrote its reports was noted, not lost.
+        stop.signal = stop.signal or SIGNALS.take_pending()
         if stop.signal is not None:
             return None
         # With --output json, stdout carries the game day's one JSON document only.
@@ -223,7 +227,7 @@ def _run_one(runner: RunExperiment, path: Path, options: RunOptions, output: str
         return None
     finally:
         stop.starting = False
-        stop.install()  # run_file restores the default handlers when it finishes
+        stop.install()  # run_file installed chaosrunner.engine.signals' handler
 
 
 def _new_report(loaded: LoadedGameDay, report_dir: Path, trigger: str) -> GameDayReport:

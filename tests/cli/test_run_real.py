@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import chaosrunner, http_server, proc_state, wait_until
+from helpers import REPO, chaosrunner, http_server, proc_state, wait_until
 
 from chaosrunner.engine.ledger import Ledger
 
@@ -206,3 +206,64 @@ def test_bad_file_exits_4_without_traceback(tmp_path: Path) -> None:
     code, out, err = run(tmp_path, path)
     assert code == 4 and "Traceback" not in err
     assert "exp.yaml:" in err and "hypothesis: required key is missing" in err
+
+
+# A signal at a chosen moment, deterministically: the runner sends it to itself there.
+SIGNAL_AT = """
+import os, signal, sys
+import chaosrunner.cli.main as cli_main
+import chaosrunner.cli.run as cli_run
+import chaosrunner.spec.validate as validate
+
+point, names, sys.argv = sys.argv[1], sys.argv[2].split(","), ["chaosrunner", *sys.argv[3:]]
+
+def fire():
+    for name in names:
+        os.kill(os.getpid(), getattr(signal, name))
+
+def before(module, attribute):
+    original = getattr(module, attribute)
+    def wrapper(*args, **kwargs):
+        fire()
+        return original(*args, **kwargs)
+    setattr(module, attribute, wrapper)
+
+def after(module, attribute):
+    original = getattr(module, attribute)
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        fire()
+        return result
+    setattr(module, attribute, wrapper)
+
+{"loading": lambda: before(validate, "load_runnable"),
+ "reports": lambda: before(cli_run, "save_reports"),
+ "after-main": lambda: after(cli_main, "main")}[point]()
+cli_main.entrypoint()
+"""
+
+
+@pytest.mark.parametrize(("point", "names", "code", "verdict"), [
+    ("loading", "SIGTERM", 143, "interrupted"),
+    ("reports", "SIGTERM", 143, "passed"),
+    ("reports", "SIGINT,SIGINT", 130, "passed"),
+    ("after-main", "SIGINT", 130, "passed"),
+    ("after-main", "SIGTERM,SIGINT", 143, "passed"),
+])
+def test_a_signal_at_any_moment_of_a_run_ends_in_its_exit_status(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes], point: str, names: str, code: int,
+        verdict: str) -> None:
+    """Once a run has started, SIGINT exits 130 and SIGTERM 143, never death by the signal
+    (status -2/-15), also while reports are written and after main() returned."""
+    with http_server(tmp_path) as (url, _, _):
+        path = write(tmp_path, url, "sleeper.pid", duration="1s")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SIGNAL_AT, point, names, "run", str(path),
+             "--state-dir", str(tmp_path / "state"), "--report-dir", str(tmp_path / "report")],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert proc_state(sleeper.pid) in ("S", "R")
+    assert report(tmp_path)["verdict"] == verdict
+    assert Ledger(tmp_path / "state").open_faults() == []
