@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-from chaosrunner.errors import SIGNAL_EXIT_CODES, Verdict, exit_code_for
+from chaosrunner.errors import SIGNAL_EXIT_CODES, Verdict
 
 # "Something is still broken: run `chaosrunner recover`" says more than "interrupted".
-ROLLBACK_INCOMPLETE = exit_code_for(Verdict.ROLLBACK_INCOMPLETE)
+ROLLBACK_INCOMPLETE = Verdict.ROLLBACK_INCOMPLETE.exit_code
 _HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
