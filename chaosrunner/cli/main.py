@@ -156,6 +156,9 @@ COMMAND_MODULES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (DESIGN.md 4)."""
+    from chaosrunner.secrets import redact_standard_streams
+
+    redact_standard_streams()  # a resolved secret is never printed
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -31,6 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from chaosrunner.ctk.model import Activity, HttpProvider, ProcessProvider, PythonProvider
 from chaosrunner.drivers.python import call_function, resolve_values, run_with_timeout, substitute
 from chaosrunner.errors import DriverError, InvalidInput
+from chaosrunner.secrets import remember
 
 __all__ = ["PROVIDERS", "run_action", "run_activity", "run_rollbacks", "substitute"]
 
@@ -65,6 +66,7 @@ def run_activity(raw: Mapping[str, Any], configuration: Mapping[str, Any] | None
     activity = parse_activity(raw)
     configuration = resolve_values(dict(configuration or {}))
     secrets = resolve_values(dict(secrets or {}))
+    remember(secrets)  # never printed or stored (chaosrunner.secrets)
     runner = PROVIDERS[activity.provider.type]
     return runner(activity.provider, configuration, secrets, activity.type == "action",
                   timeout or DEFAULT_TIMEOUT)

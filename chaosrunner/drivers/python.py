@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 from chaosrunner.drivers.base import JSON, BaseDriver, Handle, Instance, ParamError
 from chaosrunner.errors import ChaosRunnerError, DriverError, InvalidInput
+from chaosrunner.secrets import remember
 from chaosrunner.spec.units import parse_duration
 
 CALL = re.compile(r"^[A-Za-z_][\w.]*[.:][A-Za-z_]\w*$")
@@ -240,6 +241,7 @@ class PythonDriver(BaseDriver):
         # Reverts run without --allow-exec (e.g. in `recover`): the inject was allowed.
         configuration = resolve_values(params.get("configuration") or {})
         secrets = resolve_values(params.get("secrets") or {})
+        remember(secrets)  # never printed or stored (chaosrunner.secrets)
         timeout = params.get("timeout", DEFAULT_TIMEOUT)
         return call_function(call, args, configuration, secrets,
                              float(timeout) if timeout is not None else None)

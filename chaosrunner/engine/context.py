@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from chaosrunner.engine.clock import Clock, RealClock
+from chaosrunner.secrets import redact_data
 from chaosrunner.timestamps import iso
 
 if TYPE_CHECKING:  # carried for the CLI, never read by the engine
@@ -90,8 +91,9 @@ class EventLog:
             self._journal = None
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
-        event = {"time": iso(self.clock.now()),
-                 "t": round(self.clock.monotonic() - self.t0, 3), "event": kind, **data}
+        event = redact_data({"time": iso(self.clock.now()),
+                             "t": round(self.clock.monotonic() - self.t0, 3), "event": kind,
+                             **data})
         self.events.append(event)
         self._write(event)
         for listener in list(self.listeners):

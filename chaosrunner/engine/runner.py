@@ -45,6 +45,7 @@ from chaosrunner.report.model import (
     Sample,
     SLOInfo,
 )
+from chaosrunner.secrets import redact_data
 from chaosrunner.slo.budget import budget_consumed, burn_rate
 from chaosrunner.slo.sources.base import Reading, SLISource, SourceContext, build_source
 from chaosrunner.spec.validate import ExperimentBundle
@@ -732,7 +733,7 @@ class Run:
 
     def build_report(self) -> RunReport:
         verdict = self.verdict()
-        return RunReport(
+        return redact_data(RunReport(
             verdict=verdict, exit_code=verdict.exit_code_for(self.state.signal),
             experiment=self.experiment.name, run_id=self.run_id, started_at=self.started_at,
             ended_at=iso(self.clock.now()), title=self.experiment.title,
@@ -743,7 +744,7 @@ class Run:
             budget=self.budget_records(), recovery_seconds=self.state.recovery_seconds,
             slos=[SLOInfo(n, s.sli.kind, s.target, s.op, s.is_ratio, s.window,
                           s.sli.stat) for n, s in self.bundle.slos.items()],
-            events=self.events.events)
+            events=self.events.events))
 
     def _reason(self, verdict: Verdict) -> str | None:
         if self.state.reason:

@@ -28,6 +28,7 @@ from chaosrunner.report.markdown import render_markdown
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.postmortem import render_postmortem
 from chaosrunner.report.severity import SeverityThresholds, classify_impact
+from chaosrunner.secrets import redact_bytes
 
 JOURNAL = "journal.jsonl"
 
@@ -111,7 +112,7 @@ def _write(path: Path, data: bytes) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            stream.write(redact_bytes(data))
         os.chmod(temporary, 0o644)  # mkstemp makes 0600; reports are for others to read
         os.replace(temporary, path)
     except BaseException:

@@ -62,9 +62,16 @@ class ProbeTraffic:
 
         connector = aiohttp.TCPConnector(limit=self.cap, force_close=False)
         self._client = aiohttp.ClientSession(
-            connector=connector, headers=self.probe.headers,
+            connector=connector, headers=self._headers(),
             timeout=aiohttp.ClientTimeout(total=self.probe.timeout))
         self._generator = asyncio.ensure_future(self._generate())
+
+    def _headers(self) -> dict[str, str]:
+        """Headers with `${env:NAME}` resolved (a token is a secret: never printed)."""
+        from chaosrunner.secrets import resolve_env_refs
+
+        return {name: resolve_env_refs(value, f"http probe {self.probe.url}: header {name}")
+                for name, value in self.probe.headers.items()}
 
     async def release(self) -> None:
         self.users -= 1

@@ -51,6 +51,7 @@ import httpx
 import yaml
 
 from chaosrunner.errors import InvalidInput, SourceError
+from chaosrunner.secrets import remember
 from chaosrunner.slo.budget import BURN_WINDOWS
 from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
 from chaosrunner.spec.models import SLO, PrometheusAuth, SteadyState
@@ -379,6 +380,7 @@ def resolve_secret(text: str, where: str) -> str:
         if value is None:
             raise InvalidInput(f"{where} refers to ${{env:{match.group(1)}}}, which is not "
                                f"set; export {match.group(1)} before running")
+        remember(value)  # never printed or stored (chaosrunner.secrets)
         return value
 
     return _ENV_REF.sub(lookup, text)
