@@ -73,7 +73,8 @@ class PrometheusServer:
 
 
 def write_config(directory: Path, targets: Mapping[str, Sequence[str]],
-                 rules: Sequence[Mapping[str, Any]] = ()) -> Path:
+                 rules: Sequence[Mapping[str, Any]] = (),
+                 alertmanagers: Sequence[str] = ()) -> Path:
     """prometheus.yml scraping `targets` ({job: ["127.0.0.1:PORT", ...]}) every second."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
@@ -86,6 +87,9 @@ def write_config(directory: Path, targets: Mapping[str, Sequence[str]],
         rules_path.write_text(yaml.safe_dump({"groups": [{"name": "test", "interval": "1s",
                                                           "rules": list(rules)}]}))
         config["rule_files"] = [str(rules_path)]
+    if alertmanagers:  # "127.0.0.1:PORT" of Alertmanagers that get the firing alerts
+        config["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": list(alertmanagers)}]}]}
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -95,13 +99,14 @@ def write_config(directory: Path, targets: Mapping[str, Sequence[str]],
 def run_prometheus(directory: Path, targets: Mapping[str, Sequence[str]],
                    rules: Sequence[Mapping[str, Any]] = (),
                    extra_args: Sequence[str] = (),
-                   basic_auth: tuple[str, str, str] | None = None) -> Iterator[PrometheusServer]:
+                   basic_auth: tuple[str, str, str] | None = None,
+                   alertmanagers: Sequence[str] = ()) -> Iterator[PrometheusServer]:
     """Start Prometheus on a free loopback port; stop it on exit.
 
     `basic_auth` is (user, password, bcrypt hash of the password): the API then needs it.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    config = write_config(directory, targets, rules)
+    config = write_config(directory, targets, rules, alertmanagers)
     extra_args = list(extra_args)
     if basic_auth is not None:
         web_config = directory / "web.yml"
@@ -149,9 +154,10 @@ def prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     def start(targets: Mapping[str, Sequence[str]],
               rules: Sequence[Mapping[str, Any]] = (),
               extra_args: Sequence[str] = (),
-              basic_auth: tuple[str, str, str] | None = None) -> PrometheusServer:
+              basic_auth: tuple[str, str, str] | None = None,
+              alertmanagers: Sequence[str] = ()) -> PrometheusServer:
         manager = run_prometheus(tmp_path / f"prometheus-{len(stack)}", targets, rules,
-                                 extra_args, basic_auth)
+                                 extra_args, basic_auth, alertmanagers)
         server = manager.__enter__()
         stack.append(manager)
         for job in targets:

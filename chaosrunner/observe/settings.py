@@ -20,7 +20,7 @@ from typing import Any
 from chaosrunner.engine.context import RunHooks
 from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Observer, ObserverHub
-from chaosrunner.observe.metrics import RunnerMetrics
+from chaosrunner.observe.metrics import RunnerMetrics, parse_listen
 from chaosrunner.spec.models import AnnotationsSpec, GameDay, NotifyTarget, RunnerConfig
 from chaosrunner.spec.validate import ExperimentBundle
 
@@ -59,6 +59,8 @@ def settings_from_args(args: argparse.Namespace) -> ObserveSettings:
     otlp = (getattr(args, "otlp_endpoint", None) or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             or config.otlp_endpoint)
     address = getattr(args, "metrics_port", None)
+    if address is not None:
+        parse_listen(address)  # a bad value is bad input before anything else happens
     pushgateway = getattr(args, "pushgateway", None) or config.pushgateway
     metrics = RunnerMetrics() if address is not None or pushgateway is not None else None
     return ObserveSettings(config=config, otlp_endpoint=otlp or None, metrics=metrics,

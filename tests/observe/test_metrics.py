@@ -1,0 +1,116 @@
+"""The runner's own metrics, end to end: a real run (a paused sleeper process, probe traffic
+to a local HTTP server) serves /metrics, a real Prometheus scrapes it, `chaosrunner halt`
+stops it, and Debian's Pushgateway holds what it pushed at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alerting_fixture import run_pushgateway
+from helpers import chaosrunner, free_port, http_server
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_fixture import PrometheusFactory, prometheus  # noqa: F401  (fixture)
+
+from chaosrunner.cli.main import main
+
+STEADY = """
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: target
+service_level_objectives:
+  probe:
+    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}}}
+    target: 99%
+"""
+
+EXPERIMENT = """
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: metered
+hypothesis: pausing a sleeper is harmless, and the runner's metrics show it
+steady_state: {from: steady.yaml, before: 500ms, after: 1s, interval: 250ms}
+duration: 120s
+faults:
+  - {name: freeze, action: process.pause, target: {pid_file: sleeper.pid}}
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Path]:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (tmp_path / "sleeper.pid").write_text(str(sleeper.pid))
+    try:
+        with http_server(tmp_path) as (url, _server, _):
+            (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
+            (tmp_path / "exp.yaml").write_text(EXPERIMENT)
+            yield tmp_path
+    finally:
+        os.kill(sleeper.pid, signal.SIGCONT)
+        sleeper.kill()
+        sleeper.wait()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_prometheus_scrapes_the_run_and_the_pushgateway_keeps_the_end(
+        site: Path, prometheus: PrometheusFactory) -> None:  # noqa: F811
+    port = free_port()
+    with run_pushgateway(site / "pushgateway") as gateway:
+        run = chaosrunner("run", "exp.yaml", "--state-dir", "state", "--report-dir", "rep",
+                          "--output", "json", "--metrics-port", f"127.0.0.1:{port}",
+                          "--pushgateway", gateway.url, cwd=site)
+        try:
+            prom = prometheus({"chaosrunner": [f"127.0.0.1:{port}"]})
+            prom.wait_for('chaosrunner_faults_in_effect{experiment="metered"} == 1', 90)
+            prom.wait_for('chaosrunner_sli_value{experiment="metered",slo="probe"} == 1', 30)
+            prom.wait_for('chaosrunner_run_in_progress{experiment="metered"} == 1', 30)
+            halted = subprocess.run([sys.executable, "-m", "chaosrunner", "halt", "--state-dir",
+                                     "state", "--reason", "seen on the dashboard"], cwd=site,
+                                    capture_output=True, text=True, timeout=60)
+            assert halted.returncode == 0, halted.stderr
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.terminate()
+                run.communicate(timeout=60)
+        assert run.returncode == 2, err
+        pushed = samples(gateway.get("/metrics"))
+    group = {("experiment", "metered"), ("job", "chaosrunner"), ("instance", "")}
+
+    def value(name: str, **labels: str) -> float:
+        key = frozenset(group | {("experiment", "metered")} | set(labels.items()))
+        return pushed[(name, key)]
+
+    assert value("chaosrunner_runs_total", verdict="aborted") == 1
+    assert value("chaosrunner_aborts_total", reason="halt") == 1
+    assert value("chaosrunner_faults_in_effect") == 0
+    assert value("chaosrunner_run_in_progress") == 0
+    assert value("chaosrunner_rollback_seconds_count") == 1
+    assert value("chaosrunner_abort_reaction_seconds_count") == 1
+    assert 0 < value("chaosrunner_abort_reaction_seconds_sum") < 30
+    report = json.loads((site / "rep" / "report.json").read_text())
+    channels = {a["channel"]: a for a in report["announced"]}
+    assert channels["metrics"]["target"] == f"127.0.0.1:{port}"
+    assert channels["pushgateway"]["sent"] == 1
+    print(f"abort reaction {value('chaosrunner_abort_reaction_seconds_sum'):.3f}s, rollback "
+          f"{value('chaosrunner_rollback_seconds_sum'):.3f}s")
+
+
+@pytest.mark.parametrize("address", ["not-a-port", "127.0.0.1:99999"])
+def test_a_bad_metrics_port_is_bad_input(tmp_path: Path, address: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "exp.yaml").write_text("")
+    code = main(["run", str(tmp_path / "exp.yaml"), "--metrics-port", address])
+    assert code == 4
+    assert "--metrics-port" in capsys.readouterr().err
