@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from chaosrunner import __version__
 from chaosrunner.errors import ChaosRunnerError, Verdict
@@ -19,12 +20,49 @@ from chaosrunner.errors import ChaosRunnerError, Verdict
 DEFAULT_STATE_DIR = ".chaosrunner"
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", default=None,
-                        help="state directory (ledger, locks, history); default "
-                        f"{DEFAULT_STATE_DIR}/")
-    parser.add_argument("--output", choices=("human", "json"), default=None,
-                        help="human output on a terminal, json for machines")
+# The global options, declared once: the top-level parser and each command's get them from
+# `_global_options()` with SUPPRESS defaults, so that a value given before the command is
+# not overwritten by the command's parser; `GLOBAL_DEFAULTS` fills in what was not given.
+GLOBAL_OPTIONS: dict[str, dict[str, Any]] = {
+    "--state-dir": {"metavar": "D", "help": "state directory (ledger, live runners, halt "
+                    f"file, history); default {DEFAULT_STATE_DIR}/"},
+    "--output": {"choices": ("human", "json"),
+                 "help": "human output on a terminal, json for machines"},
+    "--var": {"action": "append", "metavar": "K=V",
+              "help": "a value for ${K} in the files (repeat; a later one wins)"},
+    "--config": {"metavar": "F", "help": "the config file (notify:, annotations:, "
+                 "otlp_endpoint, pushgateway; default ~/.config/chaosrunner/config.yaml); "
+                 "for `proxy`, the proxies.json to populate"},
+    "--halt-source": {"metavar": "SOURCE", "help": "also halt when this says so: "
+                      "k8s://NAMESPACE/NAME (a ConfigMap) or an http(s) URL; default "
+                      "CHAOSRUNNER_HALT_SOURCE"},
+}
+GLOBAL_DEFAULTS: dict[str, Any] = {"state_dir": DEFAULT_STATE_DIR, "output": None, "var": [],
+                                   "config": None, "halt_source": None}
+
+
+def _global_options(omit: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A parent parser holding the global options (a fresh one per parser: argparse
+    shares a parent's actions between the parsers that use it)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("global options (before or after the command)")
+    for flag, settings in GLOBAL_OPTIONS.items():
+        if flag not in omit:
+            group.add_argument(flag, default=argparse.SUPPRESS, **settings)
+    return parent
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """`--var` before and after the command add up: argparse parses the command's own
+    options into a fresh namespace and copies it over the top-level one."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        before = getattr(namespace, "var", None)
+        super().__call__(parser, namespace, values, option_string)
+        after = getattr(namespace, "var", None)
+        if before and after is not before:
+            namespace.var = [*before, *(after or [])]
 
 
 def _observability(parser: argparse.ArgumentParser) -> None:
@@ -43,70 +81,67 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chaosrunner",
         description="Declarative chaos experiments with SLO guards and rollback that "
                     "always happens.",
+        parents=[_global_options()],
     )
     parser.add_argument("--version", action="version", version=f"chaosrunner {__version__}")
-    _common(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
 
-    p = sub.add_parser("validate", help="check files without running anything")
+    p = sub.add_parser("validate", parents=[_global_options()],
+                       help="check files without running anything")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
-    _common(p)
 
-    p = sub.add_parser("plan", help="resolve targets and show what a run would do")
+    p = sub.add_parser("plan", parents=[_global_options()],
+                       help="resolve targets and show what a run would do")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
-    _common(p)
 
-    p = sub.add_parser("run", help="run an experiment")
+    p = sub.add_parser("run", parents=[_global_options()],
+                       help="run an experiment")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--report-dir", default=None, metavar="D")
     p.add_argument("--junit", default=None, metavar="P", help="also write JUnit XML here")
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
     p.add_argument("--dry-run", action="store_true", help="plan and print; inject nothing")
     p.add_argument("--no-watchdog", action="store_true",
                    help="no watchdog process (it takes the faults back if the runner dies)")
     _observability(p)
-    _common(p)
 
-    p = sub.add_parser("recover", help="take back every fault injected and not reverted")
+    p = sub.add_parser("recover", parents=[_global_options()],
+                       help="take back every fault injected and not reverted")
     p.add_argument("--force", action="store_true",
                    help="recover even though a runner seems to be alive")
-    _common(p)
 
-    p = sub.add_parser("halt", help="make a running experiment abort and roll back")
+    p = sub.add_parser("halt", parents=[_global_options()],
+                       help="make a running experiment abort and roll back")
     p.add_argument("--reason", default="halted by operator")
-    _common(p)
 
-    p = sub.add_parser("proxy", help="run the Toxiproxy-compatible fault proxy")
+    p = sub.add_parser("proxy", parents=[_global_options(("--config",))],
+                       help="run the Toxiproxy-compatible fault proxy")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8474)
-    p.add_argument("--config", default=None, metavar="F", help="proxies.json to populate")
-    _common(p)
+    p.add_argument("--config", default=argparse.SUPPRESS, metavar="F",
+                   help="proxies.json to populate")
 
-    p = sub.add_parser("budget", help="error budget status of a SteadyState file")
+    p = sub.add_parser("budget", parents=[_global_options()],
+                       help="error budget status of a SteadyState file")
     p.add_argument("file", metavar="STEADYSTATE")
     p.add_argument("--prometheus", default=None, metavar="URL",
                    help="Prometheus server to ask instead of the file's `prometheus:`")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
-    _common(p)
 
-    p = sub.add_parser("gameday", help="run a game day")
+    p = sub.add_parser("gameday", parents=[_global_options()],
+                       help="run a game day")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--report-dir", default=None, metavar="D")
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
     p.add_argument("--no-watchdog", action="store_true",
                    help="no watchdog process (it takes the faults back if the runner dies)")
     _observability(p)
-    _common(p)
 
-    p = sub.add_parser("schedule", help="run game days on their cron schedules")
+    p = sub.add_parser("schedule", parents=[_global_options()],
+                       help="run game days on their cron schedules")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--once", action="store_true", help="run what is due now and exit")
     p.add_argument("--grace", default="5m", metavar="DURATION",
@@ -115,34 +150,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where game-day report directories go (default reports/)")
     p.add_argument("--allow-production", action="store_true")
     p.add_argument("--allow-exec", action="store_true")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
     p.add_argument("--no-watchdog", action="store_true",
                    help="no watchdog process (it takes the faults back if the runner dies)")
     _observability(p)
-    _common(p)
 
-    p = sub.add_parser("runs", help="history of runs")
+    p = sub.add_parser("runs", parents=[_global_options()],
+                       help="history of runs")
     p.add_argument("--since", default=None, help="e.g. 7d or 2026-11-01")
     p.add_argument("--experiment", default=None)
     p.add_argument("--gameday", default=None, help="only the runs of this game day")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="newest N runs")
-    _common(p)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of each file kind")
+    p = sub.add_parser("schema", parents=[_global_options()],
+                       help="print the JSON Schema of each file kind")
     p.add_argument("kind", nargs="?", choices=("SteadyState", "Experiment", "GameDay"))
-    _common(p)
 
-    p = sub.add_parser("convert", help="convert a Chaos Toolkit experiment to a native one")
+    p = sub.add_parser("convert", parents=[_global_options()],
+                       help="convert a Chaos Toolkit experiment to a native one")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--out", default=None)
-    _common(p)
 
-    p = sub.add_parser("demo", help="start the demo shop locally and run the shipped experiments")
+    p = sub.add_parser("demo", parents=[_global_options()],
+                       help="start the demo shop locally and run the shipped experiments")
     p.add_argument("only", nargs="*", metavar="NAME",
                    help="run only these shipped experiments (e.g. payments-errors)")
     p.add_argument("--report-dir", default=None, metavar="D")
     p.add_argument("--quick", action="store_true", help="shorter phases")
-    _common(p)
     return parser
 
 
@@ -154,6 +187,16 @@ COMMAND_MODULES = {
 }
 
 
+def parse_command_line(parser: argparse.ArgumentParser,
+                       argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; a global option given neither before nor after the command gets its default."""
+    args = parser.parse_args(argv)
+    for name, default in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, list(default) if isinstance(default, list) else default)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (DESIGN.md 4)."""
     from chaosrunner.secrets import redact_standard_streams
@@ -161,14 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     redact_standard_streams()  # a resolved secret is never printed
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_command_line(parser, argv)
     except SystemExit as exc:  # argparse reports bad flags itself
         return 0 if exc.code == 0 else Verdict.INVALID.exit_code
     if args.command is None:
         parser.print_help()
         return Verdict.INVALID.exit_code
-    if args.state_dir is None:
-        args.state_dir = DEFAULT_STATE_DIR
     module = importlib.import_module(f"chaosrunner.cli.{COMMAND_MODULES[args.command]}")
     handler = getattr(module, f"command_{args.command}", None) or module.command
     try:

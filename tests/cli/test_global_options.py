@@ -1,0 +1,91 @@
+"""Global options (--state-dir, --output, --var, --config, --halt-source) work before or
+after the subcommand (DESIGN.md 10), for every command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from chaosrunner.cli.main import COMMAND_MODULES, build_parser, main, parse_command_line
+from chaosrunner.engine.ledger import Ledger
+
+GOOD = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: ok
+service_level_objectives:
+  up:
+    sli: {http: {url: "http://127.0.0.1:${PORT}/", rate: 1/s}}
+    target: 99%
+"""
+
+# The positional arguments each command needs to parse.
+POSITIONALS = {"validate": ["f.yaml"], "plan": ["f.yaml"], "run": ["f.yaml"],
+               "budget": ["f.yaml"], "gameday": ["f.yaml"], "schedule": ["f.yaml"],
+               "convert": ["f.json"]}
+GLOBALS = ["--state-dir", "/tmp/s", "--output", "json", "--var", "A=1",
+           "--config", "c.yaml", "--halt-source", "http://127.0.0.1:9/halt"]
+EXPECTED = {"state_dir": "/tmp/s", "output": "json", "var": ["A=1"], "config": "c.yaml",
+            "halt_source": "http://127.0.0.1:9/halt"}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    return parse_command_line(build_parser(), argv)
+
+
+@pytest.mark.parametrize("command", sorted(set(COMMAND_MODULES) - {"proxy"}))
+def test_every_global_option_parses_before_and_after_every_command(command: str) -> None:
+    rest = POSITIONALS.get(command, [])
+    before = vars(parse([*GLOBALS, command, *rest]))
+    after = vars(parse([command, *rest, *GLOBALS]))
+    for key, value in EXPECTED.items():
+        assert before[key] == value, (command, key, "before")
+        assert after[key] == value, (command, key, "after")
+
+
+def test_defaults_when_not_given() -> None:
+    args = vars(parse(["runs"]))
+    assert args["state_dir"] == ".chaosrunner" and args["output"] is None
+    assert args["var"] == [] and args["config"] is None and args["halt_source"] is None
+
+
+def test_vars_before_and_after_add_up_and_after_wins() -> None:
+    args = parse(["--var", "A=1", "--var", "B=2", "run", "f.yaml", "--var", "A=3",
+                  "--state-dir", "x"])
+    assert args.var == ["A=1", "B=2", "A=3"] and args.state_dir == "x"
+
+
+def test_an_option_after_the_command_wins_over_the_same_before() -> None:
+    assert parse(["--state-dir", "a", "recover", "--state-dir", "b"]).state_dir == "b"
+
+
+def test_proxy_keeps_its_own_config_file() -> None:
+    assert parse(["proxy", "--config", "proxies.json"]).config == "proxies.json"
+    assert parse(["--config", "proxies.json", "proxy"]).config == "proxies.json"
+    assert parse(["--state-dir", "d", "proxy"]).state_dir == "d"
+
+
+def test_output_before_the_command_reaches_validate(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD)
+    assert main(["--output", "json", "--var", "PORT=9", "validate", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)
+
+
+def test_halt_before_the_command_uses_that_state_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--state-dir", "state", "halt", "--reason", "stop"]) == 0
+    assert Ledger(tmp_path / "state").halt_reason(0) == "stop"
+    assert not (tmp_path / ".chaosrunner").exists()
+
+
+def test_the_cronjob_passes_state_dir_to_recover_and_run() -> None:
+    text = (Path(__file__).resolve().parents[2] / "deploy" / "cronjob.yaml").read_text()
+    assert "chaosrunner --state-dir /data/state recover" in text
+    assert "chaosrunner --state-dir /data/state run" in text
