@@ -12,10 +12,13 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosrunner import __version__
 from chaosrunner.errors import ChaosRunnerError, Verdict
+
+if TYPE_CHECKING:
+    from chaosrunner.engine.backends import Backends
 
 DEFAULT_STATE_DIR = ".chaosrunner"
 
@@ -197,8 +200,9 @@ def parse_command_line(parser: argparse.ArgumentParser,
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns its exit code (DESIGN.md 4)."""
+def main(argv: Sequence[str] | None = None, backends: Backends | None = None) -> int:
+    """Run one command; returns its exit code (DESIGN.md 4). `backends`: the production
+    drivers and SLI sources unless a test hands in its fakes (`run`, `plan`)."""
     from chaosrunner.secrets import redact_standard_streams
 
     redact_standard_streams()  # a resolved secret is never printed
@@ -210,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return Verdict.INVALID.exit_code
+    args.backends = backends
     module = importlib.import_module(f"chaosrunner.cli.{COMMAND_MODULES[args.command]}")
     handler = getattr(module, f"command_{args.command}", None) or module.command
     try:

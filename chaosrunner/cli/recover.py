@@ -7,14 +7,15 @@ import json
 import time
 from typing import Any
 
-from chaosrunner.drivers.base import DriverContext, get_driver
+from chaosrunner.drivers.base import DriverContext, DriverRegistry
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.errors import ChaosRunnerError, Verdict
 
 
-def command_recover(args: argparse.Namespace) -> int:
+def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = None) -> int:
     """Revert every fault with an intent and no done record, newest first. Exit 5 if any
-    could not be taken back (run again once the cause is fixed)."""
+    could not be taken back (run again once the cause is fixed). `drivers`: the
+    production ones unless a test hands in its fakes."""
     ledger = Ledger(args.state_dir)
     # Open faults first, live runners second: a runner registers before its first intent,
     # so any run in this snapshot that is still alive is seen as live below.
@@ -26,7 +27,7 @@ def command_recover(args: argparse.Namespace) -> int:
             results.append(_result(item, "skipped", "its runner is alive and will roll back "
                                    "itself; use --force to take it back anyway"))
             continue
-        error = take_back(ledger, item, how="recovered")
+        error = take_back(ledger, item, how="recovered", drivers=drivers)
         results.append(_result(item, "failed" if error else "reverted", error))
     _print(results, args.output)
     failed = any(r["status"] == "failed" for r in results)
@@ -36,44 +37,46 @@ def command_recover(args: argparse.Namespace) -> int:
 SETTLE_MARGIN = 2.0  # seconds on top of a driver's settle time (the call's own latency)
 
 
-def take_back(ledger: Ledger, item: OpenFault, how: str) -> str | None:
+def take_back(ledger: Ledger, item: OpenFault, how: str,
+              drivers: DriverRegistry | None = None) -> str | None:
     """Revert one open fault and record it done; None when done, else the last error.
 
     An injection the ledger does not show as confirmed may still be in flight in its
     backend (a `docker.stop` waiting out its grace period when the runner was killed):
     its settle time is waited out first, so the revert sees, and undoes, its effect."""
-    wait_until = settles_at(item)
+    drivers = drivers or DriverRegistry()
+    wait_until = settles_at(item, drivers)
     if wait_until is not None:
         time.sleep(max(0.0, wait_until - time.time()))
-    error = revert_with_retries(item)
+    error = revert_with_retries(item, drivers)
     if error is None:
         ledger.record_done(item.run_id, item.handle.key, how=how)
     return error
 
 
-def settles_at(item: OpenFault) -> float | None:
+def settles_at(item: OpenFault, drivers: DriverRegistry) -> float | None:
     """Epoch seconds until which an unconfirmed injection may still take effect."""
     if item.confirmed:
         return None
     try:
-        driver = get_driver(item.handle.driver, DriverContext(run_id=item.run_id))
+        driver = drivers.get(item.handle.driver, DriverContext(run_id=item.run_id))
     except ChaosRunnerError:
         return None  # revert_with_retries reports the unknown driver
-    settle = getattr(driver, "settle_seconds", None)
-    seconds = settle(item.handle) if settle is not None else None
+    seconds = driver.settle_seconds(item.handle)
     if seconds is None:
         return None
     since = item.since if item.since is not None else time.time()
     return since + float(seconds) + SETTLE_MARGIN
 
 
-def revert_with_retries(item: OpenFault, attempts: int = 3) -> str | None:
+def revert_with_retries(item: OpenFault, drivers: DriverRegistry,
+                        attempts: int = 3) -> str | None:
     """None when reverted, else the last error."""
     error = "not attempted"
     for attempt in range(attempts):
         try:
-            driver = get_driver(item.handle.driver,
-                                DriverContext(run_id=item.run_id, allow_exec=True))
+            driver = drivers.get(item.handle.driver,
+                                 DriverContext(run_id=item.run_id, allow_exec=True))
             driver.revert(item.handle)
             return None
         except ChaosRunnerError as exc:

@@ -8,10 +8,13 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosrunner.report.model import RunReport
 from chaosrunner.spec.loader import parse_vars
+
+if TYPE_CHECKING:
+    from chaosrunner.engine.backends import Backends
 
 
 def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
@@ -31,18 +34,22 @@ def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
 def command_run(args: argparse.Namespace) -> int:
     """Run one experiment (native or Chaos Toolkit) and write its reports."""
     options = options_from(args)
-    report = run_file(Path(args.file), options, output=args.output)
+    report = run_file(Path(args.file), options, output=args.output,
+                      backends=args.backends)
     return report.exit_code
 
 
 def command_plan(args: argparse.Namespace) -> int:
     options = options_from(args, dry_run=True)
-    report = run_file(Path(args.file), options, output=args.output)
+    report = run_file(Path(args.file), options, output=args.output,
+                      backends=args.backends)
     return report.exit_code  # a refusal is 3, as with `run --dry-run`
 
 
-def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
-    """Load, run with signal handling, write reports, print the outcome."""
+def run_file(path: Path, options: Any, output: str | None = None,
+             backends: Backends | None = None) -> RunReport:
+    """Load, run with signal handling, write reports, print the outcome. `backends`:
+    production drivers and sources unless a test hands in its fakes."""
     from chaosrunner.cli.progress import progress_listener
     from chaosrunner.engine.context import EventLog
     from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
@@ -50,13 +57,13 @@ def run_file(path: Path, options: Any, output: str | None = None) -> RunReport:
     from chaosrunner.spec.validate import load_runnable
 
     SIGNALS.arm()  # from here on a signal ends in 130/143, never in death by the signal
-    bundle = load_runnable(path, options.variables)
+    bundle = load_runnable(path, options.variables, backends.drivers if backends else None)
     events = EventLog()
     display: Any = contextlib.nullcontext()
     if output != "json":
         listener, display = progress_listener()
         events.listeners.append(listener)
-    run = Run(bundle, options, events=events)
+    run = Run(bundle, options, events=events, backends=backends)
     report_dir = observers = None
     if not options.dry_run:
         observers = observe_run(run, options, events)

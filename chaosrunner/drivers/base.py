@@ -8,6 +8,17 @@ Every driver implements the same five operations (DESIGN.md 3):
     revert(handle)                                take the fault back
     health()                                      is the backend usable? raises DriverUnavailable
 
+and declares its capabilities, which the plan asks before anything is injected
+(`BaseDriver` gives each a default that suits most drivers):
+
+    needs_exec(action, params) -> bool            runs a program named in the file (--allow-exec)
+    composes(first, second) -> bool               two faults may overlap on one instance
+    check_namespaces(target, allowed)             refuse a target outside blast_radius.namespaces
+    revert_after(params) -> seconds | None        the driver's own timed revert (restart_after)
+    settle_seconds(handle) -> seconds | None      how long an unconfirmed inject may still land
+    accepts_deadline                              inject gets the fault's deadline (DEADLINE_PARAM)
+    revert_first                                  rollback takes these faults back first (load)
+
 Two rules make rollback always possible:
 
 * Before `inject` runs, the engine writes the *provisional* handle (`Handle.provisional`,
@@ -22,7 +33,7 @@ Drivers translate their backend's exceptions into `chaosrunner.errors` at this b
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -114,6 +125,8 @@ class Driver(Protocol):
 
     name: ClassVar[str]
     actions: ClassVar[frozenset[str]]
+    accepts_deadline: ClassVar[bool]  # inject reads params[DEADLINE_PARAM]
+    revert_first: ClassVar[bool]  # rollback takes this driver's faults back before others
 
     def validate(self, action: str, target: Mapping[str, JSON],
                  params: Mapping[str, JSON]) -> dict[str, JSON]: ...
@@ -127,12 +140,35 @@ class Driver(Protocol):
 
     def health(self) -> None: ...
 
+    def needs_exec(self, action: str, params: Mapping[str, JSON]) -> bool:
+        """Whether this fault runs a program named in the experiment file."""
+        ...
+
+    def composes(self, first: str, second: str) -> bool:
+        """Whether faults `first` and `second` (actions) may overlap on one instance: the
+        revert of one must not undo the other."""
+        ...
+
+    def check_namespaces(self, target: Mapping[str, JSON], allowed: tuple[str, ...]) -> None:
+        """Raise BlastRadiusExceeded when `target` lies outside the allowed namespaces."""
+        ...
+
+    def revert_after(self, params: Mapping[str, JSON]) -> float | None:
+        """Seconds after inject at which the driver wants the fault reverted."""
+        ...
+
+    def settle_seconds(self, handle: Handle) -> float | None:
+        """How long after its call an unconfirmed injection may still take effect."""
+        ...
+
 
 class BaseDriver:
     """Helpers shared by drivers; subclasses set `name` and `actions`."""
 
     name: ClassVar[str] = ""
     actions: ClassVar[frozenset[str]] = frozenset()
+    accepts_deadline: ClassVar[bool] = False
+    revert_first: ClassVar[bool] = False
 
     def __init__(self, context: DriverContext | None = None) -> None:
         self.context = context or DriverContext()
@@ -149,6 +185,18 @@ class BaseDriver:
         """Seconds after inject at which the driver wants the fault reverted (restart_after)."""
         value = params.get("restart_after")
         return float(value) if isinstance(value, int | float) else None
+
+    def needs_exec(self, action: str, params: Mapping[str, JSON]) -> bool:
+        """By default a driver runs nothing the file names."""
+        return False
+
+    def composes(self, first: str, second: str) -> bool:
+        """By default nothing composes: two faults on one instance are refused."""
+        return False
+
+    def check_namespaces(self, target: Mapping[str, JSON], allowed: tuple[str, ...]) -> None:
+        """By default a driver has no namespaces to check."""
+        return None
 
     def settle_seconds(self, handle: Handle) -> float | None:
         """How long after its call an injection's effect may still land (a stop that waits
@@ -179,25 +227,13 @@ DRIVERS: dict[str, str] = {
     "kubernetes": "chaosrunner.drivers.kubernetes:KubernetesDriver",
     "python": "chaosrunner.drivers.python:PythonDriver",
     "load": "chaosrunner.drivers.load:LoadDriver",
-    "fake": "chaosrunner.testing.fakes:FakeDriver",
 }
-
-_overrides: dict[str, Driver] = {}
-
-
-def register_instance(driver: Driver) -> None:
-    """Make `get_driver(driver.name)` return this object (tests, embedding)."""
-    _overrides[driver.name] = driver
-
-
-def unregister_instance(name: str) -> None:
-    _overrides.pop(name, None)
 
 
 def driver_class(name: str) -> type[Any]:
+    """The class of a production driver; InvalidInput naming the known ones."""
     if name not in DRIVERS:
-        known = ", ".join(sorted(n for n in DRIVERS if n != "fake"))
-        raise InvalidInput(f"unknown driver {name!r}; known drivers: {known}")
+        raise InvalidInput(f"unknown driver {name!r}; known drivers: {', '.join(DRIVERS)}")
     module_name, _, attr = DRIVERS[name].partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -209,8 +245,30 @@ def driver_class(name: str) -> type[Any]:
 
 
 def get_driver(name: str, context: DriverContext | None = None) -> Driver:
-    """A ready driver by name ('process', 'docker', ...)."""
-    if name in _overrides:
-        return _overrides[name]
+    """A ready production driver by name ('process', 'docker', ...)."""
     driver: Driver = driver_class(name)(context)
     return driver
+
+
+class DriverRegistry:
+    """Which driver serves an action's driver name: the production drivers, and any
+    ready `instances` handed in. A run, the plan, validation and `recover` all ask one
+    of these, so tests hand their fakes to a run through its constructor (like the
+    clock) instead of patching a module global:
+
+        registry = DriverRegistry([FakeDriver(world)])
+        registry.get("fake") is registry.get("fake")   # the one instance
+    """
+
+    def __init__(self, instances: Iterable[Driver] = ()) -> None:
+        self.instances: dict[str, Driver] = {driver.name: driver for driver in instances}
+
+    def names(self) -> list[str]:
+        """The driver names an action may start with."""
+        return [*DRIVERS, *(n for n in self.instances if n not in DRIVERS)]
+
+    def get(self, name: str, context: DriverContext | None = None) -> Driver:
+        """A ready driver; InvalidInput for an unknown name or a missing extra."""
+        if name in self.instances:
+            return self.instances[name]
+        return get_driver(name, context)

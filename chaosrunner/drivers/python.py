@@ -160,8 +160,7 @@ class PythonDriver(BaseDriver):
     name: ClassVar[str] = "python"
     actions: ClassVar[frozenset[str]] = frozenset({"call"})
 
-    @staticmethod
-    def composes(first: str, second: str) -> bool:
+    def composes(self, first: str, second: str) -> bool:
         """Calls have no shared target: each one's revert is its own `revert` call."""
         return True
 

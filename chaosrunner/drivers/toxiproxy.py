@@ -155,8 +155,7 @@ class ToxiproxyDriver(BaseDriver):
     actions: ClassVar[frozenset[str]] = frozenset({*TOXICS, "down"})
     accepts_deadline: ClassVar[bool] = True  # toxics carry it as `expires_at`
 
-    @staticmethod
-    def composes(first: str, second: str) -> bool:
+    def composes(self, first: str, second: str) -> bool:
         """Toxics stack on one proxy (each has its own name); `down` composes with nothing."""
         return not (first.endswith(".down") or second.endswith(".down"))
 

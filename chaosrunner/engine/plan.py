@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaosrunner.drivers.base import Driver, DriverContext, Instance, get_driver
+from chaosrunner.drivers.base import Driver, DriverContext, DriverRegistry, Instance
 from chaosrunner.errors import (
     BlastRadiusExceeded,
     EnvironmentRefused,
@@ -93,8 +93,7 @@ def check_exec(bundle: ExperimentBundle, drivers: dict[str, Driver], allow_exec:
     if allow_exec:
         return
     for fault in bundle.experiment.faults:
-        needs = getattr(drivers[fault.name], "needs_exec", None)
-        if needs is not None and needs(fault.action, fault.with_):
+        if drivers[fault.name].needs_exec(fault.action, fault.with_):
             raise ExecNotAllowed(f"fault {fault.name!r} ({fault.action}) runs a program from "
                                  "the experiment file; pass --allow-exec to permit it")
     for name, slo in bundle.slos.items():
@@ -103,11 +102,13 @@ def check_exec(bundle: ExperimentBundle, drivers: dict[str, Driver], allow_exec:
 
 
 def make_plan(bundle: ExperimentBundle, context: DriverContext, allow_production: bool,
-              allow_exec: bool, seed: int | None = None) -> Plan:
+              allow_exec: bool, seed: int | None = None,
+              registry: DriverRegistry | None = None) -> Plan:
     """Resolve and select every fault's targets; raises Refused or DriverError."""
     experiment = bundle.experiment
     check_environment(experiment.environment, allow_production)
-    drivers = {f.name: get_driver(f.driver_name, context) for f in experiment.faults}
+    registry = registry or DriverRegistry()
+    drivers = {f.name: registry.get(f.driver_name, context) for f in experiment.faults}
     check_exec(bundle, drivers, allow_exec)
     rng = random.Random(seed)
     radius = effective_radius(bundle)
@@ -172,8 +173,7 @@ def check_overlaps(planned: Sequence[PlannedFault], duration: float) -> None:
             if not _windows_overlap(first, second, duration):
                 continue
             shared = {x.id for x in first.instances} & {x.id for x in second.instances}
-            composes = getattr(first.driver, "composes", None)
-            if shared and not (composes and composes(first.fault.action, second.fault.action)):
+            if shared and not first.driver.composes(first.fault.action, second.fault.action):
                 name = next(x.name for x in first.instances if x.id in shared)
                 raise BlastRadiusExceeded(
                     f"faults {first.fault.name!r} and {second.fault.name!r} both hit {name} "
@@ -191,9 +191,8 @@ def plan_fault(fault: Fault, driver: Driver, radius: Radius, duration: float,
                rng: random.Random) -> PlannedFault:
     params = driver.validate(fault.action, fault.target, fault.with_)
     # Drivers with namespaces (kubernetes) refuse targets outside blast_radius.namespaces.
-    check_namespaces = getattr(driver, "check_namespaces", None)
-    if check_namespaces is not None and radius.namespaces is not None:
-        check_namespaces(fault.target, radius.namespaces)
+    if radius.namespaces is not None:
+        driver.check_namespaces(fault.target, radius.namespaces)
     matched = driver.resolve(fault.action, fault.target)
     if not matched:
         raise TargetNotFound(f"fault {fault.name!r}: target {fault.target} matches nothing; "
@@ -208,8 +207,7 @@ def timed_revert(fault: Fault, driver: Driver, params: dict[str, Any],
                  duration: float) -> float | None:
     if fault.for_ is not None:
         return fault.at + fault.for_
-    after = getattr(driver, "revert_after", None)
-    seconds: float | None = after(params) if after is not None else None
+    seconds = driver.revert_after(params)
     if seconds is not None:
         return min(duration, fault.at + seconds)
     return None

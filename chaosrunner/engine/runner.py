@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chaosrunner.drivers.base import DEADLINE_PARAM, DriverContext, Handle, Instance
+from chaosrunner.engine.backends import Backends
 from chaosrunner.engine.clock import Clock, RealClock
 from chaosrunner.engine.context import EventLog, RunHooks, RunOptions
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
@@ -47,7 +48,7 @@ from chaosrunner.report.model import (
 )
 from chaosrunner.secrets import redact_data
 from chaosrunner.slo.budget import budget_consumed, burn_rate
-from chaosrunner.slo.sources.base import Reading, SLISource, SourceContext, build_source
+from chaosrunner.slo.sources.base import Reading, SLISource, SourceContext
 from chaosrunner.spec.validate import ExperimentBundle
 from chaosrunner.timestamps import iso
 
@@ -102,9 +103,10 @@ class Run:
 
     def __init__(self, bundle: ExperimentBundle, options: RunOptions,
                  clock: Clock | None = None, events: EventLog | None = None,
-                 hooks: RunHooks | None = None) -> None:
+                 hooks: RunHooks | None = None, backends: Backends | None = None) -> None:
         self.bundle = bundle
         self.hooks = hooks or RunHooks()
+        self.backends = backends or Backends()
         self.experiment = bundle.experiment
         self.options = options
         self.clock = clock or RealClock()
@@ -238,7 +240,7 @@ class Run:
         try:
             self.plan = await asyncio.to_thread(
                 make_plan, self.bundle, context, self.options.allow_production,
-                self.options.allow_exec, self.options.seed)
+                self.options.allow_exec, self.options.seed, self.backends.drivers)
             await self._start_sources()
             await self._budget_gate()
             await self._stop_condition_gate()
@@ -261,7 +263,8 @@ class Run:
                                 base_dir=str(self.bundle.base_dir),
                                 trace_headers=self.hooks.trace_headers)
         for name, slo in self.bundle.slos.items():
-            self.sources[name] = build_source(name, slo, self.bundle.steady_state, context)
+            self.sources[name] = self.backends.sources.build(name, slo,
+                                                             self.bundle.steady_state, context)
             await self.sources[name].start()
 
     async def _close_sources(self) -> None:
@@ -416,7 +419,7 @@ class Run:
         return time.time() + max(0.0, end - planned.start) + DEADLINE_MARGIN
 
     def _driver_params(self, planned: PlannedFault, injection: Injection) -> dict[str, Any]:
-        if not getattr(planned.driver, "accepts_deadline", False):
+        if not planned.driver.accepts_deadline:
             return planned.params
         return {**planned.params, DEADLINE_PARAM: injection.deadline}
 
@@ -471,7 +474,7 @@ class Run:
         await self._finish_step()
         pending = [i for i in reversed(self.injections) if not i.reverted]
         # Extra load (load.http) stops first: it is what breaks the system.
-        pending.sort(key=lambda i: not getattr(i.planned.driver, "revert_first", False))
+        pending.sort(key=lambda i: not i.planned.driver.revert_first)
         if not pending:
             return
         self._begin("rollback")

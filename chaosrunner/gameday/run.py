@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.errors import ChaosRunnerError, InvalidInput, SpecError, Verdict
@@ -51,6 +51,9 @@ from chaosrunner.gameday.report import (
 from chaosrunner.report.model import RunReport
 from chaosrunner.spec.models import GameDay
 from chaosrunner.timestamps import iso, seconds_between
+
+if TYPE_CHECKING:
+    from chaosrunner.drivers.base import DriverRegistry
 
 # `chaosrunner schedule` tells the `gameday` child it was started on a schedule (history).
 TRIGGER_ENV = "CHAOSRUNNER_GAMEDAY_TRIGGER"
@@ -77,8 +80,10 @@ class LoadedGameDay:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_gameday(path: Path, variables: Mapping[str, str] | None = None) -> LoadedGameDay:
-    """Load a GameDay file and validate every experiment it lists (paths relative to it)."""
+def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
+                 drivers: DriverRegistry | None = None) -> LoadedGameDay:
+    """Load a GameDay file and validate every experiment it lists (paths relative to it);
+    `drivers` knows their actions (default: the production drivers)."""
     from chaosrunner.spec.loader import load_document, resolve_vars
     from chaosrunner.spec.validate import load_runnable, validate_model
 
@@ -98,7 +103,7 @@ def load_gameday(path: Path, variables: Mapping[str, str] | None = None) -> Load
     for i, file in enumerate(gameday.experiments):
         resolved = (path.parent / file).resolve()
         try:
-            bundle = load_runnable(resolved, variables)
+            bundle = load_runnable(resolved, variables, drivers)
         except SpecError as exc:
             problems += [f"{document.where(('experiments', i))}: in experiment {file}:",
                          *exc.problems]

@@ -39,12 +39,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosrunner.errors import InvalidInput, SpecError, Verdict
 from chaosrunner.gameday.lock import LOCK_FD_ENV, acquire_lock, lock_holder, release_lock
 from chaosrunner.gameday.run import TRIGGER_ENV, load_gameday
 from chaosrunner.timestamps import iso
+
+if TYPE_CHECKING:
+    from chaosrunner.drivers.base import DriverRegistry
 
 FORWARD_AGAIN = 5.0  # seconds between repeated signals to a child that is still stopping
 MAX_WAIT = 5.0  # the idle loop re-checks the clock at least this often (clock jumps)
@@ -78,13 +81,15 @@ class Outcome:
         return dict(self.__dict__)
 
 
-def load_entries(paths: Sequence[Path], variables: dict[str, str] | None = None) -> list[Entry]:
-    """Validate each game-day file (and its experiments); each must have a `schedule:`."""
+def load_entries(paths: Sequence[Path], variables: dict[str, str] | None = None,
+                 drivers: DriverRegistry | None = None) -> list[Entry]:
+    """Validate each game-day file (and its experiments, against `drivers`: by default
+    the production ones); each must have a `schedule:`."""
     entries: dict[Path, Entry] = {}
     problems: list[str] = []
     for path in paths:
         try:
-            loaded = load_gameday(path, variables)
+            loaded = load_gameday(path, variables, drivers)
         except SpecError as exc:
             problems += exc.problems
             continue

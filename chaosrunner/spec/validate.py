@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +24,9 @@ KINDS: dict[str, type[BaseModel]] = {
 }
 
 CHAOSTOOLKIT = "Chaos Toolkit experiment"
+
+if TYPE_CHECKING:
+    from chaosrunner.drivers.base import DriverRegistry
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -104,16 +107,17 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
     return kind, validate_model(document, KINDS[kind], data)
 
 
-def load_runnable(path: str | Path,
-                  variables: Mapping[str, str] | None = None) -> ExperimentBundle:
-    """What `chaosrunner run` accepts: a native Experiment or a Chaos Toolkit experiment."""
+def load_runnable(path: str | Path, variables: Mapping[str, str] | None = None,
+                  drivers: DriverRegistry | None = None) -> ExperimentBundle:
+    """What `chaosrunner run` accepts: a native Experiment or a Chaos Toolkit experiment.
+    `drivers` knows the actions (default: the production drivers)."""
     document = load_document(path)
     if is_chaostoolkit(document.data):
         from chaosrunner.ctk.convert import load_ctk_bundle
 
         bundle: ExperimentBundle = load_ctk_bundle(Path(path), document, variables or {})
         return bundle
-    return load_experiment(path, variables)
+    return load_experiment(path, variables, drivers)
 
 
 def is_chaostoolkit(data: Any) -> bool:
@@ -127,9 +131,10 @@ def load_steady_state(path: str | Path,
     return validate_model(document, SteadyState, resolve_vars(document, variables or {}))
 
 
-def load_experiment(path: str | Path,
-                    variables: Mapping[str, str] | None = None) -> ExperimentBundle:
-    """Load an experiment and its steady state, and check every cross-reference."""
+def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None,
+                    drivers: DriverRegistry | None = None) -> ExperimentBundle:
+    """Load an experiment and its steady state, and check every cross-reference and every
+    action against `drivers` (default: the production drivers)."""
     document = load_document(path)
     data = resolve_vars(document, variables or {})
     experiment = validate_model(document, Experiment, data)
@@ -141,7 +146,7 @@ def load_experiment(path: str | Path,
         raise SpecError([f"{where}: in the steady state it refers to:", *exc.problems]) from None
     slos = _selected_slos(document, experiment, steady)
     problems = [*_check_references(document, experiment, slos),
-                *_check_actions(document, experiment)]
+                *_check_actions(document, experiment, drivers)]
     if problems:
         raise SpecError(problems)
     return ExperimentBundle(experiment=experiment, steady_state=steady, slos=slos,
@@ -194,13 +199,15 @@ def _stat_available(slo: SLO, stat: str) -> bool:
     return slo.sli.kind == "http" and stat in HTTP_STATS
 
 
-def _check_actions(document: Document, experiment: Experiment) -> list[str]:
-    from chaosrunner.drivers.base import DRIVERS, ParamError, driver_class
+def _check_actions(document: Document, experiment: Experiment,
+                   drivers: DriverRegistry | None) -> list[str]:
+    from chaosrunner.drivers.base import DriverRegistry, ParamError
 
+    registry = drivers or DriverRegistry()
     problems: list[str] = []
     for i, fault in enumerate(experiment.faults):
-        if fault.driver_name not in DRIVERS:
-            known = ", ".join(sorted(n for n in DRIVERS if n != "fake"))
+        if fault.driver_name not in registry.names():
+            known = ", ".join(sorted(registry.names()))
             problems.append(f"{document.where(('faults', i, 'action'))}: unknown action "
                             f"{fault.action!r}; actions start with one of: {known}")
             continue
@@ -211,8 +218,7 @@ def _check_actions(document: Document, experiment: Experiment) -> list[str]:
             problems.append(f"{document.where(('faults', i, 'at'))}: starts at or after the "
                             "end of the fault phase (duration)")
         try:
-            driver = driver_class(fault.driver_name)(None)
-            driver.validate(fault.action, fault.target, fault.with_)
+            registry.get(fault.driver_name).validate(fault.action, fault.target, fault.with_)
         except ParamError as exc:
             problems.append(f"{document.where(('faults', i, *exc.key_path))}: {exc}")
         except InvalidInput as exc:

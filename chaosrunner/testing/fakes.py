@@ -2,41 +2,47 @@
 shared in-memory `World`, so that an injected fault really changes what the SLIs read.
 
     world = World(["api-1", "api-2", "api-3", "api-4"])
-    register_instance(FakeDriver(world))
-    register_factory("http", FakeSource.factory(world))
+    backends = fake_backends(world)      # fake.* actions and http SLIs run on the world
+    bundle = load_runnable(path, drivers=backends.drivers)
+    report = await Run(bundle, options, clock=FakeClock(), backends=backends).execute()
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chaosrunner.drivers.base import (
     JSON,
     BaseDriver,
     DriverContext,
+    DriverRegistry,
     Handle,
     Instance,
     ParamError,
-    register_instance,
-    unregister_instance,
 )
+from chaosrunner.engine.backends import Backends
+from chaosrunner.engine.runner import Run
 from chaosrunner.errors import DriverError, SourceError, TargetNotFound
 from chaosrunner.slo.sources.base import (
     BaseSource,
     BudgetStatus,
     Reading,
     SourceContext,
-    register_factory,
-    unregister_factory,
+    SourceRegistry,
 )
 from chaosrunner.spec.models import SLO, SteadyState
+from chaosrunner.spec.validate import load_runnable
+
+if TYPE_CHECKING:
+    from chaosrunner.engine.clock import Clock
+    from chaosrunner.engine.context import RunOptions
 
 
 class FakeClock:
@@ -100,10 +106,7 @@ class FakeDriver(BaseDriver):
     name: ClassVar[str] = "fake"
     actions: ClassVar[frozenset[str]] = frozenset({"down", "noop"})
 
-    def __init__(self, world: World | DriverContext | None = None,
-                 context: DriverContext | None = None) -> None:
-        if isinstance(world, DriverContext):  # built by the registry: FakeDriver(context)
-            world, context = None, world
+    def __init__(self, world: World | None = None, context: DriverContext | None = None) -> None:
         super().__init__(context)
         self.world = world or World(["fake-1", "fake-2", "fake-3", "fake-4"])
 
@@ -189,14 +192,25 @@ class FakeSource(BaseSource):
                        good=good, total=total, stats=stats, latencies=(latency,) * 10)
 
 
-@contextlib.contextmanager
-def installed(world: World, value: Callable[[World], float | None] | None = None,
-              fail: Callable[[], bool] | None = None) -> Iterator[World]:
-    """Within the block, `fake.*` actions and `http` SLIs run on fakes over `world`."""
-    register_instance(FakeDriver(world))
-    register_factory("http", FakeSource.factory(world, value, fail))
-    try:
-        yield world
-    finally:
-        unregister_instance("fake")
-        unregister_factory("http")
+def fake_backends(world: World, value: Callable[[World], float | None] | None = None,
+                  fail: Callable[[], bool] | None = None) -> Backends:
+    """Backends where `fake.*` actions and `http` SLIs run on fakes over `world` (every
+    other driver and source is the production one)."""
+    return Backends(drivers=DriverRegistry([FakeDriver(world)]),
+                    sources=SourceRegistry({"http": FakeSource.factory(world, value, fail)}))
+
+
+def fake_drivers(world: World) -> DriverRegistry:
+    """The production drivers and a `FakeDriver` over `world` (for loading files that
+    use `fake.*` actions)."""
+    return DriverRegistry([FakeDriver(world)])
+
+
+def fake_run(path: Path, world: World, options: RunOptions, clock: Clock | None = None,
+             value: Callable[[World], float | None] | None = None,
+             fail: Callable[[], bool] | None = None) -> Run:
+    """A `Run` of the experiment file at `path` on fakes over `world`, on a virtual clock
+    unless `clock` says otherwise."""
+    backends = fake_backends(world, value, fail)
+    bundle = load_runnable(path, options.variables, backends.drivers)
+    return Run(bundle, options, clock=clock or FakeClock(), backends=backends)

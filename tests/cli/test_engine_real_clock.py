@@ -7,11 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from chaosrunner.engine.clock import RealClock
 from chaosrunner.engine.context import EventLog, RunOptions
 from chaosrunner.engine.runner import Run
 from chaosrunner.report.model import RunReport
-from chaosrunner.spec.validate import load_experiment
-from chaosrunner.testing.fakes import World, installed
+from chaosrunner.spec.validate import load_runnable
+from chaosrunner.testing.fakes import World, fake_backends, fake_run
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -38,21 +39,20 @@ faults:
 def test_halt_during_the_after_phase_is_not_an_abort(tmp_path: Path) -> None:
     world = World(["api-1", "api-2"])
     value = [1.0]
-    with installed(world, value=lambda w: value[0]):
-        (tmp_path / "steady.yaml").write_text(STEADY)
-        (tmp_path / "exp.yaml").write_text(HALT_LATE)
-        the_run = Run(load_experiment(tmp_path / "exp.yaml"),
-                      RunOptions(state_dir=tmp_path / "state"))
+    (tmp_path / "steady.yaml").write_text(STEADY)
+    (tmp_path / "exp.yaml").write_text(HALT_LATE)
+    the_run = fake_run(tmp_path / "exp.yaml", world, RunOptions(state_dir=tmp_path / "state"),
+                       clock=RealClock(), value=lambda w: value[0])
 
-        async def scenario() -> RunReport:
-            task = asyncio.ensure_future(the_run.execute())
-            while not (the_run.phases and the_run.phases[-1].name == "after"):
-                await asyncio.sleep(0.02)
-            value[0] = 0.98  # never recovers: the after-phase runs its whole 2 s
-            the_run.ledger.halt("too late")
-            return await task
+    async def scenario() -> RunReport:
+        task = asyncio.ensure_future(the_run.execute())
+        while not (the_run.phases and the_run.phases[-1].name == "after"):
+            await asyncio.sleep(0.02)
+        value[0] = 0.98  # never recovers: the after-phase runs its whole 2 s
+        the_run.ledger.halt("too late")
+        return await task
 
-        report = asyncio.run(scenario())
+    report = asyncio.run(scenario())
     assert report.abort is None, report.abort
     assert report.verdict == "failed" and "did not hold again" in (report.reason or "")
     assert world.down == set()
@@ -81,12 +81,12 @@ def test_guard_aborts_while_an_injection_is_still_running(tmp_path: Path) -> Non
             world.external_availability = 0.0
 
     events.listeners.append(outage_starts_with_the_inject)
-    with installed(world):
-        (tmp_path / "steady.yaml").write_text(STEADY)
-        (tmp_path / "exp.yaml").write_text(SLOW_INJECT)
-        run = Run(load_experiment(tmp_path / "exp.yaml"), RunOptions(state_dir=tmp_path / "s"),
-                  events=events)
-        report = asyncio.run(run.execute())
+    (tmp_path / "steady.yaml").write_text(STEADY)
+    (tmp_path / "exp.yaml").write_text(SLOW_INJECT)
+    backends = fake_backends(world)
+    run = Run(load_runnable(tmp_path / "exp.yaml", drivers=backends.drivers),
+              RunOptions(state_dir=tmp_path / "s"), events=events, backends=backends)
+    report = asyncio.run(run.execute())
     inject_t = next(e["t"] for e in report.events if e["event"] == "inject")
     assert report.verdict == "aborted" and report.abort is not None
     assert "burn rate" in report.abort.reason

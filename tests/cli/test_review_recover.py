@@ -6,21 +6,18 @@ import argparse
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chaosrunner.drivers.base import Handle, Instance
 from chaosrunner.engine.ledger import Ledger
-from chaosrunner.testing.fakes import World, installed
+from chaosrunner.testing.fakes import World, fake_backends, fake_drivers
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    world = World(["api-1", "api-2"])
-    with installed(world):
-        yield world
+def world() -> World:
+    return World(["api-1", "api-2"])
 
 
 def handle(key: str, name: str) -> Handle:
@@ -46,7 +43,7 @@ def test_recover_leaves_alone_a_runner_that_starts_while_it_reads_the_ledger(
 
     monkeypatch.setattr(Ledger, "live_runs", live_runs_then_a_runner_starts)
     args = argparse.Namespace(state_dir=str(state), force=False, output="json")
-    assert command_recover(args) == 0
+    assert command_recover(args, fake_drivers(world)) == 0
     reverted = [key for kind, key in world.log if kind == "revert"]
     assert "dead-run.old.0" in reverted
     assert "new-run.fresh.0" not in reverted  # a live runner's fault is its own to revert
@@ -70,6 +67,7 @@ name: stuck
 hypothesis: h
 steady_state: {from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}
 duration: 250ms
+blast_radius: {max_targets: 1, max_percent: 50%}
 faults:
   - name: down
     action: fake.down
@@ -96,7 +94,8 @@ def test_a_report_that_cannot_be_written_keeps_the_exit_code_of_the_run(
     monkeypatch.setattr(run_cli, "write_all", disk_full)
     options = RunOptions(state_dir=tmp_path / "state", report_dir=tmp_path / "report",
                          revert_retries=1)
-    report = run_cli.run_file(tmp_path / "exp.yaml", options, output="json")
+    report = run_cli.run_file(tmp_path / "exp.yaml", options, output="json",
+                              backends=fake_backends(world))
     assert report.exit_code == 5 and report.verdict == "rollback_incomplete"
     err = capsys.readouterr().err
     assert "No space left on device" in err

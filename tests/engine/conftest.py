@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chaosrunner.testing.fakes import World, installed
+from chaosrunner.testing.fakes import World
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -45,10 +44,8 @@ abort:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    world = World(["api-1", "api-2", "api-3", "api-4"])
-    with installed(world):
-        yield world
+def world() -> World:
+    return World(["api-1", "api-2", "api-3", "api-4"])
 
 
 @pytest.fixture

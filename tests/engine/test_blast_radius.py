@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chaosrunner.cli.main import main
+from chaosrunner.cli.run import run_file
+from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.plan import is_production
-from chaosrunner.testing.fakes import World
+from chaosrunner.testing.fakes import World, fake_backends
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -37,7 +38,9 @@ def sleeper(tmp_path: Path) -> Iterator[Path]:
 
 
 def plan(tmp_path: Path, faults: str, radius: str = "",
-         capsys: pytest.CaptureFixture[str] | None = None) -> tuple[int, str]:
+         capsys: pytest.CaptureFixture[str] | None = None,
+         world: World | None = None) -> tuple[int, str]:
+    """`chaosrunner plan` of the file; `fake.*` actions run on `world`."""
     (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY))
     path = tmp_path / "exp.yaml"
     path.write_text(textwrap.dedent("""\
@@ -48,7 +51,9 @@ def plan(tmp_path: Path, faults: str, radius: str = "",
         steady_state: {from: steady.yaml, before: 1s, after: 1s, interval: 250ms}
         duration: 5s
         """) + radius + "faults:\n" + textwrap.dedent(faults))
-    code = main(["plan", str(path), "--state-dir", str(tmp_path / "state")])
+    options = RunOptions(state_dir=tmp_path / "state", dry_run=True)
+    backends = fake_backends(world or World(["api-1", "api-2", "api-3", "api-4"]))
+    code = run_file(path, options, backends=backends).exit_code
     out = capsys.readouterr() if capsys is not None else None
     return code, (out.out + out.err) if out is not None else ""
 
@@ -65,10 +70,12 @@ def test_max_targets_counts_instances_across_driver_kinds(
         world: World, sleeper: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     pause = f"- name: pause\n  action: process.pause\n  target: {{pid_file: {sleeper}}}\n"
-    code, out = plan(tmp_path, FAKE_ONE + pause, "blast_radius: {max_targets: 1}\n", capsys)
+    code, out = plan(tmp_path, FAKE_ONE + pause, "blast_radius: {max_targets: 1}\n", capsys,
+                     world)
     assert code == 3, out
     assert "2 instances" in out and "api-1" in out and f"pid {sleeper.read_text()}" in out
-    code, out = plan(tmp_path, FAKE_ONE + pause, "blast_radius: {max_targets: 2}\n", capsys)
+    code, out = plan(tmp_path, FAKE_ONE + pause, "blast_radius: {max_targets: 2}\n", capsys,
+                     world)
     assert code == 0, out
 
 
@@ -81,12 +88,12 @@ def test_default_ceiling_without_blast_radius(
         world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         select: str, allowed: bool) -> None:
     fault = f"- name: down\n  action: fake.down\n  target: {{prefix: api}}\n  select: {select}\n"
-    code, out = plan(tmp_path, fault, "", capsys)
+    code, out = plan(tmp_path, fault, "", capsys, world)
     assert code == (0 if allowed else 3), out
     if not allowed:
         assert "default ceiling" in out and "api-" in out
         code, out = plan(tmp_path, fault, "blast_radius: {max_targets: 4, max_percent: 100%}\n",
-                         capsys)
+                         capsys, world)
         assert code == 0, out  # raised explicitly
 
 
@@ -100,11 +107,8 @@ def test_default_ceiling_allows_the_one_instance_a_selector_names(
 
 def test_default_ceiling_with_half_the_matches_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from chaosrunner.testing.fakes import installed
-
-    with installed(World(["api-1", "api-2"])):
-        code, out = plan(tmp_path, "- name: down\n  action: fake.down\n  target: {prefix: api}\n"
-                         "  select: {random: 1}\n", "", capsys)
+    code, out = plan(tmp_path, "- name: down\n  action: fake.down\n  target: {prefix: api}\n"
+                     "  select: {random: 1}\n", "", capsys, World(["api-1", "api-2"]))
     assert code == 3 and "50%" in out and "max_percent" in out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,7 @@ from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.runner import Run
 from chaosrunner.errors import StateError
 from chaosrunner.report.model import RunReport
-from chaosrunner.spec.validate import load_experiment
-from chaosrunner.testing.fakes import FakeClock, World
+from chaosrunner.testing.fakes import World, fake_run
 
 SECOND = """  - name: second
     action: fake.down
@@ -27,16 +27,16 @@ SECOND = """  - name: second
     at: 1s"""
 
 
-def make_run(path: Path, tmp_path: Path, **options: object) -> Run:
-    bundle = load_experiment(path)
-    return Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1, **options),  # type: ignore[arg-type]
-               clock=FakeClock())
+def make_run(world: World, path: Path, tmp_path: Path,
+             fail: Callable[[], bool] | None = None, **options: object) -> Run:
+    settings = RunOptions(state_dir=tmp_path / "state", seed=1, **options)  # type: ignore[arg-type]
+    return fake_run(path, world, settings, fail=fail)
 
 
 def test_ledger_write_failure_on_done_does_not_stop_the_rollback(
         world: World, write_experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    the_run = make_run(write_experiment(extra_fault=SECOND, select="{names: [api-1]}",
+    the_run = make_run(world, write_experiment(extra_fault=SECOND, select="{names: [api-1]}",
                                         duration="5s", criterion="40%"), tmp_path)
 
     def disk_full(self: Ledger, run_id: str, key: str, how: str = "reverted") -> None:
@@ -55,7 +55,7 @@ def test_ledger_write_failure_on_done_does_not_stop_the_rollback(
 def test_ledger_write_failure_on_intent_aborts_with_a_report(
         world: World, write_experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    the_run = make_run(write_experiment(extra_fault=SECOND, select="{names: [api-1]}",
+    the_run = make_run(world, write_experiment(extra_fault=SECOND, select="{names: [api-1]}",
                                         duration="5s"), tmp_path)
     real = Ledger.record_intent
     calls: list[str] = []
@@ -79,7 +79,7 @@ def test_inject_still_running_when_rollback_gives_up_is_rollback_incomplete(
         world: World, write_experiment, tmp_path: Path) -> None:
     gate = threading.Event()
     world.inject_gate = gate  # the backend hangs in inject
-    the_run = make_run(write_experiment(duration="60s"), tmp_path, revert_timeout=0.05,
+    the_run = make_run(world, write_experiment(duration="60s"), tmp_path, revert_timeout=0.05,
                        revert_retries=1)
 
     async def scenario() -> RunReport:
@@ -106,7 +106,7 @@ def test_timed_revert_that_fails_is_retried_at_rollback_and_verdict_follows(
         world: World, write_experiment, tmp_path: Path) -> None:
     extra = """    at: 1s
     for: 1s"""
-    the_run = make_run(write_experiment(extra_fault=extra, duration="5s"), tmp_path,
+    the_run = make_run(world, write_experiment(extra_fault=extra, duration="5s"), tmp_path,
                        revert_retries=1)
     world.fail_revert = 1  # the timed revert fails once; the rollback's retry works
     report = asyncio.run(the_run.execute())
@@ -119,16 +119,12 @@ def test_timed_revert_that_fails_is_retried_at_rollback_and_verdict_follows(
 
 def test_a_source_bug_during_faults_aborts_and_still_reports(
         world: World, write_experiment, tmp_path: Path) -> None:
-    from chaosrunner.slo.sources.base import register_factory
-    from chaosrunner.testing.fakes import FakeSource
-
     def broken() -> bool:
         if world.down:
             raise RuntimeError("bug in a source")
         return False
 
-    register_factory("http", FakeSource.factory(world, fail=broken))
-    the_run = make_run(write_experiment(duration="5s"), tmp_path)
+    the_run = make_run(world, write_experiment(duration="5s"), tmp_path, fail=broken)
     report = asyncio.run(the_run.execute())  # used to raise RuntimeError: no report
     assert world.down == set()
     assert report.verdict == "aborted" and report.exit_code == 2

@@ -7,19 +7,19 @@ from pathlib import Path
 
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.runner import Run
-from chaosrunner.spec.validate import load_experiment
-from chaosrunner.testing.fakes import FakeClock, World
+from chaosrunner.testing.fakes import FakeClock, World, fake_run
 
 
-def make_run(path: Path, tmp_path: Path, clock: FakeClock, **options: object) -> Run:
-    return Run(load_experiment(path), RunOptions(state_dir=tmp_path / "state", seed=1,  # type: ignore[arg-type]
-                                                 **options), clock=clock)
+def make_run(world: World, path: Path, tmp_path: Path, clock: FakeClock,
+             **options: object) -> Run:
+    settings = RunOptions(state_dir=tmp_path / "state", seed=1, **options)  # type: ignore[arg-type]
+    return fake_run(path, world, settings, clock=clock)
 
 
 def test_sigterm_during_before_injects_nothing_and_exits_143(
         world: World, write_experiment, tmp_path: Path) -> None:
     clock = FakeClock()
-    the_run = make_run(write_experiment(), tmp_path, clock)
+    the_run = make_run(world, write_experiment(), tmp_path, clock)
     clock.on_tick.append(lambda t: the_run.interrupt("SIGTERM") if t >= 0.5 else None)
     report = asyncio.run(the_run.execute())
     assert (report.verdict, report.exit_code) == ("interrupted", 143)
@@ -29,7 +29,7 @@ def test_sigterm_during_before_injects_nothing_and_exits_143(
 def test_sigint_during_plan_of_a_dry_run_is_interrupted(
         world: World, write_experiment, tmp_path: Path) -> None:
     clock = FakeClock()
-    the_run = make_run(write_experiment(), tmp_path, clock, dry_run=True)
+    the_run = make_run(world, write_experiment(), tmp_path, clock, dry_run=True)
     the_run.interrupt("SIGINT")
     report = asyncio.run(the_run.execute())
     assert (report.verdict, report.exit_code) == ("interrupted", 130)

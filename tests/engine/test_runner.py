@@ -11,22 +11,20 @@ from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.runner import Run
 from chaosrunner.report.model import RunReport
-from chaosrunner.spec.validate import load_experiment
-from chaosrunner.testing.fakes import FakeClock, World
+from chaosrunner.testing.fakes import FakeClock, World, fake_run
 
 
-def run(path: Path, tmp_path: Path, clock: FakeClock | None = None, **options: object
-        ) -> tuple[Run, RunReport]:
-    bundle = load_experiment(path)
-    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1, **options),  # type: ignore[arg-type]
-                  clock=clock or FakeClock())
+def run(world: World, path: Path, tmp_path: Path, clock: FakeClock | None = None,
+        **options: object) -> tuple[Run, RunReport]:
+    settings = RunOptions(state_dir=tmp_path / "state", seed=1, **options)  # type: ignore[arg-type]
+    the_run = fake_run(path, world, settings, clock=clock)
     report = asyncio.run(the_run.execute())
     return the_run, report
 
 
 def test_harmless_fault_passes_and_is_reverted(world: World, write_experiment, tmp_path: Path
                                                ) -> None:
-    the_run, report = run(write_experiment(), tmp_path)
+    the_run, report = run(world, write_experiment(), tmp_path)
     assert report.verdict == "passed", report.reason
     assert report.exit_code == 0
     assert [p.name for p in report.phases] == ["plan", "before", "faults", "rollback", "after"]
@@ -43,7 +41,7 @@ def test_harmless_fault_passes_and_is_reverted(world: World, write_experiment, t
 
 
 def test_refuted_hypothesis_fails(world: World, write_experiment, tmp_path: Path) -> None:
-    _, report = run(write_experiment(criterion="90%"), tmp_path)
+    _, report = run(world, write_experiment(criterion="90%"), tmp_path)
     assert report.verdict == "failed" and report.exit_code == 1
     assert not report.criteria[0].passed
     assert world.down == set()
@@ -52,7 +50,7 @@ def test_refuted_hypothesis_fails(world: World, write_experiment, tmp_path: Path
 def test_burn_rate_aborts_on_first_bad_sample_and_rolls_back(world: World, write_experiment,
                                                               tmp_path: Path) -> None:
     clock = FakeClock()
-    _, report = run(write_experiment(burn=5, duration="60s"), tmp_path, clock=clock)
+    _, report = run(world, write_experiment(burn=5, duration="60s"), tmp_path, clock=clock)
     assert report.verdict == "aborted" and report.exit_code == 2
     assert report.abort is not None and "burn rate" in report.abort.reason
     fault_samples = [s for s in report.samples if s.phase == "faults" and s.slo == "availability"]
@@ -66,7 +64,7 @@ def test_burn_rate_aborts_on_first_bad_sample_and_rolls_back(world: World, write
 
 def test_blast_radius_refuses_without_injecting(world: World, write_experiment, tmp_path: Path
                                                 ) -> None:
-    _, report = run(write_experiment(select="all"), tmp_path)
+    _, report = run(world, write_experiment(select="all"), tmp_path)
     assert report.verdict == "not_started" and report.exit_code == 3
     assert "max_percent" in (report.reason or "")
     assert world.log == []
@@ -75,7 +73,7 @@ def test_blast_radius_refuses_without_injecting(world: World, write_experiment, 
 def test_steady_state_must_hold_before(world: World, write_experiment, tmp_path: Path) -> None:
     world.down.add("api-4")
     world.names.append("other")
-    _, report = run(write_experiment(), tmp_path)
+    _, report = run(world, write_experiment(), tmp_path)
     assert report.verdict == "not_started"
     assert "before" in (report.reason or "")
     assert world.log == []
@@ -97,7 +95,7 @@ def test_driver_error_aborts_and_reverts_the_rest(world: World, write_experiment
             world.fail_inject = 1
 
     clock.on_tick.append(fail_second_injection)
-    _, report = run(write_experiment(extra_fault=extra, select="{names: [api-1]}",
+    _, report = run(world, write_experiment(extra_fault=extra, select="{names: [api-1]}",
                                      duration="10s"), tmp_path, clock=clock)
     assert report.verdict == "aborted" and report.exit_code == 2
     assert "driver error" in (report.abort.reason if report.abort else "")
@@ -109,7 +107,7 @@ def test_driver_error_aborts_and_reverts_the_rest(world: World, write_experiment
 def test_revert_failure_is_rollback_incomplete_and_left_for_recover(
         world: World, write_experiment, tmp_path: Path) -> None:
     world.fail_revert = 100
-    _, report = run(write_experiment(), tmp_path)
+    _, report = run(world, write_experiment(), tmp_path)
     assert report.verdict == "rollback_incomplete" and report.exit_code == 5
     open_faults = Ledger(tmp_path / "state").open_faults()
     assert len(open_faults) == 1 and open_faults[0].confirmed
@@ -120,7 +118,7 @@ def test_revert_failure_is_rollback_incomplete_and_left_for_recover(
 def test_timed_fault_reverted_on_timeline(world: World, write_experiment, tmp_path: Path) -> None:
     extra = """    at: 1s
     for: 2s"""
-    _, report = run(write_experiment(extra_fault=extra, duration="5s"), tmp_path)
+    _, report = run(world, write_experiment(extra_fault=extra, duration="5s"), tmp_path)
     assert report.verdict == "passed"
     assert report.phases[3].name == "after"  # nothing left for the rollback phase
     fault_values = [s.value for s in report.samples if s.phase == "faults"
@@ -129,7 +127,7 @@ def test_timed_fault_reverted_on_timeline(world: World, write_experiment, tmp_pa
 
 
 def test_sample_interval_is_honoured(world: World, write_experiment, tmp_path: Path) -> None:
-    _, report = run(write_experiment(duration="5s"), tmp_path)
+    _, report = run(world, write_experiment(duration="5s"), tmp_path)
     faults = [s for s in report.samples if s.phase == "faults" and s.slo == "availability"]
     assert len(faults) == 20  # 5 s every 250 ms
     assert json.dumps(report.to_json())
@@ -138,8 +136,8 @@ def test_sample_interval_is_honoured(world: World, write_experiment, tmp_path: P
 def test_second_interrupt_does_not_skip_rollback(world: World, write_experiment, tmp_path: Path
                                                  ) -> None:
     clock = FakeClock()
-    bundle = load_experiment(write_experiment(duration="60s"))
-    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1), clock=clock)
+    the_run = fake_run(write_experiment(duration="60s"), world,
+                       RunOptions(state_dir=tmp_path / "state", seed=1), clock=clock)
 
     def press_ctrl_c_twice(t: float) -> None:
         if world.down and the_run.state.signal is None:
@@ -157,8 +155,8 @@ def test_second_interrupt_does_not_skip_rollback(world: World, write_experiment,
 
 def test_sigterm_exit_code_is_143(world: World, write_experiment, tmp_path: Path) -> None:
     clock = FakeClock()
-    bundle = load_experiment(write_experiment(duration="60s"))
-    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1), clock=clock)
+    the_run = fake_run(write_experiment(duration="60s"), world,
+                       RunOptions(state_dir=tmp_path / "state", seed=1), clock=clock)
     clock.on_tick.append(lambda t: the_run.interrupt("SIGTERM") if world.down else None)
     report = asyncio.run(the_run.execute())
     assert (report.verdict, report.exit_code) == ("interrupted", 143)
@@ -168,8 +166,8 @@ def test_sigterm_exit_code_is_143(world: World, write_experiment, tmp_path: Path
 def test_abort_preempts_an_injection_in_flight_and_still_reverts_it(
         world: World, write_experiment, tmp_path: Path) -> None:
     world.inject_delay = 0.5  # a slow backend: the inject call runs in its thread
-    bundle = load_experiment(write_experiment(duration="60s"))
-    the_run = Run(bundle, RunOptions(state_dir=tmp_path / "state", seed=1), clock=FakeClock())
+    the_run = fake_run(write_experiment(duration="60s"), world,
+                       RunOptions(state_dir=tmp_path / "state", seed=1), clock=FakeClock())
     seen: dict[str, object] = {}
 
     async def scenario() -> RunReport:
@@ -198,12 +196,12 @@ def test_budget_gate_refuses_with_the_figures(world: World, write_experiment, tm
     world.budget_remaining = 0.10
     path = write_experiment()
     path.write_text(path.read_text().replace("abort:\n", "abort:\n  min_budget_remaining: 25%\n"))
-    _, report = run(path, tmp_path)
+    _, report = run(world, path, tmp_path)
     assert (report.verdict, report.exit_code) == ("not_started", 3)
     assert "10.0%" in (report.reason or "") and "25.0%" in (report.reason or "")
     assert world.log == []
     world.budget_remaining = 0.30
-    _, report = run(path, tmp_path)
+    _, report = run(world, path, tmp_path)
     assert report.verdict == "passed"
     assert report.budget["availability"].remaining_before == 0.30
 
@@ -211,7 +209,7 @@ def test_budget_gate_refuses_with_the_figures(world: World, write_experiment, tm
 def test_gameday_gate_applies_on_top_of_the_experiments(world: World, write_experiment,
                                                         tmp_path: Path) -> None:
     world.budget_remaining = 0.40
-    _, report = run(write_experiment(), tmp_path, min_budget_remaining=0.5)
+    _, report = run(world, write_experiment(), tmp_path, min_budget_remaining=0.5)
     assert report.verdict == "not_started" and "50.0%" in (report.reason or "")
 
 
@@ -229,12 +227,13 @@ def test_overlapping_faults_on_one_instance_are_refused(world: World, write_expe
     target: {prefix: api}
     select: {names: [api-1]}
     at: 1s"""
-    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=extra), tmp_path)
+    _, report = run(world, write_experiment(select="{names: [api-1]}", extra_fault=extra),
+                        tmp_path)
     assert report.verdict == "not_started" and "both hit api-1" in (report.reason or "")
     assert world.log == []
     after = extra + "\n    for: 1s"
     first_window = "    for: 1s\n" + after.replace("at: 1s", "at: 2s")
-    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=first_window),
+    _, report = run(world, write_experiment(select="{names: [api-1]}", extra_fault=first_window),
                     tmp_path)
     assert report.verdict == "passed", report.reason  # one after the other is fine
 
@@ -242,8 +241,9 @@ def test_overlapping_faults_on_one_instance_are_refused(world: World, write_expe
 def test_toxics_compose_but_down_does_not() -> None:
     from chaosrunner.drivers.toxiproxy import ToxiproxyDriver
 
-    assert ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.bandwidth")
-    assert not ToxiproxyDriver.composes("toxiproxy.latency", "toxiproxy.down")
+    driver = ToxiproxyDriver()
+    assert driver.composes("toxiproxy.latency", "toxiproxy.bandwidth")
+    assert not driver.composes("toxiproxy.latency", "toxiproxy.down")
 
 
 def test_max_targets_counts_the_instances_all_faults_touch(
@@ -252,10 +252,12 @@ def test_max_targets_counts_the_instances_all_faults_touch(
     action: fake.down
     target: {prefix: api}
     select: {names: [api-2]}"""
-    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=extra), tmp_path)
+    _, report = run(world, write_experiment(select="{names: [api-1]}", extra_fault=extra),
+                        tmp_path)
     assert report.verdict != "not_started" and len(report.faults) == 2  # max_targets 2
     three = extra + "\n" + extra.replace("another", "third").replace("api-2", "api-3")
-    _, report = run(write_experiment(select="{names: [api-1]}", extra_fault=three), tmp_path)
+    _, report = run(world, write_experiment(select="{names: [api-1]}", extra_fault=three),
+                    tmp_path)
     assert report.verdict == "not_started" and "hit 3 instances" in (report.reason or "")
     assert "api-1, api-2, api-3" in (report.reason or "")
 

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chaosrunner.cli.main import main
 from chaosrunner.secrets import redact, remember
-from chaosrunner.testing.fakes import World
+from chaosrunner.testing.fakes import World, fake_backends
 
 SECRET = "tok-9f8e7d6c5b4a"
 
@@ -57,7 +56,7 @@ def test_a_secret_echoed_by_an_action_is_nowhere(
     reports, state = tmp_path / "reports", tmp_path / "state"
     junit = tmp_path / "ci" / "junit.xml"
     code = main(["run", str(tmp_path / "exp.yaml"), "--allow-exec", "--report-dir", str(reports),
-                 "--state-dir", str(state), "--junit", str(junit)])
+                 "--state-dir", str(state), "--junit", str(junit)], backends=fake_backends(world))
     out = capsys.readouterr()
     assert code == 2, out  # the failed injection aborts the run
     files = [*reports.rglob("*"), *state.rglob("*"), junit]
@@ -83,12 +82,8 @@ def test_redact_covers_escaped_spellings() -> None:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    from chaosrunner.testing.fakes import installed
-
-    world = World(["api-1"])
-    with installed(world):
-        yield world
+def world() -> World:
+    return World(["api-1"])
 
 
 def test_env_reference_resolves_in_http_probe_headers(monkeypatch: pytest.MonkeyPatch) -> None:

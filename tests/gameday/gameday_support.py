@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from chaosrunner.engine.context import RunOptions
-from chaosrunner.engine.runner import Run
 from chaosrunner.history import record_run
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.writer import write_reports
-from chaosrunner.spec.validate import load_runnable
-from chaosrunner.testing.fakes import FakeClock, World, installed
+from chaosrunner.testing.fakes import FakeClock, World, fake_run
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -57,10 +55,8 @@ ABORT = {"criterion": "70%", "burn": 5}
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    world = World(["api-1", "api-2", "api-3", "api-4"])
-    with installed(world):
-        yield world
+def world() -> World:
+    return World(["api-1", "api-2", "api-3", "api-4"])
 
 
 @pytest.fixture
@@ -104,9 +100,8 @@ class FastRunner:
 
     def __call__(self, path: Path, options: RunOptions, output: str | None) -> RunReport:
         self.calls.append(options)
-        bundle = load_runnable(path, options.variables)
-        run = Run(bundle, dataclasses.replace(options, seed=1),
-                  clock=FakeClock(start=datetime.now(UTC)))
+        run = fake_run(path, self.world, dataclasses.replace(options, seed=1),
+                       clock=FakeClock(start=datetime.now(UTC)))
         report = asyncio.run(run.execute())
         assert options.report_dir is not None
         report.report_dir = str(options.report_dir)

@@ -17,13 +17,14 @@ from chaosrunner.gameday.report import ExperimentOutcome, GameDayReport
 from chaosrunner.gameday.run import StopRequest, finish, load_gameday, run_gameday
 from chaosrunner.history import query_gamedays, query_runs
 from chaosrunner.report.model import RunReport
-from chaosrunner.testing.fakes import World
+from chaosrunner.testing.fakes import World, fake_drivers
 
 
 def run_day(path: Path, tmp_path: Path, runner: FastRunner, stop: StopRequest | None = None
             ) -> GameDayReport:
     options = RunOptions(state_dir=tmp_path / "state")
-    return run_gameday(load_gameday(path), options, tmp_path / "report", run_experiment=runner,
+    loaded = load_gameday(path, drivers=fake_drivers(runner.world))
+    return run_gameday(loaded, options, tmp_path / "report", run_experiment=runner,
                        stop=stop)
 
 
@@ -133,7 +134,7 @@ def test_a_bad_experiment_file_is_invalid_before_anything_runs(
     (tmp_path / "experiments" / "second.yaml").write_text(
         (tmp_path / "experiments" / "second.yaml").read_text().replace("duration:", "duratoin:"))
     with pytest.raises(SpecError) as info:
-        load_gameday(path)
+        load_gameday(path, drivers=fake_drivers(world))
     first = info.value.problems[0]
     assert first.startswith(f"{path}:") and "experiments[1]" in first and "second.yaml" in first
     assert any("duratoin" in p for p in info.value.problems)
@@ -145,7 +146,7 @@ def test_missing_experiment_file_and_bad_cron_are_placed(
     path = write_gameday([("first", PASS)], extra='schedule: "every tuesday"\n')
     path.write_text(path.read_text().replace("experiments/first.yaml", "nope.yaml"))
     with pytest.raises(SpecError) as info:
-        load_gameday(path)
+        load_gameday(path, drivers=fake_drivers(world))
     problems = info.value.problems
     assert any("schedule" in p and "not a cron expression" in p for p in problems)
     assert any("experiments[0]" in p and "nope.yaml" in p for p in problems)
@@ -155,7 +156,7 @@ def test_wrong_kind_is_refused(world: World, write_gameday: Callable[..., Path],
                                tmp_path: Path) -> None:
     write_gameday([("first", PASS)])
     with pytest.raises(SpecError, match="expected kind GameDay"):
-        load_gameday(tmp_path / "experiments" / "first.yaml")
+        load_gameday(tmp_path / "experiments" / "first.yaml", drivers=fake_drivers(world))
 
 
 def test_signal_between_experiments_stops_the_day(
@@ -188,7 +189,7 @@ def test_signal_while_an_experiment_starts_injects_nothing(
         return fast_runner(path, options, output)
 
     path = write_gameday([("first", PASS), ("second", PASS)])
-    report = run_gameday(load_gameday(path), RunOptions(state_dir=tmp_path / "state"),
+    report = run_gameday(load_gameday(path, drivers=fake_drivers(world)), RunOptions(state_dir=tmp_path / "state"),
                          tmp_path / "report", run_experiment=starting_runner)
     assert len(calls) == 1 and world.log == []
     assert verdicts(report) == ["skipped", "skipped"]

@@ -24,7 +24,7 @@ from chaosrunner.gameday.schedule import (
     previous_slot,
     worst_exit_code,
 )
-from chaosrunner.testing.fakes import World
+from chaosrunner.testing.fakes import World, fake_drivers
 
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=5)
@@ -62,15 +62,15 @@ def test_entries_need_a_schedule_and_a_unique_name(
         world: World, write_gameday: Callable[..., Path], tmp_path: Path) -> None:
     unscheduled = write_gameday([("first", PASS)], name="plain")
     with pytest.raises(SpecError, match="has no `schedule:`"):
-        load_entries([unscheduled])
+        load_entries([unscheduled], drivers=fake_drivers(world))
     scheduled = write_gameday([("first", PASS)], name="weekly",
                               extra='schedule: "0 10 * * TUE"\n')
-    [entry] = load_entries([scheduled, scheduled])  # the same file twice is one entry
+    [entry] = load_entries([scheduled, scheduled], drivers=fake_drivers(world))  # the same file twice is one entry
     assert (entry.name, entry.schedule) == ("weekly", "0 10 * * TUE")
     twin = tmp_path / "twin.yaml"
     twin.write_text(scheduled.read_text())
     with pytest.raises(InvalidInput, match="share the name weekly"):
-        load_entries([scheduled, twin])
+        load_entries([scheduled, twin], drivers=fake_drivers(world))
 
 
 def test_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path: Path) -> None:

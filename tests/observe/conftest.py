@@ -4,14 +4,13 @@ run through the real command line (`main`), with observe settings added per test
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from observe_run import Outcome, Runner
 
 from chaosrunner.cli.main import main
-from chaosrunner.testing.fakes import World, installed
+from chaosrunner.testing.fakes import World, fake_backends
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -37,12 +36,11 @@ faults:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
+def world() -> World:
     world = World(["api-1", "api-2"])
     # While api-1 is down the SLI reads `world.down_value` (a test may make it worse).
     world.down_value = 0.995  # type: ignore[attr-defined]
-    with installed(world, value=lambda w: w.down_value if w.down else 1.0):
-        yield world
+    return world
 
 
 @pytest.fixture
@@ -59,8 +57,10 @@ def run_experiment(tmp_path: Path, world: World,
         path.write_text(EXPERIMENT + textwrap.dedent(extra))
         report_dir = tmp_path / f"report{counter[0]}"
         capsys.readouterr()
+        backends = fake_backends(world, value=lambda w: w.down_value if w.down else 1.0)  # type: ignore[attr-defined]
         code = main(["run", str(path), "--report-dir", str(report_dir), "--state-dir",
-                     str(tmp_path / "state"), "--output", "json", "--no-watchdog", *flags])
+                     str(tmp_path / "state"), "--output", "json", "--no-watchdog", *flags],
+                    backends=backends)
         captured = capsys.readouterr()
         return Outcome(code, captured.out, captured.err, report_dir)
 

@@ -3,7 +3,6 @@ the protobuf (opentelemetry-proto); probe requests carry the run's traceparent."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ from observe_run import Runner
 from observe_servers import capture, otlp
 
 from chaosrunner.cli.main import main
-from chaosrunner.drivers.base import register_instance, unregister_instance
-from chaosrunner.testing.fakes import FakeDriver, World
+from chaosrunner.engine.backends import Backends
+from chaosrunner.testing.fakes import World, fake_drivers
 
 
 def by_name(spans: list[Any]) -> dict[str, Any]:
@@ -104,13 +103,8 @@ faults:
 
 
 @pytest.fixture
-def fake_driver() -> Iterator[World]:
-    world = World(["api-1", "api-2"])
-    register_instance(FakeDriver(world))
-    try:
-        yield world
-    finally:
-        unregister_instance("fake")
+def fake_driver() -> World:
+    return World(["api-1", "api-2"])
 
 
 def test_probe_requests_carry_the_runs_traceparent(tmp_path: Path, fake_driver: World,
@@ -120,7 +114,8 @@ def test_probe_requests_carry_the_runs_traceparent(tmp_path: Path, fake_driver: 
         (tmp_path / "exp.yaml").write_text(PROBED_EXPERIMENT)
         code = main(["run", str(tmp_path / "exp.yaml"), "--report-dir", str(tmp_path / "r"),
                      "--state-dir", str(tmp_path / "s"), "--no-watchdog", "--output", "json",
-                     "--otlp-endpoint", receiver.url])
+                     "--otlp-endpoint", receiver.url],
+                    backends=Backends(drivers=fake_drivers(fake_driver)))
     assert code == 0, capsys.readouterr()
     spans = {span.span_id.hex(): span for span in receiver.spans}
     trace_id = next(iter(spans.values())).trace_id.hex()

@@ -111,24 +111,26 @@ SOURCES: dict[str, str] = {
     "ctk_probe": "chaosrunner.slo.sources.ctk_probe:CtkProbeSource",
 }
 
-_overrides: dict[str, SourceFactory] = {}
-
-
-def register_factory(kind: str, factory: SourceFactory) -> None:
-    """Route SLIs of `kind` to `factory` (tests use the fake source this way)."""
-    _overrides[kind] = factory
-
-
-def unregister_factory(kind: str) -> None:
-    _overrides.pop(kind, None)
-
 
 def build_source(name: str, slo: SLO, steady_state: SteadyState | None,
                  context: SourceContext) -> SLISource:
-    kind = slo.sli.kind
-    if kind in _overrides:
-        return _overrides[kind](name, slo, steady_state, context)
-    module_name, _, attr = SOURCES[kind].partition(":")
+    """The production source of an SLO's SLI kind."""
+    module_name, _, attr = SOURCES[slo.sli.kind].partition(":")
     factory: Any = getattr(importlib.import_module(module_name), attr)
     source: SLISource = factory(name, slo, steady_state, context)
     return source
+
+
+class SourceRegistry:
+    """Which source reads an SLI kind: the production sources, and any `factories`
+    handed in (tests hand a run their fake source this way, like the clock)."""
+
+    def __init__(self, factories: Mapping[str, SourceFactory] | None = None) -> None:
+        self.factories = dict(factories or {})
+
+    def build(self, name: str, slo: SLO, steady_state: SteadyState | None,
+              context: SourceContext) -> SLISource:
+        factory = self.factories.get(slo.sli.kind)
+        if factory is not None:
+            return factory(name, slo, steady_state, context)
+        return build_source(name, slo, steady_state, context)
