@@ -1,19 +1,29 @@
-"""Benchmark of `chaosrunner proxy` against direct loopback and a socat relay, in one run.
+"""Benchmark of `chaosrunner proxy` against direct loopback (and Toxiproxy, socat), in one run.
 
-    .venv/bin/python bench/proxy_bench.py [--bytes 512M] [--rounds 3] [--rtts 3000]
-                                          [--connections 10000] [--skip-socat]
+    .venv/bin/python bench/proxy_bench.py [--rounds 7] [--bytes 512M] [--rtts 2000]
+        [--rps-seconds 2] [--connections 10000] [--toxiproxy PATH] [--skip-socat]
 
-Measures, side by side on this machine:
-  1. bulk throughput (one TCP stream into a sink): direct, socat, proxy (no toxics);
-  2. round-trip time of 100-byte request/response pairs: p50/p99 and the latency each
-     relay adds over direct loopback;
-  3. connections held open through the proxy at once (bounded by RLIMIT_NOFILE: the
-     proxy holds two sockets per connection, so a hard limit of 20000 caps it near 9,990);
-  4. latency-toxic accuracy: 100 ms asked, p50 of the added round-trip latency.
+Every figure is measured side by side, the targets interleaved round by round (round 1:
+direct, proxy, toxiproxy, ...; round 2: the same again; ...), so drift in the load of
+this shared machine hits every target alike. Each figure is the median over the rounds,
+with the range (min-max) of the per-round values.
 
-Every server runs in its own process (sink/echo servers, socat, the proxy) so the
-client's Python does not share a GIL with the relay under test. Prints medians and the
-ratios the issue's goals are stated in.
+  1. added latency per 100-byte round trip (an HTTP/1.1 request of exactly 100 bytes, a
+     response of exactly 100 bytes, keep-alive), over direct loopback: the proxy with no
+     toxic, the proxy with an HTTP toxic that does not match the request, Toxiproxy with
+     no toxic. The per-round value is the p50 of --rtts round trips minus direct's p50 in
+     the same round.
+  2. throughput of one TCP stream into a sink. The sink is told the length first and
+     answers when it has every byte, so it does not depend on half-close (which Toxiproxy
+     does not pass on).
+  3. requests per second through an `http_error` on 10 % of requests, against the same
+     proxy with no toxic (wrk if installed, else an asyncio client; 8 connections).
+  4. latency-toxic accuracy, and connections held open at once (the proxy raises its
+     file-descriptor soft limit to the hard limit itself; this script does not do it for
+     the proxy).
+
+The Toxiproxy column appears when `toxiproxy-server` is on PATH or given with --toxiproxy.
+Every server runs in its own process, so the client does not share a GIL with the relay.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -32,21 +43,30 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+
+# Exactly 100 bytes each way: an HTTP/1.1 request and its response.
+_START = b"GET /bench HTTP/1.1\r\nHost: bench\r\nX-Pad: "
+REQUEST = _START + b"p" * (100 - len(_START) - 4) + b"\r\n\r\n"
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+RESPONSE = _HEAD % (100 - len(_HEAD % 10)) + b"r" * (100 - len(_HEAD % 10))
+assert len(REQUEST) == 100 and len(RESPONSE) == 100
 
 
 # --- helper servers (run as subprocesses of this script) -------------------------------------
 
 
 class _Sink(asyncio.BufferedProtocol):
-    """Counts bytes until EOF, then answers with the count (8 bytes) and closes."""
+    """Reads an 8-byte length, then that many bytes; answers with the count (8 bytes)."""
 
     def __init__(self) -> None:
         self.buf = bytearray(1 << 20)
+        self.head = b""
+        self.want = -1
         self.count = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -56,12 +76,32 @@ class _Sink(asyncio.BufferedProtocol):
         return self.buf
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.count += nbytes
+        data = memoryview(self.buf)[:nbytes]
+        if self.want < 0:
+            need = 8 - len(self.head)
+            self.head += bytes(data[:need])
+            data = data[need:]
+            if len(self.head) < 8:
+                return
+            self.want = int.from_bytes(self.head, "big")
+        self.count += len(data)
+        if self.count >= self.want:
+            self.transport.write(self.count.to_bytes(8, "big"))  # type: ignore[attr-defined]
 
-    def eof_received(self) -> bool:
-        self.transport.write(self.count.to_bytes(8, "big"))  # type: ignore[attr-defined]
-        self.transport.close()
-        return False
+
+class _Http100(asyncio.Protocol):
+    """Answers every request head with the 100-byte RESPONSE (keep-alive, pipelining)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        count = self.pending.count(b"\r\n\r\n")
+        if count:
+            self.pending = self.pending[self.pending.rfind(b"\r\n\r\n") + 4:]
+            self.transport.write(RESPONSE * count)  # type: ignore[attr-defined]
 
 
 class _Echo(asyncio.Protocol):
@@ -72,33 +112,22 @@ class _Echo(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[attr-defined]
 
 
-def _raise_nofile() -> int:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
+SERVERS: dict[str, Callable[[], asyncio.BaseProtocol]] = {
+    "sink": _Sink, "http": _Http100, "echo": _Echo}
 
 
 def serve(kind: str) -> None:
-    """Run a sink or echo server; prints its port on stdout."""
-    _raise_nofile()
+    """Run one helper server; prints its port on stdout."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     async def main() -> None:
-        factory = _Sink if kind == "sink" else _Echo
-        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0,
+        server = await asyncio.get_running_loop().create_server(SERVERS[kind], "127.0.0.1", 0,
                                                                 backlog=4096)
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-def run_proxy() -> None:
-    """The proxy under test, with the file limit raised to the hard limit."""
-    _raise_nofile()
-    sys.path.insert(0, str(ROOT))
-    from chaosrunner.cli.main import main
-
-    sys.exit(main(["proxy", "--port", os.environ["BENCH_API_PORT"]]))
 
 
 # --- process plumbing --------------------------------------------------------------------------
@@ -124,7 +153,7 @@ def free_port() -> int:
         return port
 
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
+def wait_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
@@ -146,14 +175,24 @@ def socat(upstream: int) -> Iterator[int]:
         proc.wait(10)
 
 
-class ProxyProcess:
-    def __init__(self) -> None:
-        self.api_port = free_port()
-        env = {**os.environ, "BENCH_API_PORT": str(self.api_port)}
-        self.proc = subprocess.Popen([PY, __file__, "--run-proxy"], env=env,
-                                     stdout=subprocess.DEVNULL)
-        wait_port(self.api_port)
-        self.url = f"http://127.0.0.1:{self.api_port}"
+class ApiProcess:
+    """A proxy server with the Toxiproxy API: `chaosrunner proxy` or `toxiproxy-server`."""
+
+    def __init__(self, argv: list[str], api_port: int) -> None:
+        self.api_port = api_port
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(api_port)
+        self.url = f"http://127.0.0.1:{api_port}"
+
+    @classmethod
+    def ours(cls) -> ApiProcess:
+        port = free_port()
+        return cls([PY, "-m", "chaosrunner", "proxy", "--port", str(port)], port)
+
+    @classmethod
+    def toxiproxy(cls, binary: str) -> ApiProcess:
+        port = free_port()
+        return cls([binary, "-host", "127.0.0.1", "-port", str(port)], port)
 
     def call(self, method: str, path: str, body: object | None = None) -> object:
         data = json.dumps(body).encode() if body is not None else None
@@ -169,6 +208,9 @@ class ProxyProcess:
         assert isinstance(proxy, dict)
         return int(proxy["listen"].rsplit(":", 1)[1])
 
+    def add_toxic(self, proxy: str, body: dict[str, object]) -> None:
+        self.call("POST", f"/proxies/{proxy}/toxics", body)
+
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(30)
@@ -182,10 +224,10 @@ def throughput(port: int, total: int) -> float:
     block = memoryview(bytes(1 << 20))
     with socket.create_connection(("127.0.0.1", port)) as sock:
         start = time.perf_counter()
+        sock.sendall(total.to_bytes(8, "big"))
         sent = 0
         while sent < total:
             sent += sock.send(block[: min(len(block), total - sent)])
-        sock.shutdown(socket.SHUT_WR)
         count = int.from_bytes(_recv_exact(sock, 8), "big")
         elapsed = time.perf_counter() - start
     if count != total:
@@ -203,33 +245,216 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def round_trips(port: int, count: int, size: int = 100) -> list[float]:
-    """Seconds per request/response pair of `size` bytes, after a warm-up."""
-    payload = os.urandom(size)
+def round_trip_p50(port: int, count: int) -> float:
+    """p50 seconds of one 100-byte request / 100-byte response, after a warm-up."""
     out = []
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(count + 200):
             start = time.perf_counter()
-            sock.sendall(payload)
-            _recv_exact(sock, size)
+            sock.sendall(REQUEST)
+            _recv_exact(sock, 100)
             if i >= 200:
                 out.append(time.perf_counter() - start)
+    return statistics.median(out)
+
+
+def requests_per_second(port: int, seconds: float, connections: int = 8) -> float:
+    """Requests per second over `connections` keep-alive connections (wrk if installed)."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                              f"http://127.0.0.1:{port}/bench"], capture_output=True,
+                             text=True, check=True).stdout
+        match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if match is None:
+            raise RuntimeError(f"wrk said: {out}")
+        return float(match.group(1))
+    return asyncio.run(_rps(port, seconds, connections))
+
+
+async def _rps(port: int, seconds: float, connections: int) -> float:
+    stop = time.perf_counter() + seconds
+    done = [0]
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < stop:
+            writer.write(REQUEST)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            done[0] += 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(connections)))
+    return done[0] / (time.perf_counter() - start)
+
+
+def interleaved(targets: dict[str, int], rounds: int,
+                measure: Callable[[int], float]) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, port in targets.items():
+            results[name].append(measure(port))
+    return results
+
+
+def summary(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    return (f"{statistics.median(values) * scale:.{digits}f} "
+            f"[{min(values) * scale:.{digits}f}-{max(values) * scale:.{digits}f}]")
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bytes", default="512M")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rtts", type=int, default=2000)
+    parser.add_argument("--rps-seconds", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=10000)
+    parser.add_argument("--toxiproxy", default=shutil.which("toxiproxy-server"),
+                        help="a toxiproxy-server binary (default: the one on PATH)")
+    parser.add_argument("--skip-socat", action="store_true")
+    parser.add_argument("--serve", choices=tuple(SERVERS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
+    total = _size(args.bytes)
+    use_socat = not args.skip_socat and shutil.which("socat") is not None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, RLIMIT_NOFILE "
+          f"soft {soft} hard {hard}, load {os.getloadavg()[0]:.2f}, {args.rounds} rounds "
+          "interleaved; figures: median [min-max] over the rounds")
+    if not args.toxiproxy:
+        print("toxiproxy-server not found (on PATH or --toxiproxy): no Toxiproxy column")
+    ours = ApiProcess.ours()
+    toxiproxy = ApiProcess.toxiproxy(args.toxiproxy) if args.toxiproxy else None
+    try:
+        with helper("sink") as sink, helper("http") as http, helper("echo") as echo:
+            bench_latency(ours, toxiproxy, http, args.rounds, args.rtts)
+            bench_throughput(ours, toxiproxy, sink, total, args.rounds, use_socat)
+            bench_rps(ours, http, args.rounds, args.rps_seconds)
+            bench_toxic(ours, echo, max(300, args.rtts // 10))
+            bench_connections(ours, echo, args.connections, hard)
+    finally:
+        ours.close()
+        if toxiproxy is not None:
+            toxiproxy.close()
+    return 0
+
+
+def bench_latency(ours: ApiProcess, toxiproxy: ApiProcess | None, http: int, rounds: int,
+                  rtts: int) -> None:
+    targets = {"direct": http, "proxy": ours.add_proxy("lat", http),
+               "proxy+http": ours.add_proxy("lat-http", http)}
+    ours.add_toxic("lat-http", {"type": "http_error", "attributes": {"path": "^/never"}})
+    if toxiproxy is not None:
+        targets["toxiproxy"] = toxiproxy.add_proxy("lat", http)
+    results = interleaved(targets, rounds, lambda port: round_trip_p50(port, rtts))
+    direct = results.pop("direct")
+    print(f"\nadded latency per 100-byte round trip (HTTP/1.1 keep-alive), p50 of {rtts} "
+          "per round, minus direct's p50 of the same round, microseconds:")
+    print(f"  direct loopback p50  {summary(direct, 1e6)}  (the baseline)")
+    added = {name: [v - d for v, d in zip(values, direct, strict=True)]
+             for name, values in results.items()}
+    labels = {"proxy": "proxy, no toxic", "proxy+http": "proxy, HTTP toxic not matching",
+              "toxiproxy": "toxiproxy, no toxic"}
+    for name, values in added.items():
+        print(f"  {labels[name]:32s} +{summary(values, 1e6)}")
+    if "toxiproxy" in added:
+        base = statistics.median(added["toxiproxy"])
+        print(f"  proxy / toxiproxy = {statistics.median(added['proxy']) / base:.2f}x "
+              f"(goal <= 0.5x); proxy+http / toxiproxy = "
+              f"{statistics.median(added['proxy+http']) / base:.2f}x (goal <= 0.75x)")
+    else:
+        print("  (no Toxiproxy column: the goals, <= 0.5x and <= 0.75x of Toxiproxy's "
+              "no-toxic figure, cannot be checked in this run)")
+
+
+def bench_throughput(ours: ApiProcess, toxiproxy: ApiProcess | None, sink: int, total: int,
+                     rounds: int, use_socat: bool) -> None:
+    targets = {"direct": sink, "proxy": ours.add_proxy("sink", sink)}
+    if toxiproxy is not None:
+        targets["toxiproxy"] = toxiproxy.add_proxy("sink", sink)
+    with socat(sink) if use_socat else contextlib.nullcontext(0) as socat_port:
+        if use_socat:
+            targets["socat"] = socat_port
+        results = interleaved(targets, rounds, lambda port: throughput(port, total))
+    print(f"\nthroughput, one stream of {total / 1e6:.0f} MB into a sink, MB/s:")
+    for name, values in results.items():
+        print(f"  {name:10s} {summary(values, 1, 0)}")
+    proxy = statistics.median(results["proxy"])
+    print(f"  proxy / direct = {proxy / statistics.median(results['direct']):.2f}x")
+    if "toxiproxy" in results:
+        print(f"  proxy / toxiproxy = {proxy / statistics.median(results['toxiproxy']):.2f}x "
+              "(goal >= 3x)")
+
+
+def bench_rps(ours: ApiProcess, http: int, rounds: int, seconds: float) -> None:
+    targets = {"proxy": ours.add_proxy("rps", http),
+               "proxy+http_error 10%": ours.add_proxy("rps-err", http)}
+    ours.add_toxic("rps-err", {"type": "http_error", "toxicity": 0.1,
+                               "attributes": {"status": 503}})
+    results = interleaved(targets, rounds, lambda port: requests_per_second(port, seconds))
+    client = "wrk -t2 -c8" if shutil.which("wrk") else "asyncio client, 8 connections"
+    print(f"\nrequests per second ({client}, {seconds:g} s per round):")
+    for name, values in results.items():
+        print(f"  {name:22s} {summary(values, 1, 0)}")
+    ratio = statistics.median(results["proxy+http_error 10%"]) / \
+        statistics.median(results["proxy"])
+    print(f"  with the toxic / without = {ratio:.2f}x")
+
+
+def bench_toxic(ours: ApiProcess, echo: int, count: int) -> None:
+    port = ours.add_proxy("echo-slow", echo)
+    baseline = _echo_rtts(port, count)
+    ours.add_toxic("echo-slow", {"type": "latency", "attributes": {"latency": 100}})
+    slowed = _echo_rtts(port, max(50, count // 6))
+    added = sorted(value - statistics.median(baseline) for value in slowed)
+    p50, p99 = statistics.median(added) * 1e3, added[int(0.99 * (len(added) - 1))] * 1e3
+    print(f"\nlatency toxic, 100 ms asked, {len(slowed)} round trips: added p50 {p50:.2f} ms, "
+          f"p99 {p99:.2f} ms, error {p50 - 100:+.2f} ms   (goal within 2 ms)")
+
+
+def _echo_rtts(port: int, count: int) -> list[float]:
+    out = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            start = time.perf_counter()
+            sock.sendall(b"x" * 100)
+            _recv_exact(sock, 100)
+            out.append(time.perf_counter() - start)
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def bench_connections(ours: ApiProcess, echo: int, wanted: int, hard: int) -> None:
+    # The proxy holds two sockets per connection; leave room for its own descriptors.
+    possible = (hard - 64) // 2
+    target = min(wanted, possible)
+    port = ours.add_proxy("many", echo)
+    start = time.perf_counter()
+    live = hold_connections(port, target)
+    elapsed = time.perf_counter() - start
+    note = f" (asked {wanted}; RLIMIT_NOFILE hard {hard} allows ~{possible})" \
+        if target < wanted else ""
+    print(f"\nconnections held open at once through the proxy, each echoing: {live} of "
+          f"{target}{note} in {elapsed:.1f} s")
 
 
 def hold_connections(port: int, wanted: int, batch: int = 500) -> int:
     """Open `wanted` connections through `port`, all held at once; count those that echo.
 
-    Connections are opened in batches, each proven by an echo before the next, so the
-    kernel's accept queue (somaxconn) never overflows: an overflow would measure the
-    kernel's SYN retry timers, not the proxy. At the end every connection echoes again.
+    Batches, each proven by an echo before the next, so the kernel's accept queue never
+    overflows (that would measure SYN retry timers, not the proxy).
     """
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client's own sockets
     socks: list[socket.socket] = []
     try:
         while len(socks) < wanted:
@@ -265,108 +490,6 @@ def _echo_all(socks: list[socket.socket]) -> int:
     if failures:
         print(f"    not echoing: {failures}")
     return live
-
-
-# --- the run -----------------------------------------------------------------------------------
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bytes", default="512M")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rtts", type=int, default=3000)
-    parser.add_argument("--connections", type=int, default=10000)
-    parser.add_argument("--skip-socat", action="store_true")
-    parser.add_argument("--serve", choices=("sink", "echo"), help=argparse.SUPPRESS)
-    parser.add_argument("--run-proxy", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return 0
-    if args.run_proxy:
-        run_proxy()
-        return 0
-    hard = _raise_nofile()
-    total = _size(args.bytes)
-    use_socat = not args.skip_socat and shutil.which("socat") is not None
-    if not use_socat:
-        print("socat not found (apt-get install -y socat): socat columns skipped")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-          f"RLIMIT_NOFILE hard {hard}, load {os.getloadavg()[0]:.2f}")
-    proxy = ProxyProcess()
-    try:
-        with helper("sink") as sink, helper("echo") as echo:
-            bench_throughput(proxy, sink, total, args.rounds, use_socat)
-            bench_latency(proxy, echo, args.rtts, use_socat)
-            bench_toxic(proxy, echo, max(300, args.rtts // 10))
-            bench_connections(proxy, echo, args.connections, hard)
-    finally:
-        proxy.close()
-    return 0
-
-
-def bench_throughput(proxy: ProxyProcess, sink: int, total: int, rounds: int,
-                     use_socat: bool) -> None:
-    targets = {"direct": sink, "proxy": proxy.add_proxy("sink", sink)}
-    results: dict[str, list[float]] = {name: [] for name in targets}
-    with socat(sink) if use_socat else contextlib.nullcontext(0) as socat_port:
-        if use_socat:
-            targets["socat"] = socat_port
-            results["socat"] = []
-        for _ in range(rounds):  # interleaved, so drift in machine load hits all alike
-            for name, port in targets.items():
-                results[name].append(throughput(port, total))
-    print(f"\nthroughput, one stream of {total / 1e6:.0f} MB, median of {rounds}:")
-    for name, values in results.items():
-        print(f"  {name:7s} {statistics.median(values):9.0f} MB/s   "
-              f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
-    if "socat" in results:
-        ratio = statistics.median(results["proxy"]) / statistics.median(results["socat"])
-        print(f"  proxy / socat = {ratio:.2f}x   (goal >= 1.2x)")
-
-
-def bench_latency(proxy: ProxyProcess, echo: int, count: int, use_socat: bool) -> None:
-    targets = {"direct": echo, "proxy": proxy.add_proxy("echo", echo)}
-    with socat(echo) if use_socat else contextlib.nullcontext(0) as socat_port:
-        if use_socat:
-            targets["socat"] = socat_port
-        results = {name: round_trips(port, count) for name, port in targets.items()}
-    base50, base99 = pct(results["direct"], 0.5), pct(results["direct"], 0.99)
-    print(f"\nround trip, 100-byte request/response, {count} pairs (microseconds):")
-    for name, values in results.items():
-        p50, p99 = pct(values, 0.5), pct(values, 0.99)
-        print(f"  {name:7s} p50 {p50 * 1e6:7.1f}  p99 {p99 * 1e6:7.1f}   "
-              f"added p50 {(p50 - base50) * 1e6:6.1f}  added p99 {(p99 - base99) * 1e6:6.1f}")
-    if "socat" in results:
-        added_proxy = pct(results["proxy"], 0.5) - base50
-        added_socat = pct(results["socat"], 0.5) - base50
-        print(f"  added p50 proxy / socat = {added_proxy / added_socat:.2f}x   (goal <= 3x)")
-
-
-def bench_toxic(proxy: ProxyProcess, echo: int, count: int) -> None:
-    port = proxy.add_proxy("echo-slow", echo)
-    baseline = round_trips(port, count)
-    proxy.call("POST", "/proxies/echo-slow/toxics",
-               {"type": "latency", "attributes": {"latency": 100}})
-    slowed = round_trips(port, max(50, count // 6))
-    added = [value - pct(baseline, 0.5) for value in slowed]
-    p50 = pct(added, 0.5) * 1e3
-    print(f"\nlatency toxic, 100 ms asked, {len(slowed)} round trips: added p50 {p50:.2f} ms, "
-          f"p99 {pct(added, 0.99) * 1e3:.2f} ms, error {p50 - 100:+.2f} ms   (goal within 2 ms)")
-
-
-def bench_connections(proxy: ProxyProcess, echo: int, wanted: int, hard: int) -> None:
-    # The proxy holds two sockets per connection; leave room for its own few descriptors.
-    possible = (hard - 64) // 2
-    target = min(wanted, possible)
-    port = proxy.add_proxy("many", echo)
-    start = time.perf_counter()
-    live = hold_connections(port, target)
-    elapsed = time.perf_counter() - start
-    note = f" (asked {wanted}; RLIMIT_NOFILE hard {hard} allows ~{possible})" \
-        if target < wanted else ""
-    print(f"\nconnections held open at once through the proxy, each echoing: {live} of "
-          f"{target}{note} in {elapsed:.1f} s")
 
 
 def _size(text: str) -> int:

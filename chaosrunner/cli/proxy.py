@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -28,10 +30,22 @@ def command(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InvalidInput(f"--port {args.port} is not a TCP port (0-65535)")
     _log_to_stderr()
+    raise_fd_limit()
     if not _is_loopback(args.host):
         print(f"chaosrunner proxy: warning: the API on {args.host} has no authentication; "
               "anyone who can reach it can inject faults", file=sys.stderr)
     return asyncio.run(_serve(args.host, args.port, config))
+
+
+def raise_fd_limit() -> int:
+    """Raise the file-descriptor soft limit to the hard limit, as Toxiproxy does: every
+    connection through the proxy holds two descriptors, and a soft limit of 1,024 would
+    cap it near 500 connections. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _log_to_stderr() -> None:

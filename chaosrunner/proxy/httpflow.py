@@ -14,6 +14,12 @@ server would), but never re-encode them: the bytes that go on are the bytes that
 * Responses are matched to requests in order (HTTP/1.1 pipelining). Each upstream response
   goes out once its turn comes, delayed by its request's latency; an injected answer goes
   out as soon as every response before it has. So keep-alive and pipelining keep working.
+* Speed: most messages have the plain shape (a complete head, no Transfer-Encoding, one
+  Content-Length or none on a request, a final status that has a body). For those, the
+  head is split here (`Head.parse`: request or status line, header lines) and the message
+  length is known at once; everything else (chunked, trailers, HEAD, 1xx, 204/304,
+  read-until-close, Upgrade, Expect, anything unusual) is framed by h11. pure-Python h11
+  costs about 100 us per message on this machine, the quick split about 10 us.
 * A stream that does not look like HTTP/1.x (or that h11 cannot frame) is given up on: the
   session logs a warning once and the link passes every byte through untouched from then
   on, held bytes included. Upgrades (CONNECT, `Upgrade:`) pass through the same way, quietly.
@@ -33,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Final
 
 import h11
 
@@ -44,7 +51,80 @@ Rules = Callable[[], Sequence[tuple[Toxic, HttpRule]]]
 
 _REQUEST_LINE = re.compile(rb"[A-Z]{1,20} \S+ HTTP/1\.[01]\r\n")
 _METHOD_START = re.compile(rb"[A-Z]{1,20}( |$)")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 MAX_HEAD = 64 * 1024
+NEED_MORE: Final = "need more"  # Head.parse: the head is not complete yet
+
+
+@dataclass
+class Head:
+    """The head of a plain message, split by `parse_request` / `parse_response`."""
+
+    first: list[bytes]  # method, target, version | version, status, reason
+    headers: dict[str, list[str]]
+    length: int  # of the whole message, head and body
+
+
+def parse_request(raw: bytearray) -> Head | str | None:
+    """A plain request's head; NEED_MORE; or None: not the plain shape (h11 frames it)."""
+    head = _split(raw)
+    if not isinstance(head, Head):
+        return head
+    method, _target, version = head.first
+    if version not in _VERSIONS or not _TOKEN.fullmatch(method) or method == b"CONNECT" \
+            or "upgrade" in head.headers or "expect" in head.headers:
+        return None
+    body = _content_length(head.headers, default=0)
+    if body is None:
+        return None
+    head.length += body
+    return head
+
+
+def parse_response(raw: bytearray, method: bytes) -> Head | str | None:
+    """Same for the response to a `method` request: only final statuses with a body."""
+    head = _split(raw)
+    if not isinstance(head, Head):
+        return head
+    version, status, _reason = head.first
+    if version not in _VERSIONS or not status.isdigit() or method == b"HEAD" \
+            or int(status) < 200 or int(status) in (204, 304):
+        return None
+    body = _content_length(head.headers, default=None)
+    if body is None:
+        return None
+    head.length += body
+    return head
+
+
+def _split(raw: bytearray) -> Head | str | None:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        return NEED_MORE
+    lines = bytes(raw[:end]).split(b"\r\n")
+    first = lines[0].split(b" ", 2)
+    if len(first) != 3:
+        return None
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            return None  # obs-fold, a bad name, ...: h11 decides
+        headers.setdefault(name.decode("latin-1").lower(), []).append(
+            value.strip(b" \t").decode("latin-1"))
+    return Head(first, headers, end + 4)
+
+
+def _content_length(headers: dict[str, list[str]], default: int | None) -> int | None:
+    if "transfer-encoding" in headers:
+        return None
+    values = headers.get("content-length")
+    if values is None:
+        return default
+    if len(values) != 1 or not values[0].isdigit():
+        return None
+    return int(values[0])
 
 
 @dataclass
@@ -96,12 +176,10 @@ class HttpSession:
         return self.passthrough or (not self.expected and self.request.at_boundary()
                                     and self.response.at_boundary())
 
-    def judge(self, event: h11.Request, now: float) -> Verdict:
-        method = event.method.decode("latin-1")
-        target = event.target.decode("latin-1")
-        headers: dict[str, list[str]] = {}
-        for name, value in event.headers:
-            headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    def judge(self, first: list[bytes], headers: dict[str, list[str]]) -> Verdict:
+        """The fate of a request (method, target, version; lower-case header names)."""
+        method = first[0].decode("latin-1")
+        target = first[1].decode("latin-1")
         verdict = Verdict(forward=True)
         for toxic, rule in self.rules():
             if not rule.matches(method, target, headers) or random.random() >= toxic.toxicity:
@@ -112,8 +190,8 @@ class HttpSession:
                 return Verdict(forward=False, reset=True)
             elif verdict.forward:
                 verdict.forward = False
-                verdict.close_after = _wants_close(event, headers)
-                verdict.answer = _answer(rule, toxic.name, event.method == b"HEAD",
+                verdict.close_after = _wants_close(first[2], headers)
+                verdict.answer = _answer(rule, toxic.name, first[0] == b"HEAD",
                                          verdict.close_after)
         return verdict
 
@@ -125,9 +203,9 @@ def _delay(rule: HttpRule) -> float:
     return max(0, latency) / 1000.0
 
 
-def _wants_close(event: h11.Request, headers: dict[str, list[str]]) -> bool:
+def _wants_close(version: bytes, headers: dict[str, list[str]]) -> bool:
     tokens = ",".join(headers.get("connection", [])).lower()
-    if event.http_version == b"1.0":
+    if version == b"HTTP/1.0":
         return "keep-alive" not in tokens
     return "close" in tokens
 
@@ -156,6 +234,13 @@ def _reason(status: int) -> str:
         return "Injected Fault"
 
 
+def _h11_head(event: h11.Request) -> tuple[list[bytes], dict[str, list[str]]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in event.headers:
+        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return [event.method, event.target, b"HTTP/" + event.http_version], headers
+
+
 class RequestStage(Stage):
     """Client to upstream: frames requests, judges each, forwards or swallows its bytes."""
 
@@ -166,26 +251,23 @@ class RequestStage(Stage):
         self.session = session
         self.hunting = hunting
         self.raw = bytearray()  # bytes of the current message not yet passed on or dropped
-        self.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.remaining = 0  # bytes of a quick-framed message still to pass on or drop
+        self.parser: h11.Connection | None = None  # h11 framing the current message
         self.verdict: Verdict | None = None  # None: the head is not complete yet
 
     def at_boundary(self) -> bool:
         return not self.raw and self.verdict is None
 
     def feed(self, chunk: Chunk, now: float) -> list[Chunk]:
-        if chunk.end is not None:
-            return [*self._flush(chunk.due), chunk]
-        if self.session.passthrough:
+        if chunk.end is not None or self.session.passthrough:
             return [*self._flush(chunk.due), chunk]
         if self.hunting:
             if not _REQUEST_LINE.match(chunk.data):
                 return [chunk]
             self.hunting = False
         self.raw += chunk.data
-        self.parser.receive_data(chunk.data)
-        if self.verdict is None and not _plausible_request(self.raw):
-            self.session.give_up("the client did not send an HTTP/1.x request line")
-            return self._flush(chunk.due)
+        if self.parser is not None:
+            self.parser.receive_data(chunk.data)
         try:
             return self._frame(chunk.due, now)
         except h11.RemoteProtocolError as exc:
@@ -194,30 +276,78 @@ class RequestStage(Stage):
 
     def _frame(self, due: float, now: float) -> list[Chunk]:
         out: list[Chunk] = []
+        while self.raw:
+            if self.parser is not None:
+                if not self._frame_h11(due, now, out):
+                    break
+            elif self.remaining:
+                size = min(self.remaining, len(self.raw))
+                self._dispose(size, due, out)
+                self.remaining -= size
+                if not self.remaining:
+                    self.verdict = None
+            elif not self._begin(due, now, out):
+                break
+        return out
+
+    def _begin(self, due: float, now: float, out: list[Chunk]) -> bool:
+        """A new request starts at raw[0]; False while its head is incomplete."""
+        if not _plausible_request(self.raw):
+            raise h11.RemoteProtocolError("the client did not send an HTTP/1.x request line")
+        head = parse_request(self.raw)
+        if head is NEED_MORE:
+            if len(self.raw) > MAX_HEAD:
+                raise h11.RemoteProtocolError("request head larger than 64 KiB")
+            return False
+        if not isinstance(head, Head):
+            self.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+            self.parser.receive_data(bytes(self.raw))
+            return True
+        if not self._judged(head.first, head.headers, due, now, out):
+            return False
+        self.remaining = head.length
+        return True
+
+    def _judged(self, first: list[bytes], headers: dict[str, list[str]], due: float,
+                now: float, out: list[Chunk]) -> bool:
+        """Judge a complete head; False when the connection is being reset."""
+        verdict = self.verdict = self.session.judge(first, headers)
+        if verdict.reset:
+            self.raw.clear()
+            self.remaining, self.parser = 0, None
+            out.clear()
+            out.append(Chunk(b"", due, End.RESET))
+            return False
+        self.session.expected.append(Expected(first[0], verdict.delay, verdict.answer,
+                                              verdict.close_after, now))
+        if verdict.answer is not None:
+            self.session.wake_down()
+        return True
+
+    def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
+        """Run h11 over the current message; True when it ended (raw holds what follows)."""
+        parser = self.parser
+        assert parser is not None
         while True:
-            event = self.parser.next_event()
+            event = parser.next_event()
             if event is h11.NEED_DATA:
                 if self.verdict is not None:
-                    pending = len(self.parser.trailing_data[0])
-                    self._dispose(len(self.raw) - pending, due, out)
-                return out
+                    self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                return False
             if isinstance(event, h11.Request):
-                verdict = self.verdict = self.session.judge(event, now)
-                if verdict.reset:
-                    self.raw.clear()
-                    return [Chunk(b"", due, End.RESET)]
-                self.session.expected.append(Expected(event.method, verdict.delay,
-                                                      verdict.answer, verdict.close_after, now))
-                if verdict.answer is not None:
-                    self.session.wake_down()
-                if verdict.forward and _is_upgrade(event):
+                first, headers = _h11_head(event)
+                if not self._judged(first, headers, due, now, out):
+                    return False
+                if self.verdict is not None and self.verdict.forward and _is_upgrade(event):
                     self.session.give_up("upgrade", quiet=True)
-                    return out + self._flush(due)
+                    out.extend(self._flush(due))
+                    return False
             elif isinstance(event, h11.EndOfMessage):
-                self._dispose(len(self.raw) - len(self.parser.trailing_data[0]), due, out)
-                self._next_message()
+                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                self.parser, self.verdict = None, None
+                return True
             elif event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-                return out
+                return False
 
     def _dispose(self, size: int, due: float, out: list[Chunk]) -> None:
         if size <= 0:
@@ -227,23 +357,18 @@ class RequestStage(Stage):
         if self.verdict is not None and self.verdict.forward:
             out.append(Chunk(part, due))
 
-    def _next_message(self) -> None:
-        self.verdict = None
-        self.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-        if self.raw:
-            self.parser.receive_data(bytes(self.raw))
-
     def _flush(self, due: float) -> list[Chunk]:
         """Held bytes go on as they are (giving up, or the client ended mid-message)."""
         if not self.raw:
             return []
         keep = self.verdict is None or self.verdict.forward
         data, self.raw = bytes(self.raw), bytearray()
+        self.remaining, self.parser = 0, None
         return [Chunk(data, due)] if keep else []
 
 
 def _plausible_request(raw: bytearray) -> bool:
-    """Cheap early check, so a binary protocol is not held while h11 waits for a blank line."""
+    """Cheap early check, so a binary protocol is not held while waiting for a blank line."""
     if not _METHOD_START.match(raw[:21]):
         return False
     line_end = raw.find(b"\r\n")
@@ -263,10 +388,14 @@ class ResponseStage(Stage):
         super().__init__({})
         self.session = session
         self.raw = bytearray()
-        self.parser: h11.Connection | None = None  # the response being read, if any
+        self.remaining = 0  # bytes of a quick-framed response still to pass on
+        self.parser: h11.Connection | None = None  # h11 framing the current response
 
     def at_boundary(self) -> bool:
-        return self.parser is None and not self.raw
+        return self.parser is None and not self.remaining and not self.raw
+
+    def _between(self) -> bool:
+        return self.parser is None and not self.remaining
 
     def feed(self, chunk: Chunk, now: float) -> list[Chunk]:
         if self.session.passthrough:
@@ -275,45 +404,67 @@ class ResponseStage(Stage):
             return self._end(chunk, now)
         out = self._answers(now)
         self.raw += chunk.data
+        if self.parser is not None:
+            self.parser.receive_data(chunk.data)
         try:
-            self._frame(chunk.due, now, out, chunk.data)
+            self._frame(chunk.due, now, out)
         except h11.RemoteProtocolError as exc:
             self.session.give_up(f"response: {exc}")
             out.extend(self._flush(chunk.due))
         return out
 
-    def _frame(self, due: float, now: float, out: list[Chunk], data: bytes) -> None:
-        if self.parser is None:
-            self._start()
-        else:
-            self.parser.receive_data(data)
-        self._events(due, now, out)
+    def _frame(self, due: float, now: float, out: list[Chunk]) -> None:
+        while self.raw:
+            if self.parser is not None:
+                if not self._frame_h11(due, now, out):
+                    return
+            elif self.remaining:
+                size = min(self.remaining, len(self.raw))
+                self._emit(size, due, out)
+                self.remaining -= size
+                if not self.remaining:
+                    self._done(now, out)
+            elif not self._begin():
+                return
 
-    def _start(self) -> None:
-        """A new response begins with the held bytes; it must be one the client is owed."""
+    def _begin(self) -> bool:
+        """A new response starts at raw[0]: it must be one the client is owed."""
         expected = self.session.expected
         if not expected or expected[0].answer is not None:
             raise h11.RemoteProtocolError("the upstream sent bytes nobody asked for")
         if not self.raw.startswith(b"HTTP/1."[:len(self.raw)]):
             raise h11.RemoteProtocolError("the upstream did not answer with HTTP/1.x")
-        self.parser = _response_parser(expected[0].method)
-        self.parser.receive_data(bytes(self.raw))
+        head = parse_response(self.raw, expected[0].method)
+        if head is NEED_MORE:
+            if len(self.raw) > MAX_HEAD:
+                raise h11.RemoteProtocolError("response head larger than 64 KiB")
+            return False
+        if isinstance(head, Head):
+            self.remaining = head.length
+        else:
+            self.parser = _response_parser(expected[0].method)
+            self.parser.receive_data(bytes(self.raw))
+        return True
 
-    def _events(self, due: float, now: float, out: list[Chunk]) -> None:
-        while self.parser is not None:
-            event = self.parser.next_event()
+    def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
+        parser = self.parser
+        assert parser is not None
+        while True:
+            event = parser.next_event()
             if event is h11.NEED_DATA:
-                self._emit(len(self.raw) - len(self.parser.trailing_data[0]), due, out)
-                return
+                self._emit(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                return False
             if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                self._emit(len(self.raw) - len(self.parser.trailing_data[0]), due, out)
-                self.session.expected.popleft()
+                self._emit(len(self.raw) - len(parser.trailing_data[0]), due, out)
                 self.parser = None
-                out.extend(self._answers(now))
-                if self.raw:
-                    self._start()
-            elif event is h11.PAUSED:
-                return
+                self._done(now, out)
+                return True
+            if event is h11.PAUSED:
+                return False
+
+    def _done(self, now: float, out: list[Chunk]) -> None:
+        self.session.expected.popleft()
+        out.extend(self._answers(now))
 
     def _emit(self, size: int, due: float, out: list[Chunk]) -> None:
         if size <= 0:
@@ -326,7 +477,7 @@ class ResponseStage(Stage):
         """Injected answers whose turn has come (no upstream response before them)."""
         out: list[Chunk] = []
         expected = self.session.expected
-        while self.parser is None and expected and expected[0].answer is not None:
+        while self._between() and expected and expected[0].answer is not None:
             item = expected.popleft()
             assert item.answer is not None
             out.append(Chunk(item.answer, now + item.delay))
@@ -338,7 +489,7 @@ class ResponseStage(Stage):
 
     def deadline(self) -> float | None:
         expected = self.session.expected
-        if self.parser is None and expected and expected[0].answer is not None \
+        if self._between() and expected and expected[0].answer is not None \
                 and not self.finished:
             return expected[0].since
         return None
@@ -351,7 +502,7 @@ class ResponseStage(Stage):
         if self.parser is not None:
             try:
                 self.parser.receive_data(b"")
-                self._events(chunk.due, now, out)
+                self._frame_h11(chunk.due, now, out)
             except h11.RemoteProtocolError:
                 pass
         out.extend(self._flush(chunk.due))
@@ -360,10 +511,10 @@ class ResponseStage(Stage):
         return out
 
     def _flush(self, due: float) -> list[Chunk]:
+        self.parser, self.remaining = None, 0
         if not self.raw:
             return []
         data, self.raw = bytes(self.raw), bytearray()
-        self.parser = None
         return [Chunk(data, due)]
 
 

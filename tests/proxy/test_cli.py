@@ -71,3 +71,30 @@ def test_bad_config_is_invalid_input(tmp_path: Path, content: str) -> None:
     assert proc.returncode == 4
     assert str(config) in err or "proxy config" in err
     assert "Traceback" not in err
+
+
+def _open_files_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open-files line")
+
+
+def test_raises_its_open_files_soft_limit_to_the_hard_limit() -> None:
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= 256:
+        pytest.skip(f"the hard limit here ({hard}) leaves nothing to raise")
+    api_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "proxy", "--port", str(api_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    try:
+        wait_api(f"http://127.0.0.1:{api_port}", proc)
+        assert _open_files_limits(proc.pid) == (hard, hard)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
