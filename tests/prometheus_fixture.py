@@ -74,7 +74,8 @@ class PrometheusServer:
 
 def write_config(directory: Path, targets: Mapping[str, Sequence[str]],
                  rules: Sequence[Mapping[str, Any]] = (),
-                 alertmanagers: Sequence[str] = ()) -> Path:
+                 alertmanagers: Sequence[str] = (),
+                 rule_files: Sequence[Path] = ()) -> Path:
     """prometheus.yml scraping `targets` ({job: ["127.0.0.1:PORT", ...]}) every second."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
@@ -90,6 +91,8 @@ def write_config(directory: Path, targets: Mapping[str, Sequence[str]],
     if alertmanagers:  # "127.0.0.1:PORT" of Alertmanagers that get the firing alerts
         config["alerting"] = {"alertmanagers": [{"static_configs": [
             {"targets": list(alertmanagers)}]}]}
+    if rule_files:
+        config["rule_files"] = [*config.get("rule_files", []), *map(str, rule_files)]
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -100,13 +103,16 @@ def run_prometheus(directory: Path, targets: Mapping[str, Sequence[str]],
                    rules: Sequence[Mapping[str, Any]] = (),
                    extra_args: Sequence[str] = (),
                    basic_auth: tuple[str, str, str] | None = None,
-                   alertmanagers: Sequence[str] = ()) -> Iterator[PrometheusServer]:
+                   alertmanagers: Sequence[str] = (),
+                   retention: str = "1d",
+                   rule_files: Sequence[Path] = ()) -> Iterator[PrometheusServer]:
     """Start Prometheus on a free loopback port; stop it on exit.
 
     `basic_auth` is (user, password, bcrypt hash of the password): the API then needs it.
+    The TSDB is `directory/data`: blocks put there beforehand (a backfill) are served.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    config = write_config(directory, targets, rules, alertmanagers)
+    config = write_config(directory, targets, rules, alertmanagers, rule_files)
     extra_args = list(extra_args)
     if basic_auth is not None:
         web_config = directory / "web.yml"
@@ -117,8 +123,8 @@ def run_prometheus(directory: Path, targets: Mapping[str, Sequence[str]],
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [BINARY, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1d",
-             "--log.level=warn", *extra_args],
+             f"--web.listen-address=127.0.0.1:{port}",
+             f"--storage.tsdb.retention.time={retention}", "--log.level=warn", *extra_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = PrometheusServer(url=f"http://127.0.0.1:{port}", process=process,
                               log_path=log_path,

@@ -8,6 +8,11 @@ and the multi-window alert state (SRE Workbook: page / ticket / none).
 Only Prometheus SLIs (PromQL string, `prometheus`, `ratio`, `sloth`) have a window view;
 probe and command SLIs are listed with an unknown budget. Exit code 0 when every
 Prometheus SLI could be read, 1 when one could not (its row says why).
+
+Every figure says how much of its window Prometheus holds (`held`, `coverage`): a remaining
+budget over 4 days of a 30-day window is the budget left *over those 4 days*, marked
+partial. `--at TIME` gives the figures as they were at TIME; `--var K=V` fills `${K}` in the
+file, as in every other command. The math is `slo.budget`'s, the same as the run's guard.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chaosrunner.errors import ChaosRunnerError
-from chaosrunner.slo.budget import BURN_WINDOWS, alert_state, policy_decision
+from chaosrunner.errors import ChaosRunnerError, InvalidInput
+from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn, alert_state, policy_decision
 from chaosrunner.slo.sources.base import BudgetStatus, SourceContext
 from chaosrunner.slo.sources.prometheus import PROMETHEUS_KINDS, PrometheusSource
 from chaosrunner.spec.models import SLO, SteadyState
@@ -44,11 +49,19 @@ class BudgetRow:
     sli: float | None = None
     sli_window: float | None = None
     budget_remaining: float | None = None
+    # Seconds of the SLO window Prometheus holds, its share, and whether that is not all.
+    window_held: float | None = None
+    window_coverage: float | None = None
+    partial: bool = False
+    coverage: str | None = None  # "over 4 d of the 30 d window"
     burn_rates: dict[str, float | None] = field(
+        default_factory=lambda: dict.fromkeys(BURN_WINDOWS))
+    burn_coverage: dict[str, float | None] = field(
         default_factory=lambda: dict.fromkeys(BURN_WINDOWS))
     policy: str = "unknown"
     policy_text: str = ""
     alert: str = "unknown"
+    alerting: str = "workbook"
     note: str | None = None
     error: str | None = None
 
@@ -61,12 +74,33 @@ def command(args: argparse.Namespace) -> int:
     override = getattr(args, "prometheus", None)
     if override:
         steady = steady.model_copy(update={"prometheus": override})
-    rows = asyncio.run(collect(steady, SourceContext()))
+    at = parse_at(getattr(args, "at", None))
+    rows = asyncio.run(collect(steady, SourceContext(at=at)))
     if args.output == "json":
         print(json.dumps(as_json(steady, rows), indent=2, allow_nan=False))
     else:
         print_table(steady, rows)
     return 1 if any(row.error for row in rows) else 0
+
+
+def parse_at(text: str | None) -> float | None:
+    """`--at`: Unix seconds or an RFC 3339 time (with a zone); InvalidInput otherwise."""
+    from datetime import datetime
+
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(f"--at {text!r}: expected Unix seconds or an RFC 3339 time with a "
+                           "zone, e.g. 2026-11-29T18:00:00Z")
+    return moment.timestamp()
 
 
 async def collect(steady: SteadyState, context: SourceContext) -> list[BudgetRow]:
@@ -79,7 +113,8 @@ async def collect(steady: SteadyState, context: SourceContext) -> list[BudgetRow
 async def budget_row(name: str, slo: SLO, steady: SteadyState,
                      context: SourceContext) -> BudgetRow:
     row = BudgetRow(slo=name, kind=slo.sli.kind, target=slo.target, op=slo.op,
-                    window=format_duration(slo.window), ratio=slo.is_ratio)
+                    window=format_duration(slo.window), ratio=slo.is_ratio,
+                    alerting=slo.alerting)
     if slo.sli.kind not in PROMETHEUS_KINDS:
         row.note = f"{slo.sli.kind} SLIs have no window view: budget unknown"
         return _decide(row, slo, steady, None)
@@ -106,10 +141,34 @@ def _decide(row: BudgetRow, slo: SLO, steady: SteadyState,
         row.sli_window = status.sli
         row.budget_remaining = status.remaining
         row.burn_rates = {name: status.burn_rates.get(name) for name in BURN_WINDOWS}
+        row.burn_coverage = {name: _coverage(status.windows.get(name))
+                             for name in BURN_WINDOWS}
+        if status.period is not None:
+            row.window_held = status.period.held
+            row.window_coverage = status.period.coverage
+            row.partial = status.period.partial
+            row.coverage = status.period.coverage_text() or None
     decision = policy_decision(row.budget_remaining, steady.error_budget_policy)
     row.policy, row.policy_text = decision.value, decision.text
-    row.alert = alert_state(row.burn_rates, slo.window).value
+    row.alert = alert_state(row.burn_rates, slo.window, slo.alerting).value
     return row
+
+
+def _coverage(figure: WindowBurn | None) -> float | None:
+    return None if figure is None else figure.coverage
+
+
+def coverage_note(row: BudgetRow) -> str | None:
+    """'remaining budget over 4 d of the 30 d window (partial)' and the like."""
+    if row.coverage is None or row.budget_remaining is None:
+        return None
+    text = f"remaining budget {row.coverage}"
+    partial = [name for name, share in row.burn_coverage.items()
+               if share is not None and share < 1.0]
+    if partial:
+        text += f"; burn rates over {', '.join(partial)} cover part of their window (*)"
+    return text + (" (partial)" if row.partial else "")
+
 
 
 def as_json(steady: SteadyState, rows: list[BudgetRow]) -> dict[str, Any]:
@@ -144,8 +203,9 @@ def print_table(steady: SteadyState, rows: list[BudgetRow]) -> None:
                          no_wrap=header != "policy")
     for row in rows:
         table.add_row(row.slo, _sli(row.sli, row.ratio), _target(row), row.window,
-                      _sli(row.sli_window, True), _percent(row.budget_remaining),
-                      *(_burn(row.burn_rates.get(name)) for name in BURN_WINDOWS),
+                      _sli(row.sli_window, True), _remaining(row),
+                      *(_burn(row.burn_rates.get(name), row.burn_coverage.get(name))
+                        for name in BURN_WINDOWS),
                       row.policy.replace("_", " "), _alert(row.alert))
     console = Console(file=sys.stdout, soft_wrap=False)
     if not console.is_terminal:
@@ -154,8 +214,10 @@ def print_table(steady: SteadyState, rows: list[BudgetRow]) -> None:
     for row in rows:
         if row.error:  # errors already name the SLO
             console.print(Text(row.error, style="red"))
-        elif row.note:
-            console.print(Text(f"{row.slo}: {row.note}"))
+            continue
+        for line in (coverage_note(row), row.note):
+            if line:
+                console.print(Text(f"{row.slo}: {line}"))
 
 
 def _sli(value: float | None, ratio: bool) -> str:
@@ -174,10 +236,16 @@ def _percent(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.1%}"
 
 
-def _burn(value: float | None) -> str:
+def _remaining(row: BudgetRow) -> str:
+    text = _percent(row.budget_remaining)
+    return f"{text} partial" if row.partial and row.budget_remaining is not None else text
+
+
+def _burn(value: float | None, coverage: float | None = None) -> str:
     if value is None:
         return "-"
-    return "inf" if math.isinf(value) else f"{value:.2f}"
+    text = "inf" if math.isinf(value) else f"{value:.2f}"
+    return f"{text}*" if coverage is not None and coverage < 1.0 else text
 
 
 def _alert(state: str) -> str:

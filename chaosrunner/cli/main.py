@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="STEADYSTATE")
     p.add_argument("--prometheus", default=None, metavar="URL",
                    help="Prometheus server to ask instead of the file's `prometheus:`")
+    p.add_argument("--at", default=None, metavar="TIME",
+                   help="the budget as it was at TIME (RFC 3339 or Unix seconds), not now")
 
     p = sub.add_parser("gameday", parents=[_global_options()],
                        help="run a game day")

@@ -19,21 +19,38 @@ def command_validate(args: argparse.Namespace) -> int:
     results = []
     for path in args.files:
         try:
-            kind, _ = load_kind(path, variables)
+            kind, model = load_kind(path, variables)
         except SpecError as exc:
             problems.extend(exc.problems)
             results.append({"file": path, "valid": False, "problems": exc.problems})
             continue
-        results.append({"file": path, "valid": True, "kind": kind})
+        results.append({"file": path, "valid": True, "kind": kind, "notes": _notes(model)})
     if args.output == "json":
         print(json.dumps({"valid": not problems, "files": results}, indent=2))
     else:
         for result in results:
             if result["valid"]:
                 print(f"ok       {result['file']} ({result['kind']})")
+                for note in result["notes"]:
+                    print(f"note     {result['file']}: {note}")
         for problem in problems:
             print(f"invalid  {problem}", file=sys.stderr)
     return Verdict.INVALID.exit_code if problems else 0
+
+
+def _notes(model: object) -> list[str]:
+    """What a valid file should know: SLI strings whose budget figures are approximations."""
+    from chaosrunner.slo.sources.prometheus import budget_method
+    from chaosrunner.spec.models import SteadyState
+
+    if not isinstance(model, SteadyState):
+        return []
+    notes = []
+    for name, slo in model.service_level_objectives.items():
+        method = budget_method(slo)
+        if method is not None:
+            notes.append(f"SLO {name}: {method}")
+    return notes
 
 
 def command_schema(args: argparse.Namespace) -> int:

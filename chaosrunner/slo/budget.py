@@ -18,10 +18,58 @@ from chaosrunner.spec.models import PolicyThresholds
 
 DEFAULT_WINDOW = 30 * 86400.0
 
-# The windows `chaosrunner budget` reports burn rates over, in seconds.
+# The windows `chaosrunner budget` reports burn rates over, in seconds: the long and short
+# windows of the alert rules below.
 BURN_WINDOWS: dict[str, float] = {
-    "5m": 300.0, "30m": 1800.0, "1h": 3600.0, "6h": 21600.0, "3d": 259200.0,
+    "5m": 300.0, "30m": 1800.0, "1h": 3600.0, "2h": 7200.0, "6h": 21600.0, "1d": 86400.0,
+    "3d": 259200.0,
 }
+
+
+@dataclass(frozen=True)
+class WindowBurn:
+    """A burn rate over a window, and how much of the window the data behind it covers.
+
+    `held` is the seconds of the window there is data for (None: not known). A figure
+    over less than its whole window is *partial*: it is the burn over `held`, not over
+    `window`, and says so (`coverage_text()`).
+    """
+
+    window: float
+    burn: float | None
+    held: float | None = None
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the window there is data for (0..1), None when not known."""
+        if self.held is None or self.window <= 0:
+            return None
+        return min(max(self.held / self.window, 0.0), 1.0)
+
+    @property
+    def partial(self) -> bool:
+        return self.coverage is not None and self.coverage < 1.0
+
+    def coverage_text(self) -> str:
+        """'over 3 min of the 1 h window', 'over the whole 1 h window' or ''."""
+        if self.held is None:
+            return ""
+        whole = spell_duration(self.window)
+        if not self.partial:
+            return f"over the whole {whole} window"
+        return f"over {spell_duration(self.held)} of the {whole} window"
+
+
+def spell_duration(seconds: float) -> str:
+    """A duration for people, two significant digits: '3 min', '1 h', '4 d'.
+
+    >>> spell_duration(180), spell_duration(3600), spell_duration(345600), spell_duration(5400)
+    ('3 min', '1 h', '4 d', '1.5 h')
+    """
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.2g} {unit}"
+    return f"{seconds:.2g} s"
 
 
 def burn_rate(error_ratio: float, budget: float) -> float:
@@ -108,7 +156,16 @@ def policy_decision(remaining: float | None,
     return PolicyDecision.RELIABILITY_ONLY
 
 
-# --- multi-window, multi-burn-rate alerts (SRE Workbook, chapter 5, table 5-8) ---------------
+# --- multi-window, multi-burn-rate alerts (SRE Workbook, chapter 5) ---------------------------
+#
+# The Workbook's table 5-8 for a 30-day SLO, with Sloth's extra ticket rule (3x over 1d and
+# 2h; Sloth's default 30-day windows, also Pyrra's shape): the factors and windows are
+# fixed, whatever the SLO window, as in Sloth and Pyrra. `alerting: window-scaled` scales
+# each factor with the SLO window instead (budget share x SLO window / long window), so a
+# 3-day SLO pages at 1.44 over 1h; that is a variant, not the standard.
+
+WORKBOOK_PERIOD = 30 * 86400.0
+ALERTING_MODES = ("workbook", "window-scaled")
 
 
 class AlertState(enum.Enum):
@@ -125,34 +182,50 @@ class AlertRule:
     severity: AlertState
     long_window: str
     short_window: str
-    budget_share: float  # share of the window's budget spent in `long_window` at threshold
+    budget_share: float  # share of a 30-day budget spent in `long_window` at threshold
 
-    def threshold(self, window_seconds: float = DEFAULT_WINDOW) -> float:
-        """Burn rate that spends `budget_share` of the budget in `long_window`.
+    def threshold(self, window_seconds: float = DEFAULT_WINDOW,
+                  mode: str = "workbook") -> float:
+        """The burn-rate factor: the Workbook's 14.4, 6, 3, 1; scaled when asked.
 
-        For the Workbook's 30-day window this is its table: 14.4, 6 and 1.
+        >>> rule = AlertRule(AlertState.PAGE, "1h", "5m", 0.02)
+        >>> days3 = 3 * 86400
+        >>> round(rule.threshold(days3), 2), round(rule.threshold(days3, "window-scaled"), 2)
+        (14.4, 1.44)
         """
-        return self.budget_share * window_seconds / BURN_WINDOWS[self.long_window]
+        period = window_seconds if mode == "window-scaled" else WORKBOOK_PERIOD
+        return self.budget_share * period / BURN_WINDOWS[self.long_window]
 
     def fires(self, burn_rates: Mapping[str, float | None],
-              window_seconds: float = DEFAULT_WINDOW) -> bool:
-        limit = self.threshold(window_seconds)
-        long_burn = burn_rates.get(self.long_window)
-        short_burn = burn_rates.get(self.short_window)
-        if long_burn is None or short_burn is None:
-            return False
-        return long_burn >= limit and short_burn >= limit
+              window_seconds: float = DEFAULT_WINDOW, mode: str = "workbook") -> bool:
+        windows = (self.long_window, self.short_window)
+        return all_above({name: burn_rates.get(name) for name in windows},
+                         self.threshold(window_seconds, mode), inclusive=True)
+
+
+def all_above(burn_rates: Mapping[str, float | None], limit: float,
+              inclusive: bool = False) -> bool:
+    """True when every window has a burn rate above `limit` (at least, when inclusive).
+
+    The one multi-window test: alert rules use it (at least the factor, as Prometheus's
+    `>=`... rules are written), and so does the run's abort guard (strictly above).
+    """
+    values = list(burn_rates.values())
+    if not values or any(v is None for v in values):
+        return False
+    return all(v is not None and (v >= limit if inclusive else v > limit) for v in values)
 
 
 ALERT_RULES = (
     AlertRule(AlertState.PAGE, "1h", "5m", 0.02),
     AlertRule(AlertState.PAGE, "6h", "30m", 0.05),
+    AlertRule(AlertState.TICKET, "1d", "2h", 0.10),
     AlertRule(AlertState.TICKET, "3d", "6h", 0.10),
 )
 
 
 def alert_state(burn_rates: Mapping[str, float | None],
-                window_seconds: float = DEFAULT_WINDOW) -> AlertState:
+                window_seconds: float = DEFAULT_WINDOW, mode: str = "workbook") -> AlertState:
     """Page, ticket or none from burn rates keyed by window name ("5m" ... "3d").
 
     >>> alert_state({"1h": 15.0, "5m": 20.0}).value
@@ -163,7 +236,7 @@ def alert_state(burn_rates: Mapping[str, float | None],
     if all(burn_rates.get(name) is None for name in BURN_WINDOWS):
         return AlertState.UNKNOWN
     for severity in (AlertState.PAGE, AlertState.TICKET):
-        if any(rule.fires(burn_rates, window_seconds)
+        if any(rule.fires(burn_rates, window_seconds, mode)
                for rule in ALERT_RULES if rule.severity is severity):
             return severity
     return AlertState.NONE

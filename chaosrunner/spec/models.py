@@ -191,6 +191,9 @@ class SLO(Frozen):
     window: Duration = 30 * 86400.0
     error_budget_policy: str | None = None
     description: str | None = None
+    alerting: Literal["workbook", "window-scaled"] = Field(
+        default="workbook", description="page/ticket factors: the SRE Workbook's fixed 14.4, "
+        "6, 3, 1 (workbook), or scaled with the SLO window (window-scaled)")
 
     @property
     def is_ratio(self) -> bool:

@@ -10,6 +10,7 @@ from chaosrunner.slo.budget import (
     ALERT_RULES,
     AlertState,
     PolicyDecision,
+    WindowBurn,
     alert_state,
     budget_consumed,
     budget_remaining,
@@ -92,18 +93,25 @@ def test_policy_thresholds_come_from_the_file() -> None:
     assert policy_decision(0.3, strict) is PolicyDecision.RELIABILITY_ONLY
 
 
-def test_alert_thresholds_are_the_workbook_table_for_30_days() -> None:
-    table = {(r.severity, r.long_window, r.short_window): r.threshold(WINDOW_30D)
+WORKBOOK_TABLE = {
+    (AlertState.PAGE, "1h", "5m"): pytest.approx(14.4),
+    (AlertState.PAGE, "6h", "30m"): pytest.approx(6.0),
+    (AlertState.TICKET, "1d", "2h"): pytest.approx(3.0),   # Sloth's extra ticket rule
+    (AlertState.TICKET, "3d", "6h"): pytest.approx(1.0),
+}
+
+
+@pytest.mark.parametrize("window", [3 * DAY, 7 * DAY, WINDOW_30D, 90 * DAY])
+def test_alert_factors_are_the_workbook_table_whatever_the_slo_window(window: float) -> None:
+    # Sloth and Pyrra page at 14.4 over 1h for every SLO window; so does chaosrunner.
+    table = {(r.severity, r.long_window, r.short_window): r.threshold(window)
              for r in ALERT_RULES}
-    assert table == {
-        (AlertState.PAGE, "1h", "5m"): pytest.approx(14.4),
-        (AlertState.PAGE, "6h", "30m"): pytest.approx(6.0),
-        (AlertState.TICKET, "3d", "6h"): pytest.approx(1.0),
-    }
+    assert table == WORKBOOK_TABLE
 
 
 def quiet(**overrides: float | None) -> dict[str, float | None]:
-    rates: dict[str, float | None] = {"5m": 0.5, "30m": 0.5, "1h": 0.5, "6h": 0.5, "3d": 0.5}
+    rates: dict[str, float | None] = {"5m": 0.5, "30m": 0.5, "1h": 0.5, "2h": 0.5, "6h": 0.5,
+                                      "1d": 0.5, "3d": 0.5}
     rates.update(overrides)
     return rates
 
@@ -134,9 +142,32 @@ def test_unknown_burn_rates() -> None:
     assert alert_state(quiet(**{"1h": None, "3d": 2.0, "6h": 2.0})) is AlertState.TICKET
 
 
-def test_alert_thresholds_scale_with_a_shorter_slo_window() -> None:
-    # 2 % of a 7-day budget in one hour is a burn of 3.36, not 14.4.
+def test_a_short_slo_window_pages_at_the_workbook_factor() -> None:
+    # A 3-day SLO burning 10x over 1h and 20x over 5m: below 14.4, no page (issue 17).
+    rates = quiet(**{"1h": 10.25, "5m": 20.0, "30m": 20.0})
+    assert alert_state(rates, 3 * DAY) is AlertState.NONE
+    assert alert_state(quiet(**{"1h": 15.0, "5m": 15.0}), 3 * DAY) is AlertState.PAGE
+
+
+def test_window_scaled_alerting_is_the_named_variant() -> None:
+    # 2 % of a 7-day budget in one hour is a burn of 3.36: only when asked for.
     week = 7 * DAY
-    assert ALERT_RULES[0].threshold(week) == pytest.approx(3.36)
-    assert alert_state(quiet(**{"1h": 4.0, "5m": 4.0}), week) is AlertState.PAGE
-    assert alert_state(quiet(**{"1h": 4.0, "5m": 4.0}), WINDOW_30D) is AlertState.NONE
+    assert ALERT_RULES[0].threshold(week, "window-scaled") == pytest.approx(3.36)
+    rates = quiet(**{"1h": 4.0, "5m": 4.0})
+    assert alert_state(rates, week, "window-scaled") is AlertState.PAGE
+    assert alert_state(rates, week) is AlertState.NONE
+    assert alert_state(rates, WINDOW_30D, "window-scaled") is AlertState.NONE
+
+
+def test_sloths_quick_ticket_fires_at_3x_over_a_day_and_2h() -> None:
+    assert alert_state(quiet(**{"1d": 3.1, "2h": 3.5})) is AlertState.TICKET
+    assert alert_state(quiet(**{"1d": 3.1, "2h": 2.0})) is AlertState.NONE
+
+
+def test_window_burn_coverage() -> None:
+    whole = WindowBurn(3600.0, 2.0, 3600.0)
+    part = WindowBurn(3600.0, 2.0, 180.0)
+    assert not whole.partial and whole.coverage_text() == "over the whole 1 h window"
+    assert part.partial and part.coverage == pytest.approx(0.05)
+    assert part.coverage_text() == "over 3 min of the 1 h window"
+    assert WindowBurn(3600.0, 2.0).coverage is None and not WindowBurn(3600.0, 2.0).partial

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from chaosrunner.slo.budget import WindowBurn
 from chaosrunner.spec.models import SLO, SteadyState
 
 
@@ -28,6 +29,8 @@ class SourceContext:
     base_dir: str = "."
     query_timeout: float = 5.0
     retries: int = 2
+    # Evaluate window queries at this Unix time instead of now (`budget --at`).
+    at: float | None = None
     # Objects the sources of one run share (one probe's traffic read by several SLOs).
     shared: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
     # Headers that put probe requests into the run's trace (W3C traceparent).
@@ -58,11 +61,18 @@ class Reading:
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    """Error budget over the SLO window, when the source can query it."""
+    """Error budget over the SLO window, when the source can query it.
+
+    `period` is the burn over the SLO window with the share of it the server holds
+    (`remaining` is 1 - its burn: partial when `period.partial`); `windows` the burn rates
+    over the alert windows ("5m" ... "3d") with their coverage; `burn_rates` the bare rates.
+    """
 
     sli: float | None
     remaining: float | None
     burn_rates: Mapping[str, float | None] = field(default_factory=dict)
+    period: WindowBurn | None = None
+    windows: Mapping[str, WindowBurn] = field(default_factory=dict)
 
 
 @runtime_checkable

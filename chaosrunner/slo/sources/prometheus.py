@@ -21,12 +21,22 @@ Budget status (`budget_status()`), computed in PromQL:
 - ratio: `(1 - good/total) / (1 - target)` with `$window` = the SLO window (remaining
   budget) and 5m/30m/1h/6h/3d (burn rates). Over a window longer than the server's
   retention this is the ratio over the data it has.
-- promql/prometheus with a ratio SLO (`>=`, target in (0,1)): the SLI averaged over the
-  window with a subquery, `avg_over_time((SLI >= -Inf)[W:step])` (the filter drops NaN
-  steps, when there was no traffic); threshold SLOs with `objective:` use the share of steps
-  meeting the target, `avg_over_time(((SLI >= -Inf) < bool T)[W:step])`. The step is
-  window/4320 but at least 10s (10 min for 30d). Threshold SLOs without an objective have no
-  budget: remaining and burn rates are None.
+- promql/prometheus with a ratio SLO (`>=`, target in (0,1)) whose string is a ratio of sums
+  of rate()/increase() (`slo.promql.shape`): every range selector is set to the window
+  (`[5m]` -> `[1h]`, as Sloth does), giving the event ratio over the window, exact.
+- Any other promql/prometheus string (`budget_method()` says so, and `validate` prints it):
+  the SLI averaged over the window with a subquery, `avg_over_time((SLI >= -Inf)[W:step])`
+  (the filter drops NaN steps, when there was no traffic), with the step equal to the
+  string's longest range, so the steps tile the window without gaps (window/4320, at least
+  10s, when it has none). Residual bias: every step weighs the same whatever its traffic,
+  and the window's edge is blurred by one inner range. Threshold SLOs with `objective:` use
+  the share of steps meeting the target, `avg_over_time(((SLI >= -Inf) < bool T)[W:step])`.
+  Threshold SLOs without an objective have no budget: remaining and burn rates are None.
+- Coverage (`held()`): how much of each window the server holds data for: the first step
+  (of window/720) at which any series the SLI reads has a sample, to now. A figure over less
+  than its window is partial (`WindowBurn.partial`). Sloth SLIs use the span of the
+  `slo:sli_error:ratio_rate5m` series.
+- `context.at` evaluates every query at that time instead of now (`budget --at`).
 - sloth: `slo:period_error_budget_remaining:ratio` and `slo:sli_error:ratio_rate<W>`,
   selected by `sloth_service` and `sloth_slo`; burn rates use this file's target.
 
@@ -52,7 +62,8 @@ import yaml
 
 from chaosrunner.errors import InvalidInput, SourceError
 from chaosrunner.secrets import remember
-from chaosrunner.slo.budget import BURN_WINDOWS
+from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn
+from chaosrunner.slo.promql import PromQLSyntaxError, SLIShape, at_window, shape
 from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
 from chaosrunner.spec.models import SLO, PrometheusAuth, SteadyState
 
@@ -60,6 +71,7 @@ SCRAPE_INTERVAL_FALLBACK = 15.0
 SCRAPES_PER_LOOKBACK = 4
 SUBQUERY_POINTS = 4320
 MIN_SUBQUERY_STEP = 10.0
+COVERAGE_POINTS = 720
 RETRY_BACKOFF = 0.2
 PROMETHEUS_KINDS = ("promql", "prometheus", "ratio", "sloth")
 
@@ -113,9 +125,7 @@ class PrometheusSource(BaseSource):
         if sli.sloth is not None:
             error, note = await self._number(f"slo:sli_error:ratio_rate5m{self._sloth_labels()}")
             return Reading(value=None if error is None else 1.0 - error, note=note)
-        query = sli.prometheus.query if sli.prometheus is not None else sli.promql
-        assert query is not None  # one source per SLISpec, checked by the model
-        value, note = await self._number(query)
+        value, note = await self._number(self.sli_query)
         return Reading(value=value, note=note)
 
     def lookback(self, interval: float) -> float:
@@ -144,10 +154,11 @@ class PrometheusSource(BaseSource):
     # --- budget over the SLO window --------------------------------------------------------
 
     async def budget_status(self) -> BudgetStatus | None:
-        """Remaining budget over the SLO window and burn rates over 5m ... 3d.
+        """Remaining budget over the SLO window and burn rates over 5m ... 3d, with coverage.
 
         `remaining` is a share of the window's budget (1.0 untouched, below 0 overspent),
         None when it cannot be measured; `sli` is the SLI over the window for ratio SLOs.
+        Each figure says how much of its window the server holds (`WindowBurn.held`).
         """
         await self.start()
         budget = self.slo.budget
@@ -155,20 +166,22 @@ class PrometheusSource(BaseSource):
             return BudgetStatus(sli=None, remaining=None,
                                 burn_rates=dict.fromkeys(BURN_WINDOWS))
         names = list(BURN_WINDOWS)
-        results = await asyncio.gather(
-            self._window_burn(self.slo.window, budget),
-            *(self._window_burn(BURN_WINDOWS[name], budget) for name in names),
-            self._sloth_remaining())
-        window_burn, *burns, sloth_remaining = results
+        seconds = [self.slo.window, *(BURN_WINDOWS[name] for name in names)]
+        burns = await asyncio.gather(*(self._window_burn(w, budget) for w in seconds))
+        held = await asyncio.gather(*(self.held(w) for w in seconds))
+        sloth_remaining = await self._sloth_remaining()
+        figures = [WindowBurn(w, b, h) for w, b, h in zip(seconds, burns, held, strict=True)]
+        period, windows = figures[0], dict(zip(names, figures[1:], strict=True))
         # Burning at `b` for the whole window spends b budgets: 1 - b is left.
-        remaining = None if window_burn is None else 1.0 - window_burn
+        remaining = None if period.burn is None else 1.0 - period.burn
         if self.slo.sli.sloth is not None:
             remaining = sloth_remaining
         sli = None
-        if self.slo.is_ratio and window_burn is not None:
-            sli = 1.0 - window_burn * budget
-        return BudgetStatus(sli=sli, remaining=remaining, burn_rates=dict(zip(names, burns,
-                                                                              strict=True)))
+        if self.slo.is_ratio and period.burn is not None:
+            sli = 1.0 - period.burn * budget
+        return BudgetStatus(sli=sli, remaining=remaining,
+                            burn_rates={name: w.burn for name, w in windows.items()},
+                            period=period, windows=windows)
 
     async def _window_burn(self, seconds: float, budget: float) -> float | None:
         value, _ = await self._number(self.burn_rate_query(seconds, budget))
@@ -184,12 +197,52 @@ class PrometheusSource(BaseSource):
             return f"(1 - ({good}) / ({total})) / {budget!r}"
         if sli.sloth is not None:
             return f"slo:sli_error:ratio_rate{window}{self._sloth_labels()} / {budget!r}"
-        query = sli.prometheus.query if sli.prometheus is not None else sli.promql
-        step = promql_duration(max(MIN_SUBQUERY_STEP, round(seconds / SUBQUERY_POINTS)))
+        query = self.sli_query
+        found = sli_shape(query)
+        if self.slo.is_ratio and found is not None and found.rewritable:
+            return f"(1 - ({at_window(query, seconds)})) / {budget!r}"
+        step = promql_duration(subquery_step(seconds, found))
         inner = f"(({query}) >= -Inf)"  # drops NaN steps (no traffic)
         if not self.slo.is_ratio:
             inner = f"({inner} {self.slo.op} bool {self.slo.target!r})"
         return f"(1 - avg_over_time({inner}[{window}:{step}])) / {budget!r}"
+
+    @property
+    def sli_query(self) -> str:
+        """The PromQL string of a promql/prometheus SLI."""
+        sli = self.slo.sli
+        query = sli.prometheus.query if sli.prometheus is not None else sli.promql
+        assert query is not None  # one source per SLISpec, checked by the model
+        return query
+
+    async def held(self, seconds: float) -> float | None:
+        """Seconds of the last `seconds` the server holds data of this SLI for.
+
+        From the first step, of W/720, at which any of the SLI's series has a sample (within
+        Prometheus's lookback); the whole window when that is the window's first step.
+        None when the SLI's series cannot be told (a string promql-parser cannot read).
+        """
+        selectors = self.selectors()
+        if not selectors:
+            return None
+        step = max(1.0, float(round(seconds / COVERAGE_POINTS)))
+        present = " or ".join(f"count({selector}) > 0" for selector in selectors)
+        query = (f"time() - min_over_time(timestamp({present})"
+                 f"[{promql_duration(seconds)}:{promql_duration(step)}])")
+        value, _ = await self._number(query)
+        if value is None:
+            return 0.0
+        return seconds if value + step >= seconds else max(value, 0.0)
+
+    def selectors(self) -> tuple[str, ...]:
+        """The series selectors the SLI reads (for coverage); () when unknown."""
+        sli = self.slo.sli
+        if sli.sloth is not None:
+            return (f"slo:sli_error:ratio_rate5m{self._sloth_labels()}",)
+        query = substitute_window(sli.ratio.total, "1m") if sli.ratio is not None \
+            else self.sli_query
+        found = sli_shape(query)
+        return () if found is None else found.selectors
 
     async def _sloth_remaining(self) -> float | None:
         if self.slo.sli.sloth is None:
@@ -222,8 +275,10 @@ class PrometheusSource(BaseSource):
 
     async def query(self, promql: str) -> list[float]:
         """Values of an instant query's series (a scalar counts as one)."""
-        timeout = promql_duration(self.context.query_timeout)
-        data = await self._call("/api/v1/query", {"query": promql, "timeout": timeout})
+        form = {"query": promql, "timeout": promql_duration(self.context.query_timeout)}
+        if self.context.at is not None:
+            form["time"] = f"{self.context.at:.3f}"
+        data = await self._call("/api/v1/query", form)
         kind, result = data.get("resultType"), data.get("result")
         if kind == "scalar" and isinstance(result, list):
             return [float(result[1])]
@@ -288,6 +343,46 @@ class PrometheusSource(BaseSource):
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def sli_shape(query: str) -> SLIShape | None:
+    """`promql.shape()` of an SLI string; None when promql-parser cannot read it."""
+    try:
+        return shape(query)
+    except PromQLSyntaxError:
+        return None
+
+
+def subquery_step(seconds: float, found: SLIShape | None) -> float:
+    """Step of the averaging subquery: the SLI's own range, so the steps tile the window
+    without gaps; window/4320 (at least 10s) when the SLI has no range selector."""
+    if found is not None and found.inner_range:
+        return min(found.inner_range, seconds)
+    return max(MIN_SUBQUERY_STEP, round(seconds / SUBQUERY_POINTS))
+
+
+def budget_method(slo: SLO) -> str | None:
+    """Why the window figures of a promql/prometheus SLI are approximations, or None.
+
+    `validate` prints it: the string is not a ratio of sums of rates, so its burn rates
+    and remaining budget average it over a subquery instead of re-windowing it.
+    """
+    sli = slo.sli
+    query = sli.prometheus.query if sli.prometheus is not None else sli.promql
+    if query is None or slo.budget is None:
+        return None
+    try:
+        found = shape(query)
+    except PromQLSyntaxError as exc:
+        return (f"promql-parser cannot read the SLI string ({exc}); budget figures average "
+                "it over a subquery and their coverage is unknown")
+    if slo.is_ratio and found.rewritable:
+        return None
+    why = found.reason if slo.is_ratio else "a threshold SLO counts the steps meeting the target"
+    step = promql_duration(subquery_step(slo.window, found))
+    return (f"its PromQL string cannot be re-windowed ({why}); burn rates and remaining budget "
+            f"average it over a subquery with a {step} step, which weighs every step alike "
+            "(not every event); see docs/budget.md")
 
 
 class _Rejected(SourceError):
