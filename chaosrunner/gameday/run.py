@@ -85,7 +85,7 @@ def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
     """Load a GameDay file and validate every experiment it lists (paths relative to it);
     `drivers` knows their actions (default: the production drivers)."""
     from chaosrunner.spec.loader import load_document, resolve_vars
-    from chaosrunner.spec.validate import load_runnable, validate_model
+    from chaosrunner.spec.validate import load_runnable, nested_problems, validate_model
 
     document = load_document(path)
     data = resolve_vars(document, variables or {})
@@ -105,8 +105,8 @@ def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
         try:
             bundle = load_runnable(resolved, variables, drivers)
         except SpecError as exc:
-            problems += [f"{document.where(('experiments', i))}: in experiment {file}:",
-                         *exc.problems]
+            problems += nested_problems(document.where(("experiments", i)),
+                                        f"in experiment {file}", exc.problems)
             continue
         except InvalidInput as exc:
             problems.append(f"{document.where(('experiments', i))}: {file}: {exc}")

@@ -144,7 +144,8 @@ def parse_text(text: str, path: Path) -> Document:
     except RecursionError:
         raise SpecError([f"{path}: nested too deeply (more than {MAX_DEPTH} levels)"]) from None
     if node is None:
-        raise SpecError([f"{path}: the file is empty"])
+        raise SpecError([f"{path}:1: the file is empty (or only comments); write a chaosrunner "
+                         "file with apiVersion and kind"])
     builder = _Builder(path)
     data = builder.build(node, ())
     return Document(path=path, data=data, lines=builder.lines)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,8 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
         steady = load_steady_state(steady_path, variables)
     except SpecError as exc:
         where = document.where(("steady_state", "from"))
-        raise SpecError([f"{where}: in the steady state it refers to:", *exc.problems]) from None
+        raise SpecError(nested_problems(where, "in the steady state it refers to",
+                                        exc.problems)) from None
     slos = _selected_slos(document, experiment, steady)
     problems = [*_check_references(document, experiment, slos),
                 *_check_actions(document, experiment, drivers)]
@@ -151,6 +153,17 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
         raise SpecError(problems)
     return ExperimentBundle(experiment=experiment, steady_state=steady, slos=slos,
                             path=Path(path), document=document, steady_state_path=steady_path)
+
+
+_PLACED = re.compile(r"^\S[^\n]*?:\d+: ")
+
+
+def nested_problems(where: str, what: str, problems: list[str]) -> list[str]:
+    """The problems of a file another one refers to, under the referring line. A problem
+    with no line of its own (a missing file, a device) is told on the referring line."""
+    unplaced = [p for p in problems if not _PLACED.match(p)]
+    head = f"{where}: {what}" + (": " + "; ".join(unplaced) if unplaced else ":")
+    return [head, *(p for p in problems if _PLACED.match(p))]
 
 
 def _selected_slos(document: Document, experiment: Experiment,
