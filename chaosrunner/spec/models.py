@@ -7,9 +7,17 @@ data to these models, and the engine only ever sees instances of them.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from chaosrunner.spec.units import Duration, Quantity, Rate, Ratio
 
@@ -17,6 +25,15 @@ API_VERSION = "chaosrunner/v1"
 LATENCY_STATS = ("p50", "p90", "p95", "p99", "max", "mean", "min")
 HTTP_STATS = ("availability", *LATENCY_STATS)
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
+
+
+_STATUS = {"anyOf": [{"type": "integer", "minimum": 100, "maximum": 599},
+                     {"type": "string", "pattern": r"^\s*\d{3}(-\d{3})?\s*$"}]}
+
+
+def _or_shorthand(schema: dict[str, Any], *shorthands: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON Schema that also admits the short spellings its validator accepts."""
+    return {"anyOf": [*shorthands, schema]}
 
 
 class Frozen(BaseModel):
@@ -64,8 +81,9 @@ class HttpProbe(Frozen):
     method: Literal["GET", "POST", "PUT", "HEAD", "DELETE"] = "GET"
     rate: Rate = Field(default=10.0, description="requests per second, e.g. 20/s")
     timeout: Duration = 1.0
-    expect: tuple[int | str, ...] = Field(default=("200-399",),
-                                          description="status codes or ranges counted as good")
+    expect: Annotated[tuple[int | str, ...], WithJsonSchema(
+        {"anyOf": [_STATUS, {"type": "array", "items": _STATUS}]})] = Field(
+        default=("200-399",), description="status codes or ranges counted as good")
     max_in_flight: int = Field(default=0, ge=0,
                                description="cap on requests in flight (0: 2 x rate x timeout + 2)")
     headers: dict[str, str] = Field(default_factory=dict)
@@ -98,7 +116,9 @@ class HttpProbe(Frozen):
 class CommandSLI(Frozen):
     """A program whose stdout's last number is the SLI (needs --allow-exec)."""
 
-    run: tuple[str, ...] = Field(min_length=1, description="argv; a string is split by shlex")
+    run: Annotated[tuple[str, ...], WithJsonSchema({"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]})] = \
+        Field(min_length=1, description="argv; a string is split by shlex")
     timeout: Duration = 5.0
 
     @model_validator(mode="before")
@@ -106,6 +126,11 @@ class CommandSLI(Frozen):
     def _shorthand(cls, value: Any) -> Any:
         # `command: ./check.sh --json` or `command: [./check.sh, --json]`
         return {"run": value} if isinstance(value, str | list) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return _or_shorthand(handler(core_schema), {"type": "string"},
+                             {"type": "array", "items": {"type": "string"}, "minItems": 1})
 
     @field_validator("run", mode="before")
     @classmethod
@@ -154,6 +179,10 @@ class SLISpec(Frozen):
         if isinstance(value, str):
             return {"promql": value}
         return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return _or_shorthand(handler(core_schema), {"type": "string", "description": "PromQL"})
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SLISpec:
@@ -278,6 +307,10 @@ class NotifyTarget(Frozen):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return {"url": value} if isinstance(value, str) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return _or_shorthand(handler(core_schema), {"type": "string"})
 
     @field_validator("url")
     @classmethod

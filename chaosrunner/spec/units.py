@@ -12,7 +12,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
           "w": 604800.0}
@@ -132,10 +132,33 @@ def _dump_duration(seconds: float) -> str:
     return format_duration(seconds)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(_dump_duration)]
-Ratio = Annotated[float, BeforeValidator(parse_ratio)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
-Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+# The JSON Schema of each type describes what users write (`chaosrunner schema`, editors),
+# not the parsed float: strings with patterns, and `${NAME}` where a --var fills them in.
+_NUMBER = r"\d+(\.\d+)?"
+_VARIABLE = {"type": "string", "pattern": r"^\s*\$\{[^}]+\}\s*$"}
+_DURATION_SCHEMA = {"type": "string", "pattern": rf"^\s*{_NUMBER}\s*(us|µs|ms|s|m|h|d|w)\s*$"}
+_PERCENT_SCHEMA = {"type": "string", "pattern": rf"^\s*{_NUMBER}\s*%\s*$"}
+DURATION_SCHEMA: dict[str, Any] = {
+    "description": "a duration with a unit: 250ms, 2s, 5m, 1h, 30d (or 0)",
+    "anyOf": [_DURATION_SCHEMA, {"const": 0}, _VARIABLE]}
+RATIO_SCHEMA: dict[str, Any] = {
+    "description": "a ratio: 0.999 or '99.9%'",
+    "anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, _PERCENT_SCHEMA,
+              {"type": "string", "pattern": r"^\s*(0(\.\d+)?|1(\.0+)?)\s*$"}, _VARIABLE]}
+RATE_SCHEMA: dict[str, Any] = {
+    "description": "requests per second: 20/s, 600/m, 36000/h or a number",
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE},
+              {"type": "string", "pattern": rf"^\s*{_NUMBER}\s*/\s*(s|m|h)\s*$"}, _VARIABLE]}
+QUANTITY_SCHEMA: dict[str, Any] = {
+    "description": "a number, a ratio (99%) or, for latency, a duration (400ms)",
+    "anyOf": [{"type": "number"}, _PERCENT_SCHEMA, _DURATION_SCHEMA,
+              {"type": "string", "pattern": rf"^\s*-?{_NUMBER}\s*$"}, _VARIABLE]}
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(_dump_duration),
+                     WithJsonSchema(DURATION_SCHEMA)]
+Ratio = Annotated[float, BeforeValidator(parse_ratio), WithJsonSchema(RATIO_SCHEMA)]
+Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema(RATE_SCHEMA)]
+Quantity = Annotated[float, BeforeValidator(parse_quantity), WithJsonSchema(QUANTITY_SCHEMA)]
 
 
 def _shown(value: Any) -> str:
