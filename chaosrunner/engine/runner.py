@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from chaosrunner.drivers.base import DEADLINE_PARAM, DriverContext, Handle, Instance
 from chaosrunner.engine.backends import Backends
 from chaosrunner.engine.clock import Clock, RealClock
-from chaosrunner.engine.context import EventLog, RunHooks, RunOptions
+from chaosrunner.engine.context import EventLog, RunHooks, RunOptions, StopCondition
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.observe import (
@@ -671,17 +671,24 @@ class Run:
             await asyncio.sleep(self.interval)
             for index, condition in enumerate(self.hooks.stop_conditions):
                 try:
-                    reason = await condition.check()
-                except SourceError as exc:
-                    since = unreadable_since.setdefault(index, self.clock.monotonic())
-                    if self.clock.monotonic() - since >= self.guard.no_data_grace:
-                        reason = (f"{condition.source} unreadable for "
-                                  f"{self.guard.no_data_grace:g}s: {exc}")
-                else:
-                    unreadable_since.pop(index, None)
+                    reason = await self._stop_reason(condition, index, unreadable_since)
+                except Exception as exc:  # noqa: BLE001 - a watcher that dies must not go unseen
+                    reason = f"{condition.source}: {type(exc).__name__}: {exc}"
                 if reason is not None:
                     self.request_abort(None, reason)
                     return
+
+    async def _stop_reason(self, condition: StopCondition, index: int,
+                           unreadable_since: dict[int, float]) -> str | None:
+        try:
+            reason = await condition.check()
+        except SourceError as exc:
+            since = unreadable_since.setdefault(index, self.clock.monotonic())
+            if self.clock.monotonic() - since < self.guard.no_data_grace:
+                return None
+            return f"{condition.source} unreadable for {self.guard.no_data_grace:g}s: {exc}"
+        unreadable_since.pop(index, None)
+        return reason
 
     # --- bookkeeping ---------------------------------------------------------------------
 

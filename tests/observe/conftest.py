@@ -28,7 +28,7 @@ kind: Experiment
 name: observed
 hypothesis: losing api-1 is seen where people look
 steady_state: {from: steady.yaml, before: 250ms, after: 1s, interval: 250ms}
-duration: 750ms
+duration: {duration}
 blast_radius: {max_targets: 1, max_percent: 50%}
 faults:
   - {name: lose-api-1, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
@@ -51,10 +51,10 @@ def run_experiment(tmp_path: Path, world: World,
     (tmp_path / "steady.yaml").write_text(STEADY)
     counter = [0]
 
-    def run(extra: str = "", *flags: str) -> Outcome:
+    def run(extra: str = "", *flags: str, duration: str = "750ms") -> Outcome:
         counter[0] += 1
         path = tmp_path / f"exp{counter[0]}.yaml"
-        path.write_text(EXPERIMENT + textwrap.dedent(extra))
+        path.write_text(EXPERIMENT.replace("{duration}", duration) + textwrap.dedent(extra))
         report_dir = tmp_path / f"report{counter[0]}"
         capsys.readouterr()
         backends = fake_backends(world, value=lambda w: w.down_value if w.down else 1.0)  # type: ignore[attr-defined]
