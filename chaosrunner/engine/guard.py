@@ -2,33 +2,21 @@
 
 Only fault-phase samples count: the question is what *this experiment* burns, and a
 window that reached back into the calm before-phase would dilute the first bad samples
-and delay the abort. Each window therefore covers min(window, time since faults began).
+and delay the abort. Each window therefore covers min(window, time since faults began),
+and says so (`WindowBurn.held`). The arithmetic is `slo.budget`'s (`BudgetMeter`,
+`all_above`), the same as `chaosrunner budget`'s; every SLO with a budget is metered, so
+the report's "consumed by this run" is the guard's figure, computed once.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from chaosrunner.slo.budget import budget_consumed, burn_rate
+from chaosrunner.slo.budget import BadShare, BudgetMeter, WindowBurn, all_above
 from chaosrunner.slo.sources.base import Reading
 from chaosrunner.spec.models import SLO, ErrorBudgetAbort
 from chaosrunner.spec.units import format_duration
-
-
-@dataclass(frozen=True)
-class BadShare:
-    """What one sample says about the budget: `bad` of `total` events over `dt` seconds."""
-
-    t: float
-    dt: float
-    bad: float
-    total: float
-
-    @property
-    def error_ratio(self) -> float:
-        return self.bad / self.total if self.total > 0 else 0.0
 
 
 def bad_share(slo: SLO, reading: Reading, t: float, dt: float) -> BadShare | None:
@@ -54,11 +42,10 @@ class AbortDecision:
 
 @dataclass
 class SLOTrack:
-    """Fault-phase history of one guarded SLO."""
+    """Fault-phase history of one SLO."""
 
     slo: SLO
-    shares: deque[BadShare] = field(default_factory=deque)
-    consumed: float = 0.0
+    meter: BudgetMeter
     no_data_since: float | None = None
 
 
@@ -73,46 +60,57 @@ class BudgetGuard:
     def __init__(self, limits: Sequence[ErrorBudgetAbort], slos: Mapping[str, SLO],
                  no_data_grace: float = 10.0) -> None:
         self.limits = {limit.slo: limit for limit in limits}
-        self.tracks = {name: SLOTrack(slos[name]) for name in self.limits}
+        self.tracks = {
+            name: SLOTrack(slo, BudgetMeter(slo.budget or 1e-9, slo.window,
+                                            horizon=self._horizon(name)))
+            for name, slo in slos.items() if name in self.limits or slo.budget is not None}
         self.no_data_grace = no_data_grace
+
+    def _horizon(self, name: str) -> float:
+        limit = self.limits.get(name)
+        return max(limit.windows) if limit is not None else 0.0
 
     def check(self, name: str, reading: Reading, t: float, dt: float) -> AbortDecision | None:
         """Record one fault-phase sample; an AbortDecision when a limit is crossed."""
         track = self.tracks.get(name)
         if track is None:
             return None
-        limit = self.limits[name]
         share = bad_share(track.slo, reading, t, dt)
+        limit = self.limits.get(name)
         if share is None:
-            return self._check_no_data(name, track, t)
+            return None if limit is None else self._check_no_data(name, track, t)
         track.no_data_since = None
-        track.shares.append(share)
-        budget = track.slo.budget or 1e-9
-        track.consumed += budget_consumed(burn_rate(share.error_ratio, budget), dt,
-                                          track.slo.window)
-        self._forget_before(track, t - max(limit.windows))
-        return self._judge(name, track, limit, t)
+        track.meter.add(share)
+        return None if limit is None else self._judge(name, track, limit, t)
+
+    def windows(self, name: str, t: float) -> dict[str, WindowBurn]:
+        """The burn rate over each of the SLO's abort windows, with its coverage."""
+        limit, track = self.limits[name], self.tracks[name]
+        return {format_duration(w): track.meter.burn(w, t) for w in limit.windows}
 
     def burn_rates(self, name: str, t: float) -> dict[str, float | None]:
-        limit, track = self.limits[name], self.tracks[name]
-        return {format_duration(w): self._burn(track, t - w) for w in limit.windows}
+        return {window: figure.burn for window, figure in self.windows(name, t).items()}
 
     def consumed(self, name: str) -> float:
-        return self.tracks[name].consumed
+        return self.tracks[name].meter.consumed
+
+    def meter(self, name: str) -> BudgetMeter | None:
+        """The SLO's meter (None when it has no budget and no limit)."""
+        track = self.tracks.get(name)
+        return None if track is None else track.meter
 
     def _judge(self, name: str, track: SLOTrack, limit: ErrorBudgetAbort,
                t: float) -> AbortDecision | None:
         rates = self.burn_rates(name, t)
-        if limit.max_consumed is not None and track.consumed > limit.max_consumed:
+        consumed = track.meter.consumed
+        if limit.max_consumed is not None and consumed > limit.max_consumed:
             return AbortDecision(
-                f"{name}: consumed {track.consumed:.2%} of the error budget, more than the "
-                f"{limit.max_consumed:.2%} allowed", name, track.consumed, rates)
-        values = list(rates.values())
-        if limit.burn_rate is not None and all(v is not None and v > limit.burn_rate
-                                               for v in values):
+                f"{name}: consumed {consumed:.2%} of the error budget, more than the "
+                f"{limit.max_consumed:.2%} allowed", name, consumed, rates)
+        if limit.burn_rate is not None and all_above(rates, limit.burn_rate):
             spelled = " and ".join(f"{v:.1f}x over {w}" for w, v in rates.items())
             return AbortDecision(f"{name}: burn rate {spelled}, above the {limit.burn_rate}x "
-                                 "limit", name, track.consumed, rates)
+                                 "limit", name, consumed, rates)
         return None
 
     def _check_no_data(self, name: str, track: SLOTrack, t: float) -> AbortDecision | None:
@@ -120,22 +118,6 @@ class BudgetGuard:
             track.no_data_since = t
         if t - track.no_data_since >= self.no_data_grace:
             return AbortDecision(f"{name}: no data for {t - track.no_data_since:.1f}s; "
-                                 "cannot guard the error budget blind", name, track.consumed,
-                                 self.burn_rates(name, t))
+                                 "cannot guard the error budget blind", name,
+                                 track.meter.consumed, self.burn_rates(name, t))
         return None
-
-    @staticmethod
-    def _burn(track: SLOTrack, since: float) -> float | None:
-        bad = total = 0.0
-        for share in track.shares:
-            if share.t > since:
-                bad += share.error_ratio * share.dt
-                total += share.dt
-        if total <= 0:
-            return None
-        return burn_rate(bad / total, track.slo.budget or 1e-9)
-
-    @staticmethod
-    def _forget_before(track: SLOTrack, horizon: float) -> None:
-        while track.shares and track.shares[0].t <= horizon:
-            track.shares.popleft()

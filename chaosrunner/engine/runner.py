@@ -18,7 +18,7 @@ from chaosrunner.drivers.base import DEADLINE_PARAM, DriverContext, Handle, Inst
 from chaosrunner.engine.backends import Backends
 from chaosrunner.engine.clock import Clock, RealClock
 from chaosrunner.engine.context import EventLog, RunHooks, RunOptions, StopCondition
-from chaosrunner.engine.guard import AbortDecision, BudgetGuard, bad_share
+from chaosrunner.engine.guard import AbortDecision, BudgetGuard
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.observe import (
     SampleBook,
@@ -47,7 +47,7 @@ from chaosrunner.report.model import (
     SLOInfo,
 )
 from chaosrunner.secrets import redact_data
-from chaosrunner.slo.budget import budget_consumed, burn_rate
+from chaosrunner.slo.budget import WindowBurn
 from chaosrunner.slo.sources.base import Reading, SLISource, SourceContext
 from chaosrunner.spec.validate import ExperimentBundle
 from chaosrunner.timestamps import iso
@@ -121,6 +121,7 @@ class Run:
         self.samples: list[Sample] = []
         self.checks: list[CheckResult] = []
         self.budget_before: dict[str, float | None] = {}
+        self.budget_window: dict[str, WindowBurn | None] = {}  # its coverage of the window
         self.guard = BudgetGuard(self.experiment.abort.budget_limits, bundle.slos,
                                  no_data_grace=max(10.0, 3 * self.interval))
         self.plan: Plan | None = None
@@ -283,13 +284,16 @@ class Run:
         for name, source in self.sources.items():
             status = await source.budget_status()
             self.budget_before[name] = status.remaining if status else None
+            self.budget_window[name] = status.period if status else None
         if minimum is None:
             return
         for name, remaining in self.budget_before.items():
             if remaining is not None and remaining < minimum:
+                period = self.budget_window.get(name)
+                over = f" ({period.coverage_text()})" if period and period.partial else ""
                 raise BudgetGateRefused(
-                    f"SLO {name!r} has {remaining:.1%} of its error budget left, less than "
-                    f"min_budget_remaining {minimum:.1%}; not starting")
+                    f"SLO {name!r} has {remaining:.1%} of its error budget left{over}, less "
+                    f"than min_budget_remaining {minimum:.1%}; not starting")
         if all(v is None for v in self.budget_before.values()):
             self.events.emit("warning", message="min_budget_remaining not applied: no SLO "
                              "source can tell the remaining budget (probe SLIs cannot)")
@@ -723,22 +727,22 @@ class Run:
                 for c in self.experiment.success_criteria]
 
     def budget_records(self) -> dict[str, BudgetRecord]:
+        """Per SLO with a budget: consumed by this run's fault-phase samples (the guard's
+        figure, computed once) and the remaining budget of the SLO window before the run,
+        with how much of the window Prometheus held."""
         records: dict[str, BudgetRecord] = {}
         for name, slo in self.bundle.slos.items():
-            if slo.budget is None:
+            meter = self.guard.meter(name)
+            if slo.budget is None or meter is None:
                 continue
-            consumed, last_t = 0.0, None
-            for sample in (s for s in self.samples if s.slo == name):
-                dt = self.interval if last_t is None else sample.t - last_t
-                last_t = sample.t
-                reading = Reading(sample.value, sample.events_good, sample.events_total)
-                share = bad_share(slo, reading, sample.t, dt)
-                if share is not None:
-                    consumed += budget_consumed(burn_rate(share.error_ratio, slo.budget), dt,
-                                                slo.window)
             before = self.budget_before.get(name)
-            records[name] = BudgetRecord(name, round(consumed, 9), before,
-                                         None if before is None else before - consumed)
+            period = self.budget_window.get(name)
+            records[name] = BudgetRecord(
+                name, round(meter.consumed, 9), before,
+                None if before is None else before - meter.consumed,
+                burn_rate=meter.mean_burn, consumed_over=round(meter.observed, 3),
+                window=slo.window, window_held=None if period is None else period.held,
+                partial=period is not None and period.partial)
         return records
 
     def build_report(self) -> RunReport:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from datetime import UTC
 
-from chaosrunner.report.model import CriterionResult, FaultRecord, RunReport, Sample, SLOInfo
+from chaosrunner.report.model import (
+    BudgetRecord,
+    CriterionResult,
+    FaultRecord,
+    RunReport,
+    Sample,
+    SLOInfo,
+)
 from chaosrunner.spec.criteria import tokenize
 from chaosrunner.spec.models import LATENCY_STATS
 from chaosrunner.timestamps import parse_time, seconds_between
@@ -58,6 +65,25 @@ def percent(value: float | None, digits: int = 3) -> str:
         return "unknown"
     text = f"{value * 100:.{digits}f}".rstrip("0").rstrip(".")
     return f"{text}%"
+
+
+BUDGET_HEADER = ("SLO", "Consumed by this run's traffic (fault phase)",
+                 "Remaining in the SLO window before", "Remaining after (estimate)",
+                 "Burn rate (fault phase)")
+
+
+def budget_cells(record: BudgetRecord) -> tuple[str, str, str, str]:
+    """The figures of one budget row, each named for what it is (docs/budget.md)."""
+    consumed = percent(record.consumed)
+    if record.consumed_over:
+        consumed += f" over {human_duration(record.consumed_over)}"
+    before, after = percent(record.remaining_before), percent(record.remaining_after)
+    coverage = record.coverage_text()
+    if coverage and record.remaining_before is not None:
+        before += f" (partial: {coverage})"
+        after += " (partial)"
+    burn = "unknown" if record.burn_rate is None else f"{record.burn_rate:.2f}x"
+    return consumed, before, after, burn
 
 
 def latency(seconds: float) -> str:

@@ -140,7 +140,7 @@ def _abort(report: RunReport) -> str:
                       for window, rate in abort.burn_rates.items())
     slo = f" on <code>{e(abort.slo)}</code>" if abort.slo else ""
     return (f'<h2>Abort</h2><div class="abortbox"><strong>{e(abort.reason)}</strong><br>'
-            f"at {e(facts.stamp(abort.at))}{slo}; budget consumed "
+            f"at {e(facts.stamp(abort.at))}{slo}; budget consumed by this run's traffic "
             f"{e(facts.percent(abort.budget_consumed))}"
             f"{'; burn rates ' + rates if rates else ''}</div>")
 
@@ -196,13 +196,9 @@ def _checks(report: RunReport) -> str:
 def _budget(report: RunReport) -> str:
     if not report.budget:
         return ""
-    rows = [(f"<code>{e(name)}</code>", e(facts.percent(r.consumed)),
-             e(facts.percent(r.remaining_before)), e(facts.percent(r.remaining_after)),
-             e("unknown" if r.burn_rate is None else f"{r.burn_rate:.2f}x"))
+    rows = [(f"<code>{e(name)}</code>", *map(e, facts.budget_cells(r)))
             for name, r in report.budget.items()]
-    return "<h2>Error budget</h2>" + _table(
-        ["SLO", "Consumed by this run", "Remaining before", "Remaining after", "Burn rate"],
-        rows)
+    return "<h2>Error budget</h2>" + _table(list(facts.BUDGET_HEADER), rows)
 
 
 def _faults(report: RunReport) -> str:

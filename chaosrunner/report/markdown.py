@@ -83,7 +83,8 @@ def _abort(report: RunReport) -> list[str]:
                    f"(t = {facts.human_duration(facts.abort_offset(report))})"]]
     if abort.slo:
         rows.append(["SLO", code(abort.slo)])
-    rows.append(["Budget consumed", facts.percent(abort.budget_consumed)])
+    rows.append(["Budget consumed by this run's traffic (fault phase, until the abort)",
+                 facts.percent(abort.budget_consumed)])
     for window, rate in abort.burn_rates.items():
         rows.append([f"Burn rate {text(window)}", "unknown" if rate is None else f"{rate:.2f}x"])
     return ["## Abort", "", *table(["", ""], rows)]
@@ -117,12 +118,9 @@ def _budget(report: RunReport) -> list[str]:
     lines = ["## Error budget", ""]
     if not report.budget:
         return [*lines, "_No error budget was tracked._"]
-    rows = [[code(name), facts.percent(record.consumed), facts.percent(record.remaining_before),
-             facts.percent(record.remaining_after),
-             "unknown" if record.burn_rate is None else f"{record.burn_rate:.2f}x"]
+    rows = [[code(name), *map(text, facts.budget_cells(record))]
             for name, record in report.budget.items()]
-    header = ["SLO", "Consumed by this run", "Remaining before", "Remaining after", "Burn rate"]
-    return lines + table(header, rows)
+    return lines + table(list(facts.BUDGET_HEADER), rows)
 
 
 def _faults(report: RunReport) -> list[str]:

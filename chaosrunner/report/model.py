@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from chaosrunner.errors import Verdict
+from chaosrunner.slo.budget import WindowBurn
 
 
 @dataclass
@@ -75,11 +76,30 @@ class AbortRecord:
 
 @dataclass
 class BudgetRecord:
+    """One SLO's budget in a run (docs/budget.md, "A run's figures").
+
+    `consumed`: share of the SLO window's budget spent by this run's fault-phase samples
+    (`consumed_over` seconds of them, at `burn_rate` on average): the guard's figure, the
+    abort's too. `remaining_before`: budget left in the SLO window before the run, from
+    Prometheus, over `window_held` of the `window` seconds (`partial` when less);
+    `remaining_after` = remaining_before - consumed.
+    """
+
     slo: str
     consumed: float | None
     remaining_before: float | None = None
     remaining_after: float | None = None
     burn_rate: float | None = None
+    consumed_over: float | None = None
+    window: float | None = None
+    window_held: float | None = None
+    partial: bool = False
+
+    def coverage_text(self) -> str:
+        """'over 3 min of the 1 h window' when the remaining budget is partial, else ''."""
+        if self.window is None or self.window_held is None or not self.partial:
+            return ""
+        return WindowBurn(self.window, None, self.window_held).coverage_text()
 
 
 @dataclass

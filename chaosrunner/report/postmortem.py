@@ -190,9 +190,11 @@ def _degraded(report: RunReport) -> str:
 def _budget_line(report: RunReport) -> str:
     if not report.budget:
         return "not tracked"
-    parts = [f"{code(name)} {facts.percent(r.consumed)} consumed (remaining "
-             f"{facts.percent(r.remaining_before)} before, "
-             f"{facts.percent(r.remaining_after)} after)" for name, r in report.budget.items()]
+    parts = []
+    for name, record in report.budget.items():
+        consumed, before, after, _ = facts.budget_cells(record)
+        parts.append(f"{code(name)} {consumed} consumed by this run's traffic (fault phase); "
+                     f"remaining in the SLO window {before} before, {after} after")
     return "; ".join(parts)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chaosrunner.spec.models import PolicyThresholds
 
@@ -106,6 +107,67 @@ def budget_remaining(error_ratio: float, budget: float) -> float:
     0.5
     """
     return 1.0 - burn_rate(error_ratio, budget)
+
+
+# --- the budget a run's own samples spend --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BadShare:
+    """What one sample says about the budget: `bad` of `total` events over `dt` seconds."""
+
+    t: float
+    dt: float
+    bad: float
+    total: float
+
+    @property
+    def error_ratio(self) -> float:
+        return self.bad / self.total if self.total > 0 else 0.0
+
+
+@dataclass
+class BudgetMeter:
+    """The budget one SLO's samples spend, the one computation of a run's figures.
+
+    `consumed` is the share of the SLO window's budget spent by every sample added (burn x
+    dt / window, summed); `burn(seconds, now)` the burn rate over the trailing `seconds`,
+    with the share of them the samples cover (`WindowBurn.held`). The run's guard feeds it
+    the fault-phase samples; its figures are the abort box's and the report's.
+    """
+
+    budget: float
+    window: float
+    horizon: float = 300.0  # seconds of samples kept for `burn()`
+    consumed: float = 0.0
+    observed: float = 0.0   # seconds of samples added
+    shares: deque[BadShare] = field(default_factory=deque)
+
+    def add(self, share: BadShare) -> None:
+        self.consumed += budget_consumed(burn_rate(share.error_ratio, self.budget), share.dt,
+                                         self.window)
+        self.observed += share.dt
+        self.shares.append(share)
+        while self.shares and self.shares[0].t <= share.t - self.horizon:
+            self.shares.popleft()
+
+    def burn(self, seconds: float, now: float) -> WindowBurn:
+        """Burn rate over (now - seconds, now], time-weighted, and how much of it is held."""
+        bad = held = 0.0
+        for share in self.shares:
+            if share.t > now - seconds:
+                bad += share.error_ratio * share.dt
+                held += share.dt
+        if held <= 0:
+            return WindowBurn(seconds, None, 0.0)
+        return WindowBurn(seconds, burn_rate(bad / held, self.budget), min(held, seconds))
+
+    @property
+    def mean_burn(self) -> float | None:
+        """The burn rate over every sample added."""
+        if self.observed <= 0:
+            return None
+        return self.consumed * self.window / self.observed
 
 
 # --- the error budget policy (the seed's decision framework) ----------------------------------

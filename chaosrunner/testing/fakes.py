@@ -30,6 +30,7 @@ from chaosrunner.drivers.base import (
 from chaosrunner.engine.backends import Backends
 from chaosrunner.engine.runner import Run
 from chaosrunner.errors import DriverError, SourceError, TargetNotFound
+from chaosrunner.slo.budget import WindowBurn
 from chaosrunner.slo.sources.base import (
     BaseSource,
     BudgetStatus,
@@ -91,6 +92,7 @@ class World:
     fail_revert: int = 0
     external_availability: float | None = None
     budget_remaining: float | None = None  # what budget_status() reports; None: unknown
+    budget_held: float | None = None  # seconds of the SLO window it covers; None: unknown
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def availability(self) -> float:
@@ -175,7 +177,10 @@ class FakeSource(BaseSource):
     async def budget_status(self) -> BudgetStatus | None:
         if self.world.budget_remaining is None:
             return None
-        return BudgetStatus(sli=self.world.availability(), remaining=self.world.budget_remaining)
+        period = WindowBurn(self.slo.window, 1.0 - self.world.budget_remaining,
+                            self.world.budget_held)
+        return BudgetStatus(sli=self.world.availability(), remaining=self.world.budget_remaining,
+                            period=period)
 
     async def read(self, interval: float) -> Reading:
         if self.fail is not None and self.fail():
