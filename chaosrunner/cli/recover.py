@@ -29,6 +29,8 @@ def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = N
             continue
         error = take_back(ledger, item, how="recovered", drivers=drivers)
         results.append(_result(item, "failed" if error else "reverted", error))
+    for run_id in {item.run_id for item in open_faults} - live:
+        ledger.forget_dead_runner(run_id)
     _print(results, args.output)
     failed = any(r["status"] == "failed" for r in results)
     return Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else 0

@@ -5,9 +5,9 @@ handle; after inject, an `injected` record with the full handle; after revert, a
 record. Whatever has an intent and no done is still (possibly) in effect, and
 `chaosrunner recover` takes it back, in reverse order, in a fresh process.
 
-The state directory also holds one file per live runner (`active/<run_id>.json`, with
-its pid) so that `recover` leaves a live runner's faults to that runner, and the halt
-file that `chaosrunner halt` writes.
+The state directory also holds one file per live runner (`active/<run_id>.json`, locked
+with flock by its runner for the runner's lifetime) so that `recover` leaves a live
+runner's faults to that runner, and the halt file that `chaosrunner halt` writes.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Ledger:
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / LEDGER_FILE
+        self._held: dict[str, int] = {}  # run id -> the locked marker of a runner here
 
     def ensure(self) -> None:
         try:
@@ -139,26 +140,61 @@ class Ledger:
     # --- live runners and halt ------------------------------------------------------------
 
     def register_runner(self, run_id: str, experiment: str) -> Path:
+        """Mark this process as the live runner of `run_id` until `unregister_runner`.
+
+        The marker is alive while its runner holds an exclusive flock on it: the kernel
+        drops the lock when the process dies, however it dies, and unlike a pid it cannot
+        be taken over by another process (a new PID 1 in the next container, a reused pid
+        on the host). The pid, start time and boot id in it are for people only."""
         self.ensure()
-        marker = self.state_dir / "active" / f"{run_id}.json"
-        marker.write_text(json.dumps({"pid": os.getpid(), "experiment": experiment}))
+        marker = self._marker(run_id)
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot register the runner in {marker}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, json.dumps({"pid": os.getpid(), "experiment": experiment,
+                                     "started": datetime.now(UTC).isoformat(),
+                                     "boot_id": _boot_id()}).encode())
+        except OSError as exc:
+            os.close(fd)
+            raise StateError(f"cannot register the runner in {marker}: {exc.strerror}") from None
+        self._held[run_id] = fd
         return marker
 
     def unregister_runner(self, run_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / "active" / f"{run_id}.json").unlink()
+            self._marker(run_id).unlink()
+        fd = self._held.pop(run_id, None)
+        if fd is not None:
+            os.close(fd)
 
     def live_runs(self) -> set[str]:
-        """Run ids whose runner process is still alive."""
+        """Run ids whose runner process is still alive: its marker is locked."""
         live: set[str] = set()
         for marker in (self.state_dir / "active").glob("*.json"):
-            try:
-                pid = int(json.loads(marker.read_text())["pid"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if pid != os.getpid() and _alive(pid):
+            if marker.stem in self._held or _locked(marker):
                 live.add(marker.stem)
         return live
+
+    def forget_dead_runner(self, run_id: str) -> None:
+        """Remove the marker of a run whose runner is dead (its lock is free)."""
+        marker = self._marker(run_id)
+        try:
+            fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            marker.unlink()
+        except OSError:
+            return  # alive after all (locked), or already gone
+        finally:
+            os.close(fd)
+
+    def _marker(self, run_id: str) -> Path:
+        return self.state_dir / "active" / f"{run_id}.json"
 
     def halt(self, reason: str) -> Path:
         self.ensure()
@@ -198,11 +234,25 @@ def _number(value: Any) -> float | None:
         else None
 
 
-def _alive(pid: int) -> bool:
+def _locked(marker: Path) -> bool:
+    """True when a process holds the marker's lock (its runner lives)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone: unregistered in the meantime
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    except OSError:
+        return True  # cannot tell: leave its faults to it (recover --force overrides)
+    finally:
+        os.close(fd)  # also drops the shared lock taken
+    return False
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
