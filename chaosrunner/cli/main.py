@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--out", default=None)
 
+    p = sub.add_parser("load-worker", parents=[_global_options()],
+                       help="a Locust worker for load.http faults with master: HOST:PORT "
+                       "(run one per machine that makes load)")
+    p.add_argument("--master", required=True, metavar="HOST:PORT",
+                   help="where the load.http fault's master listens")
+
     p = sub.add_parser("demo", parents=[_global_options()],
                        help="start the demo shop locally and run the shipped experiments")
     p.add_argument("only", nargs="*", metavar="NAME",
@@ -188,7 +194,7 @@ COMMAND_MODULES = {
     "validate": "validate", "plan": "run", "run": "run", "recover": "recover",
     "halt": "recover", "proxy": "proxy", "budget": "budget", "gameday": "gameday",
     "schedule": "schedule", "runs": "runs", "schema": "validate", "convert": "convert",
-    "demo": "demo",
+    "demo": "demo", "load-worker": "load",
 }
 
 

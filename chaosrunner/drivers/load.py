@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from chaosrunner.drivers.base import JSON, BaseDriver, Handle, Instance
+from chaosrunner.drivers.base import DEADLINE_PARAM, JSON, BaseDriver, Handle, Instance
 from chaosrunner.drivers.process import cmdline, start_time
 from chaosrunner.errors import DriverError, DriverUnavailable
 from chaosrunner.load.settings import check_target, load_settings
@@ -39,6 +39,8 @@ class LoadDriver(BaseDriver):
     actions: ClassVar[frozenset[str]] = frozenset({"http"})
     # Extra traffic is what makes a system break: on rollback it stops first.
     revert_first: ClassVar[bool] = True
+    # The Locust process stops by itself at the fault's deadline, runner or not.
+    accepts_deadline: ClassVar[bool] = True
 
     def validate(self, action: str, target: Mapping[str, JSON],
                  params: Mapping[str, JSON]) -> dict[str, JSON]:
@@ -65,7 +67,7 @@ class LoadDriver(BaseDriver):
         workdir = Path(tempfile.mkdtemp(prefix="chaosrunner-load-"))
         status = workdir / "status.jsonl"
         config = {**params, "status": str(status), "parent": os.getpid(),
-                  "deadline": time.time() + float(params.get("deadline") or DEFAULT_DEADLINE)}
+                  "deadline": float(params.get(DEADLINE_PARAM) or time.time() + DEFAULT_DEADLINE)}
         (workdir / "config.json").write_text(json.dumps(config))
         with (workdir / "child.log").open("wb") as log:
             process = subprocess.Popen(
@@ -73,7 +75,8 @@ class LoadDriver(BaseDriver):
                  f"--key={key}"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True)
         threading.Thread(target=process.wait, daemon=True).start()  # reap it, never a zombie
-        handle = Handle(action, instance, key, dict(params)).with_data(
+        handle = Handle(action, instance, key,
+                        {k: v for k, v in params.items() if k != DEADLINE_PARAM}).with_data(
             pid=process.pid, pgid=process.pid, start_time=start_time(process.pid),
             dir=str(workdir), status=str(status))
         try:

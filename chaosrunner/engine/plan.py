@@ -112,7 +112,8 @@ def make_plan(bundle: ExperimentBundle, context: DriverContext, allow_production
     check_exec(bundle, drivers, allow_exec)
     rng = random.Random(seed)
     radius = effective_radius(bundle)
-    planned = [plan_fault(f, drivers[f.name], radius, experiment.duration, rng)
+    planned = [plan_fault(f, drivers[f.name], radius, experiment.duration, rng,
+                          experiment.fault_params(f))
                for f in experiment.faults]
     check_total_targets(planned, radius)
     check_overlaps(planned, experiment.duration)
@@ -188,8 +189,9 @@ def _windows_overlap(first: PlannedFault, second: PlannedFault, duration: float)
 
 
 def plan_fault(fault: Fault, driver: Driver, radius: Radius, duration: float,
-               rng: random.Random) -> PlannedFault:
-    params = driver.validate(fault.action, fault.target, fault.with_)
+               rng: random.Random, with_: dict[str, Any] | None = None) -> PlannedFault:
+    params = driver.validate(fault.action, fault.target,
+                             fault.with_ if with_ is None else with_)
     # Drivers with namespaces (kubernetes) refuse targets outside blast_radius.namespaces.
     if radius.namespaces is not None:
         driver.check_namespaces(fault.target, radius.namespaces)

@@ -758,7 +758,15 @@ class Run:
             budget=self.budget_records(), recovery_seconds=self.state.recovery_seconds,
             slos=[SLOInfo(n, s.sli.kind, s.target, s.op, s.is_ratio, s.window,
                           s.sli.stat) for n, s in self.bundle.slos.items()],
-            events=self.events.events))
+            events=self.events.events, search=self._search()))
+
+    def _search(self) -> dict[str, Any] | None:
+        if self.experiment.search is None:
+            return None
+        from chaosrunner.load.search import search_outcome
+
+        return search_outcome(self.bundle, [(i.record, i.handle) for i in self.injections],
+                              self.state.abort, self.started_at)
 
     def _reason(self, verdict: Verdict) -> str | None:
         if self.state.reason:

@@ -118,7 +118,7 @@ def run(config_path: Path, key: str) -> int:
             return 3
         _drive(runner, config, stop, status)
     finally:
-        _stop(runner, config, status)
+        _stop(runner, status)
     return 0
 
 
@@ -186,10 +186,10 @@ def _orphaned(config: Mapping[str, Any]) -> bool:
     return os.getppid() != int(config["parent"])
 
 
-def _stop(runner: Runner, config: Mapping[str, Any], status: Status) -> None:
-    runner.stop()
-    if isinstance(runner, MasterRunner) and not config.get("master"):
-        runner.quit()  # our own workers exit; workers run elsewhere stay for the next run
+def _stop(runner: Runner, status: Status) -> None:
+    # quit, not just stop: our own workers exit; a `chaosrunner load-worker` elsewhere
+    # starts a fresh Locust worker that announces itself to the next master.
+    runner.quit()
     _report(runner, status, "stopped", -1, None)
 
 

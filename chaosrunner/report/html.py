@@ -81,8 +81,8 @@ def render_html(report: RunReport, impact: Impact) -> str:
     """The whole `report.html` as a string."""
     title = report.title or report.experiment
     body = "".join([
-        _head(report, impact), _abort(report), _charts(report), _criteria(report),
-        _checks(report), _budget(report), _faults(report), _phases(report),
+        _head(report, impact), _abort(report), _search(report), _charts(report),
+        _criteria(report), _checks(report), _budget(report), _faults(report), _phases(report),
         _announced(report), _journal(report),
     ])
     return (
@@ -282,3 +282,24 @@ def _event_kind(event: dict[str, Any]) -> str:
         if key in event:
             return str(event[key])
     return ""
+
+
+def _search(report: RunReport) -> str:
+    found = report.search
+    if not found:
+        return ""
+    def rate(value: object) -> str:
+        return "—" if not isinstance(value, int | float) else f"{value:g}/s"
+    facts = [f"highest rate that held the SLOs: <b>{e(rate(found['held']))}</b>",
+             f"rate that broke them: <b>{e(rate(found['broke']))}</b>"]
+    if isinstance(found.get("headroom"), int | float):
+        facts.append(f"production now {e(rate(found['production']))}, headroom "
+                     f"{found['headroom']:.0%}")
+    if found.get("stop_seconds") is not None:
+        facts.append(f"load stopped {e(found['stop_seconds'])}s after the guard aborted")
+    if found.get("note"):
+        facts.append(e(found["note"]))
+    rows = [[e(rate(s["rate"])), e(f"{s['started']:g}s"), e(rate(s["delivered"])),
+             _mark(bool(s["held"]))] for s in found["steps"]]
+    return ("<section><h2>Breaking point</h2><ul>" + "".join(f"<li>{f}</li>" for f in facts)
+            + "</ul>" + _table(["asked", "from", "delivered", "held"], rows) + "</section>")

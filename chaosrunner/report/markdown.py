@@ -40,7 +40,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_markdown(report: RunReport, impact: Impact) -> str:
     """The whole `report.md` as a string."""
-    sections = [_head(report, impact), _abort(report), _criteria(report), _checks(report),
+    sections = [_head(report, impact), _abort(report), _search(report), _criteria(report),
+                _checks(report),
                 _budget(report), _faults(report), _phases(report)]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
@@ -147,3 +148,29 @@ def _phases(report: RunReport) -> list[str]:
 
 def _mark(passed: bool) -> str:
     return "PASS" if passed else "**FAIL**"
+
+
+def _search(report: RunReport) -> list[str]:
+    found = report.search
+    if not found:
+        return []
+    def rate(value: object) -> str:
+        return "—" if value is None else f"{value:g}/s"
+    lines = ["## Breaking point", "",
+             f"- highest rate that held the SLOs: **{rate(found['held'])}**",
+             f"- rate that broke them: **{rate(found['broke'])}**"]
+    if found.get("production") is not None:
+        lines.append(f"- production now: {rate(found['production'])}; headroom "
+                     f"{text(_percent(found.get('headroom')))} "
+                     f"(×{found.get('headroom_factor') or 0:g})")
+    if found.get("stop_seconds") is not None:
+        lines.append(f"- load stopped {found['stop_seconds']:g}s after the guard aborted")
+    if found.get("note"):
+        lines.append(f"- {text(found['note'])}")
+    rows = [[f"{s['rate']:g}/s", f"{s['started']:g}s", rate(s["delivered"]),
+             _mark(bool(s["held"]))] for s in found["steps"]]
+    return [*lines, "", *table(["asked", "from", "delivered", "held"], rows)]
+
+
+def _percent(value: object) -> str:
+    return "—" if not isinstance(value, int | float) else f"{value:.0%}"

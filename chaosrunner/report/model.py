@@ -154,6 +154,7 @@ class RunReport:
     report_dir: str | None = None
     announced: list[Announcement] = field(default_factory=list)
     trace_id: str | None = None
+    search: dict[str, Any] | None = None  # a breaking-point search (chaosrunner.load.search)
 
     def to_json(self) -> dict[str, Any]:
         """report.json as a dict. Built field by field: `dataclasses.asdict` deep-copies

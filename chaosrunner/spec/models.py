@@ -496,6 +496,51 @@ class Criterion(Frozen):
                 "pattern": r"^\s*[A-Za-z_][\w-]*(\.\w+)?\s*(<=|>=|==|!=|<|>)\s*\S+\s*$"}
 
 
+class SearchSpec(Frozen):
+    """A breaking-point search: the load.http fault's rate, stepped up under the guard."""
+
+    fault: str | None = Field(default=None, description="the load.http fault to step "
+                              "(default: the only one)")
+    start: Rate = Field(description="first step's rate, e.g. 50/s")
+    factor: float = Field(default=1.5, gt=1.0, description="each step's rate is the last "
+                          "one's times this (1.5, x1.5)")
+    step: Duration = Field(description="how long each rate is held")
+    ceiling: Rate = Field(description="the last step's rate")
+    production: Rate | PromQuery | None = Field(
+        default=None, description="the production rate now (120/s) or a PromQL query for "
+        "it, to give the headroom")
+
+    @field_validator("factor", mode="before")
+    @classmethod
+    def _factor(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lstrip("x×").rstrip("x×")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchSpec:
+        if self.ceiling < self.start:
+            raise ValueError("ceiling must not be below start")
+        if self.step <= 0:
+            raise ValueError("step must be positive")
+        if len(self.rates()) > 100:
+            raise ValueError("more than 100 steps from start to ceiling; raise factor")
+        return self
+
+    def rates(self) -> tuple[float, ...]:
+        """Each step's rate: start, start × factor, ... , ceiling."""
+        rates = [self.start]
+        while rates[-1] * self.factor < self.ceiling * (1 - 1e-9) and len(rates) <= 100:
+            rates.append(rates[-1] * self.factor)
+        if rates[-1] < self.ceiling * (1 - 1e-9):
+            rates.append(self.ceiling)
+        return tuple(round(r, 3) for r in rates)
+
+    def steps(self) -> list[list[float]]:
+        """[[offset_seconds, rate], ...] as the load.http fault takes them."""
+        return [[i * self.step, rate] for i, rate in enumerate(self.rates())]
+
+
 class Experiment(Frozen):
     api_version: Literal["chaosrunner/v1"] = Field(alias="apiVersion")
     kind: Literal["Experiment"]
@@ -514,6 +559,40 @@ class Experiment(Frozen):
     rollback: Literal["always"] = "always"
     notify: tuple[NotifyTarget, ...] = ()
     annotations: AnnotationsSpec | None = None
+    search: SearchSpec | None = None
+
+    @model_validator(mode="after")
+    def _search_fault(self) -> Experiment:
+        if self.search is None:
+            return self
+        fault = self.search_fault()
+        if fault is None:
+            raise ValueError("search: names no load.http fault; add one and name it in "
+                             "search.fault")
+        if {"rate", "users"} & set(fault.with_):
+            raise ValueError(f"fault {fault.name!r} is stepped by search:; drop its "
+                             "rate/users")
+        needed = len(self.search.rates()) * self.search.step
+        if self.duration + 1e-9 < fault.at + needed:
+            raise ValueError(f"duration is too short for the search: "
+                             f"{len(self.search.rates())} steps of {self.search.step:g}s from "
+                             f"{fault.at:g}s need duration: {fault.at + needed:g}s")
+        return self
+
+    def search_fault(self) -> Fault | None:
+        """The load.http fault a search steps up."""
+        if self.search is None:
+            return None
+        loads = [f for f in self.faults if f.action == "load.http"]
+        if self.search.fault is not None:
+            return next((f for f in loads if f.name == self.search.fault), None)
+        return loads[0] if len(loads) == 1 else None
+
+    def fault_params(self, fault: Fault) -> dict[str, Any]:
+        """A fault's `with:`, and for the searched load its steps."""
+        if self.search is not None and fault is self.search_fault():
+            return {**fault.with_, "steps": self.search.steps()}
+        return dict(fault.with_)
 
     @model_validator(mode="after")
     def _unique_fault_names(self) -> Experiment:

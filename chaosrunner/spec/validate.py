@@ -231,7 +231,8 @@ def _check_actions(document: Document, experiment: Experiment,
             problems.append(f"{document.where(('faults', i, 'at'))}: starts at or after the "
                             "end of the fault phase (duration)")
         try:
-            registry.get(fault.driver_name).validate(fault.action, fault.target, fault.with_)
+            registry.get(fault.driver_name).validate(fault.action, fault.target,
+                                                     experiment.fault_params(fault))
         except ParamError as exc:
             problems.append(f"{document.where(('faults', i, *exc.key_path))}: {exc}")
         except InvalidInput as exc:

@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import wait_until
+from helpers import free_port, wait_until
 from load_support import CountingServer, counting_server
 
-from chaosrunner.drivers.base import Handle, ParamError, get_driver
+from chaosrunner.drivers.base import DEADLINE_PARAM, Handle, ParamError, get_driver
 from chaosrunner.drivers.load import LoadDriver, load_processes
+from chaosrunner.errors import DriverError
 from chaosrunner.testing.contract import ContractCase, DriverContract
 
 pytestmark = pytest.mark.slow
@@ -128,3 +130,54 @@ def test_two_local_workers_deliver_the_asked_rate_within_10_percent(
         driver.revert(handle)
     assert 90 <= delivered <= 110, delivered
     assert not load_processes(key)
+
+
+def test_master_drives_a_load_worker_started_before_it_and_again_after(
+        server: CountingServer) -> None:
+    port = free_port()
+    worker = subprocess.Popen([sys.executable, "-m", "chaosrunner", "load-worker", "--master",
+                               f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    driver = LoadDriver()
+    params = driver.validate("load.http", {"url": server.url},
+                             {"rate": "20/s", "master": f"127.0.0.1:{port}"})
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    try:
+        for run in range(2):  # the worker serves one master after the other
+            handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.m.{run}")
+            try:
+                assert wait_until(server.busy, timeout=30)
+            finally:
+                driver.revert(handle)
+            assert wait_until(lambda: not server.busy(), timeout=20)
+            assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_master_without_its_workers_is_a_driver_error_and_leaves_nothing(
+        server: CountingServer) -> None:
+    driver = LoadDriver()
+    params = driver.validate("load.http", {"url": server.url}, {
+        "rate": "20/s", "master": f"127.0.0.1:{free_port()}", "start_timeout": "1s"})
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    key = f"t-{os.getpid()}.noworkers.0"
+    with pytest.raises(DriverError, match="0 of 1 Locust workers"):
+        driver.inject(instance, "load.http", params, key)
+    assert not load_processes(key)
+
+
+def test_the_load_stops_by_itself_at_the_faults_deadline(server: CountingServer) -> None:
+    driver = LoadDriver()
+    assert driver.accepts_deadline
+    params = driver.validate("load.http", {"url": server.url}, {"rate": "20/s"})
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    key = f"t-{os.getpid()}.deadline.0"
+    handle = driver.inject(instance, "load.http", {**params, DEADLINE_PARAM: time.time() + 2},
+                           key)
+    try:
+        assert wait_until(lambda: not load_processes(key), timeout=30)
+    finally:
+        driver.revert(handle)
+    assert DEADLINE_PARAM not in handle.params

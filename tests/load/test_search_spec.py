@@ -1,0 +1,59 @@
+"""`search:` in an experiment: the steps, and the files it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaosrunner.errors import SpecError
+from chaosrunner.spec.models import SearchSpec
+from chaosrunner.spec.validate import load_experiment
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_steps_grow_by_the_factor_and_end_at_the_ceiling() -> None:
+    spec = SearchSpec(start="40/s", factor="x1.5", step="10s", ceiling="200/s")
+    assert spec.rates() == (40.0, 60.0, 90.0, 135.0, 200.0)
+    assert spec.steps()[:2] == [[0.0, 40.0], [10.0, 60.0]]
+
+
+def test_shipped_capacity_experiment_steps_its_load_fault() -> None:
+    bundle = load_experiment(ROOT / "experiments" / "checkout-capacity.yaml")
+    fault = bundle.experiment.search_fault()
+    assert fault is not None and fault.action == "load.http"
+    assert bundle.experiment.fault_params(fault)["steps"][0] == [0.0, 40.0]
+
+
+def _write(tmp_path: Path, **changes: object) -> Path:
+    data = yaml.safe_load((ROOT / "experiments" / "checkout-capacity.yaml").read_text())
+    data["steady_state"]["from"] = str(ROOT / "steady-states" / "demo-capacity.yaml")
+    for key, value in changes.items():
+        data[key] = value
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"duration": "20s"}, "duration is too short for the search"),
+    ({"search": {"start": "50/s", "step": "5s", "ceiling": "10/s"}}, "ceiling"),
+    ({"search": {"fault": "nope", "start": "5/s", "step": "1s", "ceiling": "10/s"}},
+     "names no load.http fault"),
+    ({"search": {"start": "5/s", "step": "1s", "ceiling": "10/s", "factor": 1}}, "factor"),
+])
+def test_bad_search_is_a_spec_error_with_its_place(tmp_path: Path, changes: dict[str, object],
+                                                   message: str) -> None:
+    with pytest.raises(SpecError, match=message) as info:
+        load_experiment(_write(tmp_path, **changes))
+    assert "x.yaml:" in str(info.value)
+
+
+def test_searched_load_must_not_fix_its_own_rate(tmp_path: Path) -> None:
+    data = yaml.safe_load((ROOT / "experiments" / "checkout-capacity.yaml").read_text())
+    faults = data["faults"]
+    faults[0]["with"]["rate"] = "10/s"
+    with pytest.raises(SpecError, match="drop its rate/users"):
+        load_experiment(_write(tmp_path, faults=faults))
