@@ -28,7 +28,11 @@ from typing import Any
 from chaosrunner.errors import ChaosRunnerError, InvalidInput
 from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn, alert_state, policy_decision
 from chaosrunner.slo.sources.base import BudgetStatus, SourceContext
-from chaosrunner.slo.sources.prometheus import PROMETHEUS_KINDS, PrometheusSource
+from chaosrunner.slo.sources.prometheus import (
+    PROMETHEUS_KINDS,
+    PrometheusSource,
+    budget_method,
+)
 from chaosrunner.spec.models import SLO, SteadyState
 from chaosrunner.spec.units import format_duration
 from chaosrunner.spec.validate import load_steady_state
@@ -132,6 +136,9 @@ async def budget_row(name: str, slo: SLO, steady: SteadyState,
     row.sli, row.note = reading.value, reading.note
     if slo.budget is None:
         row.note = "threshold SLO without `objective:`: no error budget"
+    method = budget_method(slo)
+    if method is not None:
+        row.note = f"{row.note}; {method}" if row.note else method
     return _decide(row, slo, steady, status)
 
 

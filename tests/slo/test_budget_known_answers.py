@@ -290,5 +290,6 @@ def test_a_subquery_fallback_has_no_gaps(backfilled: Backfilled,
     at = backfilled.end - 6 * 3600
     assert main(["budget", str(path), "--at", f"{at:.3f}", "--output", "json"]) == 0
     row = json.loads(capsys.readouterr().out)["slos"][0]
+    assert "cannot be re-windowed" in row["note"]
     assert row["burn_rates"]["1d"] == pytest.approx(expected_burn(360, 1440), rel=0.02)
     assert row["burn_rates"]["1h"] == pytest.approx(0.5, rel=0.01)
