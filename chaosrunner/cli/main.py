@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8474)
     p.add_argument("--config", default=argparse.SUPPRESS, metavar="F",
                    help="proxies.json to populate")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="event loop: uvloop when installed (auto), or the given one")
 
     p = sub.add_parser("budget", parents=[_global_options()],
                        help="error budget status of a SteadyState file")

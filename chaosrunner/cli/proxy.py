@@ -34,7 +34,15 @@ def command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"chaosrunner proxy: warning: the API on {args.host} has no authentication; "
               "anyone who can reach it can inject faults", file=sys.stderr)
-    return asyncio.run(_serve(args.host, args.port, config))
+    from chaosrunner.proxy.server import loop_factory
+
+    try:
+        factory = loop_factory(getattr(args, "loop", "auto"))
+    except ImportError:
+        raise InvalidInput("--loop uvloop: uvloop is not installed; install it with "
+                           "pip install 'chaosrunner[fast]'") from None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_serve(args.host, args.port, config))
 
 
 def raise_fd_limit() -> int:

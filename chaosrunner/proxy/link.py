@@ -24,7 +24,7 @@ import struct
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chaosrunner.proxy.httpflow import HttpSession
 from chaosrunner.proxy.toxics import Chunk, End, Stage, StageSlot, Toxic, make_stage
@@ -36,9 +36,18 @@ READ_SIZE = 256 * 1024
 WRITE_HIGH = 1024 * 1024  # destination buffer level at which the source is paused
 QUEUE_HIGH = 1024 * 1024  # queued bytes (toxic path) at which the source is paused
 QUEUE_LOW = 256 * 1024
-# From 3.12 a transport keeps a *view* of unsent data instead of copying it, so the
-# shared read buffer must then be replaced whenever a write leaves data behind.
-_TRANSPORT_KEEPS_VIEWS = sys.version_info >= (3, 12)
+
+
+def transports_keep_views(loop: asyncio.AbstractEventLoop) -> bool:
+    """From 3.12 an asyncio transport keeps a *view* of unsent data instead of copying it:
+    the shared read buffer must then be replaced whenever a write leaves data behind."""
+    return sys.version_info >= (3, 12)
+
+
+def writes_later(loop: asyncio.AbstractEventLoop) -> bool:
+    """uvloop queues a write and sends it later in the loop iteration, holding the object:
+    what it is given must not be the shared read buffer."""
+    return type(loop).__module__.startswith("uvloop")
 
 
 class ReadBuffer:
@@ -66,8 +75,8 @@ class Side(asyncio.BufferedProtocol):
     # --- asyncio protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH)
         if self.pause_reasons:
             transport.pause_reading()
@@ -125,6 +134,7 @@ class Direction:
         self.slots: list[StageSlot] = []
         self.front: Stage | None = None  # the HTTP stage, before the TCP toxics' stages
         self.moved = False  # bytes went this way already
+        self.early: list[bytes] = []  # read before the destination was connected
         self.queue: deque[Chunk] = deque()
         self.queued = 0
         self.worker: asyncio.Task[None] | None = None
@@ -137,14 +147,19 @@ class Direction:
     # --- input, from the source protocol ---
 
     def on_data(self, view: memoryview) -> None:
+        if not self.link.ready:
+            # uvloop may deliver a read of the client before its pause takes effect, and
+            # the upstream may speak before its toxics are in place: held until then.
+            self.early.append(bytes(view))
+            return
         size = len(view)
         self.counters[0] += size
         self.moved = True
         if self.ended:
             return
         if self.worker is None:
-            self._write(view)
-            if _TRANSPORT_KEEPS_VIEWS and self._destination().get_write_buffer_size():
+            self._write(bytes(view) if self.link.writes_later else view)
+            if self.link.keeps_views and self._destination().get_write_buffer_size():
                 self.source.buffer.renew()
             return
         self.queue.append(Chunk(bytes(view), self.link.loop.time()))
@@ -154,6 +169,9 @@ class Direction:
         self._wake()
 
     def on_eof(self) -> None:
+        if not self.link.ready:
+            self.early.append(b"")  # an EOF before the link was ready
+            return
         if self.ended:
             return
         if self.worker is None:
@@ -345,6 +363,8 @@ class Link:
                  on_close: Callable[[Link], None]) -> None:
         self.proxy = proxy
         self.loop = loop
+        self.keeps_views = transports_keep_views(loop)
+        self.writes_later = writes_later(loop)
         self.on_close = on_close
         self.client = Side(self, buffer)
         self.upstream = Side(self, buffer)
@@ -355,6 +375,7 @@ class Link:
         self.client.outgoing, self.client.incoming = self.up, self.down
         self.upstream.outgoing, self.upstream.incoming = self.down, self.up
         self.closed = False
+        self.ready = False  # connected both ways, toxics in place
         self.connector: asyncio.Task[None] | None = None
         self.http: HttpSession | None = None
 
@@ -378,6 +399,14 @@ class Link:
         self.up.sync(self.proxy.chain("upstream"))
         self.down.sync(self.proxy.chain("downstream"))
         self.apply_http()
+        self.ready = True
+        for direction in (self.up, self.down):
+            early, direction.early = direction.early, []
+            for data in early:
+                if data:
+                    direction.on_data(memoryview(data))
+                else:
+                    direction.on_eof()
         self.client.resume("connecting")
 
     def direction_done(self) -> None:

@@ -287,33 +287,50 @@ class ProxyServerHandle:
         self.stop()
 
 
+def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for "uvloop" (ImportError if missing) or for "auto" when installed;
+    None (asyncio's default loop) for "asyncio" or when uvloop is not installed."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def start_background(host: str = "127.0.0.1", port: int = 0,
-                     config: list[dict[str, Any]] | None = None) -> ProxyServerHandle:
+                     config: list[dict[str, Any]] | None = None,
+                     loop: str = "asyncio") -> ProxyServerHandle:
     """Run the API and its proxies on a daemon thread (demos, tests).
 
         >>> handle = start_background()          # doctest: +SKIP
         >>> httpx.get(handle.url + "/version")   # doctest: +SKIP
         >>> handle.stop()                        # doctest: +SKIP
     """
-    loop = asyncio.new_event_loop()
+    factory = loop_factory(loop) or asyncio.new_event_loop
+    event_loop = factory()
     ready: dict[str, Any] = {}
     started = threading.Event()
 
     def run() -> None:
-        asyncio.set_event_loop(loop)
+        asyncio.set_event_loop(event_loop)
         try:
-            ready["server"] = loop.run_until_complete(start(host, port, config))
+            ready["server"] = event_loop.run_until_complete(start(host, port, config))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
             ready["error"] = exc
             started.set()
-            loop.close()
+            event_loop.close()
             return
         started.set()
         try:
-            loop.run_forever()
+            event_loop.run_forever()
         finally:
-            _drain(loop)
-            loop.close()
+            _drain(event_loop)
+            event_loop.close()
 
     thread = threading.Thread(target=run, name="chaosrunner-proxy", daemon=True)
     thread.start()
@@ -322,7 +339,7 @@ def start_background(host: str = "127.0.0.1", port: int = 0,
         thread.join()
         raise ready["error"]
     running: RunningServer = ready["server"]
-    return ProxyServerHandle(running.url, loop, thread, running, threading.Event())
+    return ProxyServerHandle(running.url, event_loop, thread, running, threading.Event())
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:

@@ -12,8 +12,14 @@ from chaosrunner.proxy.server import ProxyServerHandle, start_background
 
 
 @pytest.fixture
-def server() -> Iterator[ProxyServerHandle]:
-    handle = start_background()
+def loop_kind() -> str:
+    """The event loop the proxy runs on; the data-path modules run on both."""
+    return "asyncio"
+
+
+@pytest.fixture
+def server(loop_kind: str) -> Iterator[ProxyServerHandle]:
+    handle = start_background(loop=loop_kind)
     try:
         yield handle
     finally:

@@ -18,6 +18,13 @@ import pytest
 from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_all, recv_exact
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on asyncio's loop and on uvloop's (`chaosrunner[fast]`)."""
+    kind: str = request.param
+    return kind
+
+
 def rtt(sock: socket.socket, payload: bytes = b"ping") -> float:
     start = time.monotonic()
     sock.sendall(payload)

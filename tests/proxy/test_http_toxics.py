@@ -22,6 +22,13 @@ from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
 PAY = {"method": "^POST$", "path": "^/pay"}
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on asyncio's loop and on uvloop's (`chaosrunner[fast]`)."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
 def web() -> Iterator[PlainServer]:
     srv = PlainServer()
