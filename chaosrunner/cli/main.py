@@ -177,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--out", default=None)
 
+    p = sub.add_parser("capacity", parents=[_global_options()],
+                       help="forecast usage from Prometheus against the breaking point")
+    p.add_argument("file", metavar="STEADY_STATE")
+    p.add_argument("--usage", required=True, metavar="QUERY",
+                   help="PromQL for the usage, one number (e.g. sum(rate(...[5m])))")
+    p.add_argument("--growth", default=None, metavar="G",
+                   help="e.g. 10%%/month (compounding); default: the trend over --window")
+    p.add_argument("--window", default="30d", help="trend window (default 30d)")
+    p.add_argument("--months", type=int, default=6, help="forecast horizon (default 6)")
+    p.add_argument("--headroom", default="30%", help="kept free under the breaking point")
+    p.add_argument("--breaking-point", default=None, metavar="RATE|REPORT",
+                   help="450/s, or a search run's report; default: the newest in the history")
+    p.add_argument("--prometheus", default=None, metavar="URL")
+    p.add_argument("--report-dir", default=None, metavar="D",
+                   help="also write capacity.html (with the chart) and capacity.json here")
+
     p = sub.add_parser("load-worker", parents=[_global_options()],
                        help="a Locust worker for load.http faults with master: HOST:PORT "
                        "(run one per machine that makes load)")
@@ -196,7 +212,7 @@ COMMAND_MODULES = {
     "validate": "validate", "plan": "run", "run": "run", "recover": "recover",
     "halt": "recover", "proxy": "proxy", "budget": "budget", "gameday": "gameday",
     "schedule": "schedule", "runs": "runs", "schema": "validate", "convert": "convert",
-    "demo": "demo", "load-worker": "load",
+    "demo": "demo", "load-worker": "load", "capacity": "capacity",
 }
 
 
