@@ -177,8 +177,11 @@ class BaseDriver:
         """The verb of `driver.verb`, or ParamError naming the known ones."""
         verb = action.split(".", 1)[1] if "." in action else ""
         if verb not in self.actions:
-            known = ", ".join(f"{self.name}.{a}" for a in sorted(self.actions))
-            raise ParamError(("action",), f"unknown action {action!r}; known: {known}")
+            from chaosrunner.spec.messages import did_you_mean
+
+            known = [f"{self.name}.{a}" for a in sorted(self.actions)]
+            raise ParamError(("action",), f"unknown action {action!r}"
+                             f"{did_you_mean(action, known)}; known: {', '.join(known)}")
         return verb
 
     def revert_after(self, params: Mapping[str, JSON]) -> float | None:

@@ -20,6 +20,15 @@ _TOKEN = re.compile(
 )
 
 
+def _check_statistic(text: str) -> None:
+    from chaosrunner.spec.models import HTTP_STATS
+
+    match = _STAT_LIKE.match(text)
+    if match and match.group(1) not in HTTP_STATS:
+        raise ValueError(f"criterion {text.strip()!r}: unknown statistic {match.group(1)!r}; "
+                         f"the statistics are {', '.join(HTTP_STATS)}")
+
+
 def tokenize(text: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     position = 0
@@ -36,10 +45,14 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
+_STAT_LIKE = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_-]*\.([^\s<>=!]+)\s*(<=|>=|==|!=|<|>)")
+
+
 def parse_criterion(text: Any) -> dict[str, Any]:
     """Parse one criterion into the fields of `Criterion`."""
     if not isinstance(text, str):
         raise ValueError(f"a success criterion is a string like 'slo >= 99%', got {text!r}")
+    _check_statistic(text)
     tokens = tokenize(text)
     kinds = [kind for kind, _ in tokens]
     if kinds == ["name", "op", "value"]:

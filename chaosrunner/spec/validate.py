@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from chaosrunner.errors import InvalidInput, SpecError
 from chaosrunner.spec.loader import Document, KeyPath, load_document, resolve_vars
-from chaosrunner.spec.models import SLO, Experiment, GameDay, SteadyState
+from chaosrunner.spec.messages import describe, did_you_mean
+from chaosrunner.spec.models import HTTP_STATS, SLO, Experiment, GameDay, SteadyState
 
 KINDS: dict[str, type[BaseModel]] = {
     "SteadyState": SteadyState,
@@ -53,37 +54,7 @@ def validate_model(document: Document, model: type[M], data: Any | None = None) 
     try:
         return model.model_validate(document.data if data is None else data)
     except ValidationError as exc:
-        errors = exc.errors()
-        raise SpecError([_describe(document, e) for e in errors
-                         if not _echo_of_item_error(e, errors)]) from None
-
-
-def _echo_of_item_error(error: Any, errors: list[Any]) -> bool:
-    # A list whose only item failed is also "too short" for pydantic; say it once.
-    loc = tuple(error["loc"])
-    return error["type"] == "too_short" and any(
-        len(other["loc"]) > len(loc) and tuple(other["loc"][:len(loc)]) == loc
-        for other in errors)
-
-
-def _describe(document: Document, error: Any) -> str:
-    key_path: KeyPath = tuple(part for part in error["loc"]
-                              if not (isinstance(part, str) and _is_union_tag(part)))
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = ("unknown key (typo?); remove it or check the spelling against "
-                   "`chaosrunner schema`")
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    elif error["type"] == "literal_error" and key_path and key_path[-1] == "apiVersion":
-        message = "must be chaosrunner/v1"
-    return f"{document.where(key_path)}: {message}"
-
-
-def _is_union_tag(part: str) -> bool:
-    # pydantic names union members in error locations ("RandomPick", "literal['all']",
-    # "function-after[...]"); they are not keys of the user's file.
-    return part[:1].isupper() or "[" in part or part in ("str", "int", "float", "tuple")
+        raise SpecError(describe(exc.errors(), model, document.where)) from None
 
 
 def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> tuple[str, Any]:
@@ -173,8 +144,9 @@ def _selected_slos(document: Document, experiment: Experiment,
     unknown = [(i, n) for i, n in enumerate(names) if n not in available]
     if unknown:
         raise SpecError([
-            f"{document.where(('steady_state', 'slos', i))}: unknown SLO {name!r}; the steady "
-            f"state defines {', '.join(available)}" for i, name in unknown
+            f"{document.where(('steady_state', 'slos', i))}: unknown SLO {name!r}"
+            f"{did_you_mean(name, available)}; the steady state defines {', '.join(available)}"
+            for i, name in unknown
         ])
     return {name: available[name] for name in names}
 
@@ -187,18 +159,20 @@ def _check_references(document: Document, experiment: Experiment,
         slo = slos.get(criterion.slo)
         if slo is None:
             problems.append(f"{place}: criterion {criterion.text!r} names unknown SLO "
-                            f"{criterion.slo!r}; the experiment uses {', '.join(slos)}")
+                            f"{criterion.slo!r}{did_you_mean(criterion.slo, slos)}; the "
+                            f"experiment uses {', '.join(slos)}")
         elif criterion.stat is not None and not _stat_available(slo, criterion.stat):
             problems.append(f"{place}: SLO {criterion.slo!r} has no statistic "
-                            f"{criterion.stat!r} (statistics are for http probe SLIs: "
-                            "availability, p50, p90, p95, p99, max, mean)")
+                            f"{criterion.stat!r}{did_you_mean(criterion.stat, HTTP_STATS)} "
+                            f"(statistics are for http probe SLIs: {', '.join(HTTP_STATS)})")
     for i, limit in enumerate(experiment.abort.budget_limits):
         key: KeyPath = ("abort", "error_budget") if len(experiment.abort.budget_limits) == 1 \
             else ("abort", "error_budget", i)
         slo = slos.get(limit.slo)
         if slo is None:
-            problems.append(f"{document.where((*key, 'slo'))}: unknown SLO {limit.slo!r}; "
-                            f"the experiment uses {', '.join(slos)}")
+            problems.append(f"{document.where((*key, 'slo'))}: unknown SLO {limit.slo!r}"
+                            f"{did_you_mean(limit.slo, slos)}; the experiment uses "
+                            f"{', '.join(slos)}")
         elif slo.budget is None:
             problems.append(f"{document.where((*key, 'slo'))}: SLO {limit.slo!r} is a threshold "
                             "SLO without `objective:`, so it has no error budget to guard; "
@@ -207,8 +181,6 @@ def _check_references(document: Document, experiment: Experiment,
 
 
 def _stat_available(slo: SLO, stat: str) -> bool:
-    from chaosrunner.spec.models import HTTP_STATS
-
     return slo.sli.kind == "http" and stat in HTTP_STATS
 
 
@@ -221,8 +193,11 @@ def _check_actions(document: Document, experiment: Experiment,
     for i, fault in enumerate(experiment.faults):
         if fault.driver_name not in registry.names():
             known = ", ".join(sorted(registry.names()))
+            actions = [f"{name}.{verb}" for name in registry.names()
+                       for verb in registry.get(name).actions]
             problems.append(f"{document.where(('faults', i, 'action'))}: unknown action "
-                            f"{fault.action!r}; actions start with one of: {known}")
+                            f"{fault.action!r}{did_you_mean(fault.action, actions)}; actions "
+                            f"start with one of: {known}")
             continue
         if fault.for_ is not None and fault.at + fault.for_ > experiment.duration + 1e-9:
             problems.append(f"{document.where(('faults', i, 'for'))}: at + for ends after the "

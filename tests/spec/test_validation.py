@@ -101,12 +101,12 @@ def test_unknown_key_has_file_line_and_path(tmp_path: Path) -> None:
     ("  - probe >= 99%", "  - probe >== 99%", "success_criteria[0]: unexpected '= 99%'"),
     ("  - probe >= 99%", "  - probe is fine", "success_criteria[0]: malformed criterion"),
     ("  - probe >= 99%", "  - nope >= 99%", "names unknown SLO 'nope'"),
-    ("  - probe.p99 < 2s", "  - probe.p42 < 2s", "has no statistic 'p42'"),
+    ("  - probe.p99 < 2s", "  - probe.p42 < 2s", "unknown statistic 'p42'"),
     ("action: process.pause", "action: teleport.now", "unknown action 'teleport.now'"),
     ("action: process.pause", "action: process.explode", "unknown action 'process.explode'"),
     ("slo: probe, burn_rate", "slo: nope, burn_rate", "abort.error_budget.slo: unknown SLO"),
     ("hypothesis: it holds\n", "", "hypothesis: required key is missing"),
-    ("name: demo", "name: [1, 2]", "name: Input should be a valid string"),
+    ("name: demo", "name: [1, 2]", "name: expected text"),
 ])
 def test_bad_input_is_placed(tmp_path: Path, old: str, new: str, expected: str) -> None:
     text = EXPERIMENT.replace(old, new)

@@ -1,0 +1,91 @@
+"""Messages (issue 12.11): did-you-mean for keys, actions and SLO names; pydantic's wording
+never reaches the user; one error for a Chaos Toolkit wrong provider type; unknown
+statistics list the ones that exist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chaosrunner.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+STEADY = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: s
+service_level_objectives:
+  probe:
+    sli: {http: {url: "http://127.0.0.1:1/x"}}
+    target: 99%
+"""
+
+BASE = """\
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: demo
+hypothesis: it holds
+steady_state: {from: steady.yaml, before: 1s, after: 1s, interval: 250ms}
+duration: 10s
+faults:
+  - name: pause
+    action: process.pause
+    target: {pid_file: x.pid}
+"""
+
+
+def problems(tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str = "", new: str = "",
+             extra: str = "") -> list[str]:
+    (tmp_path / "steady.yaml").write_text(STEADY)
+    assert old in BASE
+    (tmp_path / "exp.yaml").write_text(BASE.replace(old, new, 1) + extra)
+    assert main(["validate", str(tmp_path / "exp.yaml")]) == 4
+    err = capsys.readouterr().err
+    assert "Input should" not in err and "Input tag" not in err and "literal[" not in err
+    return [line for line in err.splitlines() if line.strip()]
+
+
+CASES = [
+    ("hypothesis:", "hypotesis:", "", "hypotesis: unknown key (did you mean 'hypothesis'?)"),
+    ("", "", "blast_radius: {max_target: 3}\n", "(did you mean 'max_targets'?)"),
+    ("x.pid}", "x.pid}\n    select: {rnadom: 1}", "", "select.rnadom: unknown key (did you "
+     "mean 'random'?)"),
+    ("process.pause", "proces.pause", "", "unknown action 'proces.pause' (did you mean "
+     "'process.pause'?)"),
+    ("process.pause", "process.paus", "", "(did you mean 'process.pause'?)"),
+    ("", "", "success_criteria: ['prob >= 99%']\n", "unknown SLO 'prob' (did you mean "
+     "'probe'?)"),
+    ("", "", "abort: {error_budget: {slo: prob}}\n", "(did you mean 'probe'?)"),
+    ("", "", "success_criteria: ['probe.p99.9 < 2s']\n", "unknown statistic 'p99.9'; the "
+     "statistics are availability, p50, p90, p95, p99, max, mean"),
+    ("x.pid}", "x.pid}\n    select: some", "", "select: expected 'all', {random: ...}, "
+     "{percent: ...} or {names: ...}"),
+    ("x.pid}", "x.pid}\n    select: {random: 0}", "", "select.random: must be at least 1"),
+    ("", "", "tags: tag\n", "tags: expected a list"),
+    ("name: demo", "name: de mo", "", "name: may contain only letters, digits"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "extra", "expected"), CASES)
+def test_message(old: str, new: str, extra: str, expected: str, tmp_path: Path,
+                 capsys: pytest.CaptureFixture[str]) -> None:
+    found = problems(tmp_path, capsys, old, new, extra)
+    assert len(found) == 1, found
+    assert expected in found[0]
+
+
+def test_a_chaos_toolkit_wrong_provider_type_is_one_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads((REPO / "tests/ctk/experiment.json").read_text())
+    data["method"][0]["provider"]["type"] = "pythn"
+    path = tmp_path / "ctk.json"
+    path.write_text(json.dumps(data, indent=2))
+    assert main(["validate", str(path)]) == 4
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "unknown type 'pythn'; expected one of python, process, http (did you mean " \
+        "'python'?)" in lines[0]
+    assert "Input tag" not in lines[0]
