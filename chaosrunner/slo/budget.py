@@ -147,9 +147,9 @@ class BudgetMeter:
         self.consumed += budget_consumed(burn_rate(share.error_ratio, self.budget), share.dt,
                                          self.window)
         self.observed += share.dt
-        self.shares.append(share)
         while self.shares and self.shares[0].t <= share.t - self.horizon:
             self.shares.popleft()
+        self.shares.append(share)
 
     def burn(self, seconds: float, now: float) -> WindowBurn:
         """Burn rate over (now - seconds, now], time-weighted, and how much of it is held."""

@@ -9,6 +9,8 @@ import pytest
 from chaosrunner.slo.budget import (
     ALERT_RULES,
     AlertState,
+    BadShare,
+    BudgetMeter,
     PolicyDecision,
     WindowBurn,
     alert_state,
@@ -171,3 +173,17 @@ def test_window_burn_coverage() -> None:
     assert part.partial and part.coverage == pytest.approx(0.05)
     assert part.coverage_text() == "over 3 min of the 1 h window"
     assert WindowBurn(3600.0, 2.0).coverage is None and not WindowBurn(3600.0, 2.0).partial
+
+
+def test_budget_meter_burn_and_coverage() -> None:
+    meter = BudgetMeter(budget=0.01, window=3600.0, horizon=300.0)
+    for step in range(4):  # 4 samples of 1 s at 50 % bad: burn 50
+        meter.add(BadShare(t=float(step + 1), dt=1.0, bad=1.0, total=2.0))
+    last_minute = meter.burn(60.0, now=4.0)
+    assert last_minute.burn == pytest.approx(50.0)
+    assert last_minute.held == pytest.approx(4.0) and last_minute.partial
+    assert last_minute.coverage_text() == "over 4 s of the 1 min window"
+    assert meter.consumed == pytest.approx(50.0 * 4 / 3600)
+    assert meter.mean_burn == pytest.approx(50.0)
+    assert meter.burn(2.0, now=4.0).held == pytest.approx(2.0)
+    assert not meter.burn(2.0, now=4.0).partial

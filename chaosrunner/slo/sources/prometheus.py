@@ -378,11 +378,13 @@ def budget_method(slo: SLO) -> str | None:
                 "it over a subquery and their coverage is unknown")
     if slo.is_ratio and found.rewritable:
         return None
-    why = found.reason if slo.is_ratio else "a threshold SLO counts the steps meeting the target"
     step = promql_duration(subquery_step(slo.window, found))
-    return (f"its PromQL string cannot be re-windowed ({why}); burn rates and remaining budget "
-            f"average it over a subquery with a {step} step, which weighs every step alike "
-            "(not every event); see docs/budget.md")
+    if not slo.is_ratio:
+        return (f"a threshold SLO: its budget is the share of {step} steps that meet the "
+                "target, every step weighing alike whatever its traffic; see docs/budget.md")
+    return (f"its PromQL string cannot be re-windowed ({found.reason}); burn rates and "
+            f"remaining budget average it over a subquery with a {step} step, which weighs "
+            "every step alike (not every event); see docs/budget.md")
 
 
 class _Rejected(SourceError):
