@@ -77,7 +77,8 @@ class PromQuery(PrometheusAuth):
 class HttpProbe(Frozen):
     """Built-in synthetic traffic."""
 
-    url: str = Field(pattern=r"^https?://", description="URL the probe requests")
+    url: str = Field(pattern=r"^https?://", description="URL the probe requests",
+                     json_schema_extra={"pattern": r"^(https?://|\$\{)"})  # or ${VAR}...
     method: Literal["GET", "POST", "PUT", "HEAD", "DELETE"] = "GET"
     rate: Rate = Field(default=10.0, description="requests per second, e.g. 20/s")
     timeout: Duration = 1.0
