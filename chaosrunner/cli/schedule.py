@@ -51,4 +51,11 @@ def child_flags(args: argparse.Namespace) -> list[str]:
              if on]
     for pair in args.var:
         flags += ["--var", pair]
+    # Each game day sends its own notifications, annotations and trace, and pushes its
+    # metrics; the scheduler serves --metrics-port itself.
+    for flag, value in (("--config", getattr(args, "config", None)),
+                        ("--otlp-endpoint", getattr(args, "otlp_endpoint", None)),
+                        ("--pushgateway", getattr(args, "pushgateway", None))):
+        if value:
+            flags += [flag, value]
     return flags

@@ -153,6 +153,8 @@ class Scheduler:
     stop_signal: str | None = None
     child: subprocess.Popen[bytes] | None = None
     interrupted_code: int | None = None
+    # Told each game day's outcome (chaosrunner.observe feeds the scheduler's metrics).
+    on_outcome: Callable[[Outcome], None] | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop_logged: bool = False
 
@@ -289,6 +291,8 @@ class Scheduler:
                  + (f": {outcome.detail}" if outcome.detail else ""))
         if outcome.verdict == Verdict.INTERRUPTED:
             self.interrupted_code = code
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         return outcome
 
     def _wait_child(self, child: subprocess.Popen[bytes]) -> int:

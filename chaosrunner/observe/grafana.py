@@ -41,11 +41,11 @@ class GrafanaAnnotator:
 
     def __init__(self, spec: GrafanaAnnotations, experiment: str, run_id: str,
                  timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        from chaosrunner.slo.sources.prometheus import resolve_secret
+        from chaosrunner.secrets import resolve_env_refs
 
         headers = {"Accept": "application/json"}
         if spec.token is not None:
-            token = resolve_secret(spec.token.get_secret_value(), "annotations.grafana.token")
+            token = resolve_env_refs(spec.token.get_secret_value(), "annotations.grafana.token")
             headers["Authorization"] = f"Bearer {token}"
         self.spec = spec
         self.client = httpx.Client(base_url=spec.url.rstrip("/"), headers=headers,

@@ -15,8 +15,11 @@ each run adds a `MetricsObserver` that feeds it:
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -64,6 +67,8 @@ class RunnerMetrics:
                          registry=r)
         self.sli_good = Gauge("chaosrunner_sli_good", "1 when the last reading met the SLO",
                               ["experiment", "slo"], registry=r)
+        self.gamedays = Counter("chaosrunner_gamedays", "Game days ended (chaosrunner "
+                                "schedule), by verdict", ["gameday", "verdict"], registry=r)
         self.running = Gauge("chaosrunner_run_in_progress", "1 while a run is in progress",
                              ["experiment"], registry=r)
         self.server: Any = None
@@ -92,6 +97,34 @@ class RunnerMetrics:
         else:
             announcement.sent = 1
         return announcement
+
+    def record_end(self, report: Mapping[str, Any]) -> None:
+        """Count an ended run from its report.json (the scheduler reads its children's)."""
+        name, abort = str(report["experiment"]), report.get("abort")
+        self.runs.labels(name, report["verdict"]).inc()
+        if abort:
+            self.aborts.labels(name, abort_reason_label(str(abort["reason"]))).inc()
+        elif report["verdict"] == "interrupted":
+            self.aborts.labels(name, "signal").inc()
+        self.faults.labels(name).set(sum(1 for f in report.get("faults", [])
+                                         if f.get("injected_at") and not f.get("reverted_at")))
+        rollback = next((p for p in report.get("phases", []) if p["name"] == "rollback"), None)
+        if rollback is not None and rollback.get("end"):
+            self.rollback.labels(name).observe(_seconds(rollback["start"], rollback["end"]))
+            if abort:
+                self.reaction.labels(name).observe(max(0.0, _seconds(abort["at"],
+                                                                     rollback["end"])))
+        self.running.labels(name).set(0)
+
+    def record_gameday(self, name: str, verdict: str, report_dir: Path) -> None:
+        """A game day that `chaosrunner schedule` ran in a child process: the day and each
+        of its experiments, from the reports it wrote."""
+        self.gamedays.labels(name, verdict).inc()
+        for path in sorted(report_dir.glob("*/report.json")):
+            try:
+                self.record_end(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                warn(f"metrics: cannot read {path}: {exc}")
 
     def close(self) -> None:
         if self.server is not None:
@@ -137,23 +170,10 @@ class MetricsObserver:
         self.metrics.faults.labels(self.experiment).set(len(self.in_effect))
 
     def finish(self, report: RunReport) -> None:
-        m, name = self.metrics, self.experiment
-        m.runs.labels(name, report.verdict).inc()
-        if report.abort is not None:
-            m.aborts.labels(name, abort_reason_label(report.abort.reason)).inc()
-        elif report.verdict == "interrupted":
-            m.aborts.labels(name, "signal").inc()
-        m.faults.labels(name).set(sum(1 for f in report.faults
-                                      if f.injected_at and not f.reverted_at))
-        rollback = next((p for p in report.phases if p.name == "rollback"), None)
-        if rollback is not None and rollback.end is not None:
-            m.rollback.labels(name).observe(_seconds(rollback.start, rollback.end))
-            if report.abort is not None:
-                m.reaction.labels(name).observe(max(0.0, _seconds(report.abort.at,
-                                                                  rollback.end)))
-        m.running.labels(name).set(0)
+        self.metrics.record_end(report.to_json())
         if self.pushgateway is not None:
-            self.pushed = m.push(self.pushgateway, grouping={"experiment": name})
+            self.pushed = self.metrics.push(self.pushgateway,
+                                            grouping={"experiment": self.experiment})
 
     def announcements(self) -> list[Announcement]:
         found = [Announcement("metrics", self.metrics.listening)] \

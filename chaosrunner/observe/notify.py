@@ -54,9 +54,9 @@ def open_channel(target: NotifyTarget, where: str) -> Channel:
     """Resolve `${env:...}` and check apprise knows the URL; InvalidInput otherwise."""
     apprise = _apprise()
 
-    from chaosrunner.slo.sources.prometheus import resolve_secret
+    from chaosrunner.secrets import resolve_env_refs
 
-    url = resolve_secret(target.url.get_secret_value(), where)
+    url = resolve_env_refs(target.url.get_secret_value(), where)
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         raise InvalidInput(f"{where}: apprise does not understand this URL (its scheme is "

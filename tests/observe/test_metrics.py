@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from alerting_fixture import run_pushgateway
 from helpers import chaosrunner, free_port, http_server
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fixture import PrometheusFactory, prometheus  # noqa: F401  (fixture)
 
@@ -114,3 +115,47 @@ def test_a_bad_metrics_port_is_bad_input(tmp_path: Path, address: str,
     code = main(["run", str(tmp_path / "exp.yaml"), "--metrics-port", address])
     assert code == 4
     assert "--metrics-port" in capsys.readouterr().err
+
+
+def test_the_scheduler_counts_its_children_from_their_reports(tmp_path: Path) -> None:
+    """`schedule --metrics-port` counts each game day a child ran, and its experiments,
+    from the report files the child wrote."""
+    from chaosrunner.observe.metrics import RunnerMetrics
+
+    day = tmp_path / "day"
+    for index, (verdict, abort) in enumerate((("passed", None),
+                                              ("aborted", {"reason": "halt: stop",
+                                                           "at": "2026-01-01T00:00:01Z"}))):
+        (day / f"0{index}-exp").mkdir(parents=True)
+        (day / f"0{index}-exp" / "report.json").write_text(json.dumps({
+            "experiment": f"exp{index}", "verdict": verdict, "abort": abort, "faults": [],
+            "phases": [{"name": "rollback", "start": "2026-01-01T00:00:01Z",
+                        "end": "2026-01-01T00:00:03Z"}]}))
+    metrics = RunnerMetrics()
+    metrics.record_gameday("q4", "aborted", day)
+    values = samples(generate_latest(metrics.registry).decode())
+    assert values[("chaosrunner_gamedays_total",
+                   frozenset({("gameday", "q4"), ("verdict", "aborted")}))] == 1
+    assert values[("chaosrunner_runs_total",
+                   frozenset({("experiment", "exp0"), ("verdict", "passed")}))] == 1
+    assert values[("chaosrunner_aborts_total",
+                   frozenset({("experiment", "exp1"), ("reason", "halt")}))] == 1
+    assert values[("chaosrunner_abort_reaction_seconds_sum",
+                   frozenset({("experiment", "exp1")}))] == 2.0
+
+
+def test_schedule_hands_the_observe_flags_to_each_game_day() -> None:
+    from chaosrunner.cli.main import GLOBAL_DEFAULTS, build_parser
+    from chaosrunner.cli.schedule import child_flags
+
+    args = build_parser().parse_args(["schedule", "gd.yaml", "--config", "c.yaml",
+                                      "--otlp-endpoint", "http://127.0.0.1:4318",
+                                      "--pushgateway", "http://127.0.0.1:9091",
+                                      "--metrics-port", "9464"])
+    for key, default in GLOBAL_DEFAULTS.items():  # as main() fills them in
+        setattr(args, key, getattr(args, key, None) or default)
+    flags = child_flags(args)
+    assert flags[flags.index("--config") + 1] == "c.yaml"
+    assert flags[flags.index("--otlp-endpoint") + 1] == "http://127.0.0.1:4318"
+    assert flags[flags.index("--pushgateway") + 1] == "http://127.0.0.1:9091"
+    assert "--metrics-port" not in flags  # the scheduler serves it, not its children

@@ -147,3 +147,32 @@ def test_config_file_errors(tmp_path: Path) -> None:
     bad.write_text("notify:\n  - {url: 'json://x', colour: red}\n")
     with pytest.raises(InvalidInput, match=r"bad.yaml:2.*notify\[0\].colour: unknown key"):
         load_config(str(bad))
+
+
+def test_a_game_days_targets_hear_of_each_of_its_experiments(
+        run_experiment: Runner, world: World, tmp_path: Path) -> None:
+    from functools import partial
+
+    from chaosrunner.cli.run import run_file
+    from chaosrunner.engine.context import RunOptions
+    from chaosrunner.gameday.run import load_gameday, run_gameday
+    from chaosrunner.observe.settings import ObserveSettings
+    from chaosrunner.testing.fakes import fake_backends, fake_drivers
+
+    run_experiment()  # writes steady.yaml and exp1.yaml
+    with capture() as hook:
+        (tmp_path / "day.yaml").write_text(f"""
+apiVersion: chaosrunner/v1
+kind: GameDay
+name: day
+experiments: [exp1.yaml, exp1.yaml]
+notify: ["{hook_url(hook.url)}"]
+""")
+        loaded = load_gameday(tmp_path / "day.yaml", drivers=fake_drivers(world))
+        runner = partial(run_file, backends=fake_backends(world, value=lambda w: 1.0))
+        report = run_gameday(loaded, RunOptions(state_dir=tmp_path / "state",
+                                                observe=ObserveSettings()),
+                             tmp_path / "gd", run_experiment=runner)
+    assert report.exit_code == 0
+    titles = [r.json()["title"] for r in hook.requests]
+    assert titles == ["chaos experiment observed started", "chaos experiment observed: passed"] * 2
