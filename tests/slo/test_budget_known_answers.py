@@ -147,7 +147,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]
     promtool("create-blocks-from", "openmetrics", "data.om", "data", cwd=directory)
     (directory / RULES_FILE).write_text(yaml.safe_dump(sloth_rules()))
     with run_prometheus(directory, {}, retention="40d") as prom:
-        prom.wait_for("count(http_requests_total)")
+        prom.wait_for("count(last_over_time(http_requests_total[1h]))")
         for moment in (end - 3 * 3600, end):
             promtool("create-blocks-from", "rules", f"--url={prom.url}",
                      f"--start={moment - 60:.3f}", f"--end={moment + 1:.3f}",
@@ -156,7 +156,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]
         block.rename(directory / "data" / block.name)
     with run_prometheus(directory, {}, retention="40d",
                         rule_files=[directory / RULES_FILE]) as prom:
-        prom.wait_for("count(http_requests_total)")
+        prom.wait_for("count(last_over_time(http_requests_total[1h]))")
         data = Backfilled(prom, end, directory)
         stamp = data.value("timestamp(slo:sli_error:ratio_rate5m)", end)
         assert stamp == pytest.approx(end, abs=0.001), (
