@@ -9,6 +9,9 @@ import yaml
 
 from chaosrunner.cli.main import main
 from chaosrunner.slo.promql import PromQLSyntaxError, at_window, shape
+from chaosrunner.slo.sources.base import SourceContext
+from chaosrunner.slo.sources.prometheus import PrometheusSource
+from chaosrunner.spec.models import SLO, SteadyState
 
 RATIO = 'sum(rate(http_requests_total{code!~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
 
@@ -57,3 +60,24 @@ def test_budget_at_must_be_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[
         "service_level_objectives": {"a": {"sli": RATIO, "target": "99.9%"}}}))
     assert main(["budget", str(path), "--at", "yesterday"]) == 4
     assert "--at 'yesterday'" in capsys.readouterr().err
+
+
+def _source(sli: object, window: str = "30d", **extra: object) -> PrometheusSource:
+    slo = SLO.model_validate({"sli": sli, "target": "99.9%", "window": window, **extra})
+    steady = SteadyState.model_validate({
+        "apiVersion": "chaosrunner/v1", "kind": "SteadyState", "name": "s",
+        "prometheus": "http://127.0.0.1:1", "service_level_objectives": {"a": slo}})
+    return PrometheusSource("a", slo, steady, SourceContext())
+
+
+def test_a_ratio_string_is_read_as_a_ratio_of_rates_over_each_window() -> None:
+    source = _source(RATIO)
+    query = source.burn_rate_query(3600, 0.001)
+    assert "[1h]" in query and "[5m]" not in query and "avg_over_time" not in query
+
+
+def test_the_fallback_subquery_steps_by_the_strings_own_range() -> None:
+    # A 10-minute step under a 5-minute rate read half of the data; the step is now 5m.
+    source = _source(f"clamp_max({RATIO}, 1)")
+    query = source.burn_rate_query(30 * 86400, 0.001)
+    assert "avg_over_time(" in query and "[30d:5m]" in query
