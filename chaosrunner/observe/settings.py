@@ -99,7 +99,7 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
         from chaosrunner.observe.tracing import RunTracer, otlp_exporter
 
         tracer = RunTracer(otlp_exporter(settings.otlp_endpoint), experiment.name, run_id,
-                           settings.otlp_endpoint)
+                           settings.otlp_endpoint, settings.config.trace_url)
         inline.append(tracer)
         headers = tracer.trace_headers
     if settings.metrics is not None:

@@ -72,7 +72,7 @@ class RunTracer:
     """An inline observer turning the run's events into spans."""
 
     def __init__(self, exporter: SpanExporter, experiment: str, run_id: str,
-                 endpoint: str) -> None:
+                 endpoint: str, link_template: str | None = None) -> None:
         self.provider = TracerProvider(resource=Resource.create({
             "service.name": "chaosrunner", "service.version": __version__}))
         self.exporter = CountingExporter(exporter)
@@ -84,6 +84,8 @@ class RunTracer:
         self.calls: dict[str, Span] = {}  # by injection key: the driver call in flight
         self.endpoint = endpoint
         self.trace_id = format(self.root.get_span_context().trace_id, "032x")
+        self.link = link_template.replace("{trace_id}", self.trace_id) if link_template \
+            else None
 
     def trace_headers(self) -> Mapping[str, str]:
         """W3C trace context of the current phase (or the run), for outgoing requests."""
@@ -130,7 +132,8 @@ class RunTracer:
 
     def announcements(self) -> list[Announcement]:
         return [Announcement("otlp", traces_url(self.endpoint), sent=self.exporter.sent,
-                             failed=self.exporter.failed, detail=self.trace_id)]
+                             failed=self.exporter.failed, detail=self.trace_id,
+                             link=self.link)]
 
     def _child(self, parent: Span, name: str, attributes: dict[str, Any]) -> Span:
         return self.tracer.start_span(name, context=trace.set_span_in_context(parent),

@@ -389,6 +389,9 @@ class RunnerConfig(Frozen):
     notify: tuple[NotifyTarget, ...] = ()
     annotations: AnnotationsSpec | None = None
     otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    trace_url: str | None = Field(default=None, pattern=r"^https?://.*\{trace_id\}",
+                                  description="link to a trace in your tracing UI, with "
+                                  "{trace_id}; the report links the run's trace with it")
     pushgateway: str | None = Field(default=None, pattern=r"^https?://")
 
 

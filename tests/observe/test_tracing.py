@@ -123,3 +123,13 @@ def test_probe_requests_carry_the_runs_traceparent(tmp_path: Path, fake_driver: 
     assert len(parents) > 10 and all(p.startswith(f"00-{trace_id}-") for p in parents)
     named = {spans[p.split("-")[2]].name for p in parents}
     assert {"phase before", "phase faults"} <= named
+
+
+def test_the_report_links_the_trace(run_experiment: Runner, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('trace_url: "http://127.0.0.1:16686/trace/{trace_id}"\n')
+    with otlp() as receiver:
+        outcome = run_experiment("", "--otlp-endpoint", receiver.url, "--config", str(config))
+    trace_id = outcome.report["trace_id"]
+    html = (outcome.report_dir / "report.html").read_text()
+    assert f'<a href="http://127.0.0.1:16686/trace/{trace_id}"><code>{trace_id}</code></a>' in html
