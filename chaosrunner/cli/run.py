@@ -66,6 +66,7 @@ def run_file(path: Path, options: Any, output: str | None = None,
     run = Run(bundle, options, events=events, backends=backends)
     report_dir = observers = None
     if not options.dry_run:
+        run.ledger.check_writable()  # exit 4 before anything is injected
         observers = observe_run(run, options, events)
         report_dir = report_dir_for(bundle.experiment.name, options, run.clock)
         events.open_journal(report_dir / "journal.jsonl")
@@ -83,6 +84,9 @@ def run_file(path: Path, options: Any, output: str | None = None,
         return report
     finally:
         events.close()
+        if events.journal_error:
+            print(f"chaosrunner: the journal (journal.jsonl in {report_dir}) could not be "
+                  f"written in full: {events.journal_error}", file=sys.stderr)
 
 
 def observe_run(run: Any, options: Any, events: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from chaosrunner.engine.clock import Clock, RealClock
+from chaosrunner.errors import InvalidInput
 from chaosrunner.secrets import redact_data
 from chaosrunner.timestamps import iso
 
@@ -77,18 +77,31 @@ class EventLog:
         self.events: list[dict[str, Any]] = []
         self.listeners: list[Listener] = []
         self._journal: TextIO | None = None
+        self.journal_error: str | None = None  # the first write that failed (disk full)
         self.t0 = self.clock.monotonic()
 
     def open_journal(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = path.open("w", encoding="utf-8")
+        """Start the journal; InvalidInput (exit 4, before anything runs) when the report
+        directory cannot be written at all."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._journal = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"report directory {path.parent} cannot be written: "
+                               f"{exc.strerror or exc}; pass --report-dir to a writable "
+                               "place") from None
         for event in self.events:
             self._write(event)
 
     def close(self) -> None:
+        """Close the journal; a failure (disk full) is kept in `journal_error`, never
+        raised: the run's verdict comes first."""
         if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+            journal, self._journal = self._journal, None
+            try:
+                journal.close()
+            except (OSError, ValueError) as exc:
+                self.journal_error = self.journal_error or str(exc)
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         event = redact_data({"time": iso(self.clock.now()),
@@ -106,9 +119,11 @@ class EventLog:
     def _write(self, event: dict[str, Any]) -> None:
         if self._journal is None:
             return
-        with contextlib.suppress(OSError, ValueError):
+        try:
             self._journal.write(json.dumps(event, default=str) + "\n")
             self._journal.flush()
+        except (OSError, ValueError) as exc:  # disk full: the run goes on, the end says so
+            self.journal_error = self.journal_error or str(exc)
 
 
 def print_listener(stream: TextIO | None = None) -> Listener:

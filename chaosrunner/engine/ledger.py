@@ -54,6 +54,24 @@ class Ledger:
             raise StateError(f"cannot create state directory {self.state_dir}: "
                              f"{exc.strerror}; pass --state-dir to a writable place") from None
 
+    def check_writable(self) -> None:
+        """StateError (exit 4) unless the state directory takes a durable write now: a run
+        must not inject what its ledger could not hold for `recover`."""
+        self.ensure()
+        probe = self.state_dir / f".write-check-{os.getpid()}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, b"{}\n" * 64)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink()
+        except OSError as exc:
+            raise StateError(f"state directory {self.state_dir} cannot be written: "
+                             f"{exc.strerror or exc}; nothing was injected; pass --state-dir "
+                             "to a writable place") from None
+
     def record_intent(self, run_id: str, fault: str, handle: Handle,
                       deadline: float | None = None) -> None:
         """`deadline` (epoch seconds): the fault's planned end plus a margin; past it the
@@ -164,7 +182,9 @@ class Ledger:
         return marker
 
     def unregister_runner(self, run_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Never raises: a marker that cannot be removed (a state dir gone read-only) is
+        harmless once its lock is released, which closing it does."""
+        with contextlib.suppress(OSError):
             self._marker(run_id).unlink()
         fd = self._held.pop(run_id, None)
         if fd is not None:

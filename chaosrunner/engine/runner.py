@@ -189,7 +189,11 @@ class Run:
     async def _phases(self) -> None:
         if not await self._plan_phase() or self.options.dry_run:
             return
-        self.ledger.register_runner(self.run_id, self.experiment.name)
+        try:
+            self.ledger.register_runner(self.run_id, self.experiment.name)
+        except StateError as exc:
+            self._refuse(str(exc))
+            return
         if not await self._start_watchdog():
             return
         if self.hooks.stop_conditions:
@@ -551,7 +555,7 @@ class Run:
         except StateError as exc:
             self.events.emit("warning", message=f"{injection.handle.key} was reverted but the "
                              f"ledger could not record it ({exc}); `chaosrunner recover` "
-                             "will find nothing to do for it")
+                             "would revert it again, which changes nothing")
 
     async def _settle_inflight(self, injection: Injection) -> bool:
         """An injection still running in its thread must finish before it is reverted.

@@ -73,7 +73,6 @@ faults:
     action: fake.down
     target: {prefix: api}
     select: {names: [api-1]}
-blast_radius: {max_percent: 50%}
 success_criteria:
   - availability >= 40%
 """
