@@ -229,7 +229,10 @@ class PrometheusSource(BaseSource):
         present = " or ".join(f"count({selector}) > 0" for selector in selectors)
         query = (f"time() - min_over_time(timestamp({present})"
                  f"[{promql_duration(seconds)}:{promql_duration(step)}])")
-        value, _ = await self._number(query)
+        try:
+            value, _ = await self._number(query)
+        except _Rejected:
+            return None  # a selector this server will not count: coverage unknown
         if value is None:
             return 0.0
         return seconds if value + step >= seconds else max(value, 0.0)
