@@ -130,7 +130,7 @@ def connect(state_dir: Path, create: bool = True) -> Iterator[sqlite3.Connection
     path = database_path(state_dir)
     try:
         if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as Ledger.ensure
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
     except (OSError, sqlite3.Error) as exc:
         raise StateError(f"cannot open the run history {path}: {exc}; check that the state "

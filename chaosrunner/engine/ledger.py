@@ -13,9 +13,11 @@ runner's faults to that runner, and the halt file that `chaosrunner halt` writes
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,11 +50,34 @@ class Ledger:
         self._held: dict[str, int] = {}  # run id -> the locked marker of a runner here
 
     def ensure(self) -> None:
+        """Create the state directory (0700, whatever the umask) or check the one there:
+        StateError unless only this user can write it."""
+        for directory in (self.state_dir, self.state_dir / "active"):
+            try:
+                directory.mkdir(mode=0o700, parents=True)
+                os.chmod(directory, 0o700)  # mkdir's mode is cut by the umask
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StateError(f"cannot create state directory {directory}: {exc.strerror}; "
+                                 "pass --state-dir to a writable place") from None
+            self.check_trusted(directory)
+
+    def check_trusted(self, directory: Path | None = None) -> None:
+        """StateError unless `directory` (default: the state directory) is a directory this
+        user owns and nobody else may write: what is in it is run by `recover`."""
+        directory = directory or self.state_dir
         try:
-            (self.state_dir / "active").mkdir(parents=True, exist_ok=True)
+            info = os.stat(directory)
+        except FileNotFoundError:
+            return
         except OSError as exc:
-            raise StateError(f"cannot create state directory {self.state_dir}: "
-                             f"{exc.strerror}; pass --state-dir to a writable place") from None
+            raise StateError(f"cannot use state directory {directory}: {exc.strerror}") from None
+        problem = _untrusted(info, directory)
+        if problem is not None:
+            raise StateError(f"state directory {problem}; refusing to use it (what the "
+                             "ledger names is run by `recover`): fix its owner and mode "
+                             "(chmod 700) or pass --state-dir to a directory of your own")
 
     def check_writable(self) -> None:
         """StateError (exit 4) unless the state directory takes a durable write now: a run
@@ -119,13 +144,24 @@ class Ledger:
         return list(pending.values())
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """The ledger's records; StateError when the ledger or its directory could have been
+        written by someone else (its records are not vouched for: not one is returned)."""
+        self.check_trusted()
         try:
-            with self.path.open(encoding="utf-8") as handle:
-                lines = handle.readlines()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StateError(f"cannot read ledger {self.path}: {exc.strerror}") from None
+            raise StateError(f"cannot read ledger {self.path}: {_why(exc)}") from None
+        with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+            problem = _untrusted(os.fstat(fd), self.path, regular=True)
+            if problem is not None:
+                raise StateError(f"ledger {problem}; its records are not run: fix its "
+                                 "owner and mode (chmod 600) after checking what it names")
+            try:
+                lines = handle.readlines()
+            except OSError as exc:
+                raise StateError(f"cannot read ledger {self.path}: {exc.strerror}") from None
         for line in lines:
             with contextlib.suppress(json.JSONDecodeError):
                 # A torn last line (power loss mid-write) is skipped, not fatal.
@@ -136,10 +172,12 @@ class Ledger:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         self.ensure()
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                         0o600)
         except OSError as exc:
-            raise StateError(f"cannot write ledger {self.path}: {exc.strerror}") from None
+            raise StateError(f"cannot write ledger {self.path}: {_why(exc)}") from None
         try:
+            _own_file(fd, self.path)
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -169,8 +207,9 @@ class Ledger:
         try:
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            raise StateError(f"cannot register the runner in {marker}: {exc.strerror}") from None
+            raise StateError(f"cannot register the runner in {marker}: {_why(exc)}") from None
         try:
+            _own_file(fd, marker)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, json.dumps({"pid": os.getpid(), "experiment": experiment,
                                      "started": datetime.now(UTC).isoformat(),
@@ -178,6 +217,9 @@ class Ledger:
         except OSError as exc:
             os.close(fd)
             raise StateError(f"cannot register the runner in {marker}: {exc.strerror}") from None
+        except StateError:
+            os.close(fd)
+            raise
         self._held[run_id] = fd
         return marker
 
@@ -217,9 +259,22 @@ class Ledger:
         return self.state_dir / "active" / f"{run_id}.json"
 
     def halt(self, reason: str) -> Path:
+        """Write the halt file (0600; never through a symlink planted in its place)."""
         self.ensure()
         path = self.state_dir / HALT_FILE
-        path.write_text(json.dumps({"reason": reason, "at": datetime.now(UTC).isoformat()}))
+        data = json.dumps({"reason": reason, "at": datetime.now(UTC).isoformat()}).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot write the halt file {path}: {_why(exc)}") from None
+        try:
+            _own_file(fd, path)
+            os.ftruncate(fd, 0)
+            os.write(fd, data)
+        except OSError as exc:
+            raise StateError(f"cannot write the halt file {path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
         return path
 
     def halt_reason(self, since_wall: float) -> str | None:
@@ -229,11 +284,19 @@ class Ledger:
         (the big red button from a shell or a CI job) halts too."""
         path = self.state_dir / HALT_FILE
         try:
-            if path.stat().st_mtime < since_wall:
+            if os.lstat(path).st_mtime < since_wall:
                 return None
-            text = path.read_text()
         except OSError:
             return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # a symlink (or a FIFO...) put there: the button was pressed anyway
+            return "halt file present (not a regular file; not read)"
+        try:
+            with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+                text = handle.read(4096) if stat.S_ISREG(os.fstat(fd).st_mode) else ""
+        except OSError:
+            return "halt file present"
         try:
             data = json.loads(text)
         except ValueError:
@@ -269,6 +332,34 @@ def _locked(marker: Path) -> bool:
     finally:
         os.close(fd)  # also drops the shared lock taken
     return False
+
+
+def _untrusted(info: os.stat_result, path: Path, regular: bool = False) -> str | None:
+    """What makes a state file or directory untrustworthy, or None."""
+    if regular and not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file"
+    if not regular and not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a directory"
+    if info.st_uid != os.geteuid():
+        return f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()})"
+    if info.st_mode & 0o022:
+        return f"{path} is writable by group or others (mode {info.st_mode & 0o777:o})"
+    return None
+
+
+def _own_file(fd: int, path: Path) -> None:
+    """A state file just opened for writing: ours, regular, and 0600 whatever the umask."""
+    problem = _untrusted(os.fstat(fd), path, regular=True)
+    if problem is not None:  # once others could write it, nothing in it is vouched for
+        raise StateError(f"{problem}; refusing to use it: check what it holds, then fix "
+                         "its owner and mode (chmod 600)")
+    os.fchmod(fd, 0o600)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "it is a symlink; state files are never followed through symlinks"
+    return exc.strerror or str(exc)
 
 
 def _boot_id() -> str | None:

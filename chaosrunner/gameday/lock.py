@@ -51,8 +51,8 @@ def acquire_lock(state_dir: Path, name: str) -> int | None:
     """The locked descriptor of the lock file, or None when another process holds it."""
     path = lock_path(state_dir)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as Ledger.ensure
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise StateError(f"cannot open the game-day lock {path}: {exc.strerror or exc}; check "
                          "that --state-dir is writable") from exc

@@ -16,25 +16,24 @@ from helpers import wait_until
 
 from chaosrunner.drivers.base import Handle, Instance
 from chaosrunner.engine.ledger import Ledger
-from chaosrunner.testing.fakes import World, installed
+from chaosrunner.testing.fakes import World, fake_drivers
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    world = World(["api-1", "api-2"])
-    with installed(world):
-        yield world
+def world() -> World:
+    return World(["api-1", "api-2"])
 
 
 def handle(key: str, name: str) -> Handle:
     return Handle.provisional("fake.down", Instance("fake", name, name), {}, key)
 
 
-def recover(state: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
+def recover(state: Path, world: World,
+            capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
     from chaosrunner.cli.recover import command_recover
 
     args = argparse.Namespace(state_dir=str(state), force=False, output="json")
-    command_recover(args)
+    command_recover(args, fake_drivers(world))
     return json.loads(capsys.readouterr().out)["recovered"]  # type: ignore[no-any-return]
 
 
@@ -46,7 +45,7 @@ def test_a_dead_runner_whose_pid_is_alive_again_is_recovered(
     # The marker a SIGKILLed runner left, naming a pid that is alive (PID 1 of the next
     # container, or a reused pid): only the marker's lock says whether its runner lives.
     (state / "active" / "dead.json").write_text(json.dumps({"pid": os.getppid()}))
-    results = recover(state, capsys)
+    results = recover(state, world, capsys)
     assert [r["status"] for r in results] == ["reverted"]
     assert ("revert", "dead.down.0") in world.log
     assert not (state / "active" / "dead.json").exists()  # the dead runner's marker goes
@@ -79,12 +78,12 @@ def test_a_live_runner_keeps_its_faults_until_it_dies(
     ledger = Ledger(state)
     ledger.record_intent("alive", "down", handle("alive.down.0", "api-2"))
     assert ledger.live_runs() == {"alive"}
-    assert [r["status"] for r in recover(state, capsys)] == ["skipped"]
+    assert [r["status"] for r in recover(state, world, capsys)] == ["skipped"]
     assert world.log == []
     live_runner.kill()
     live_runner.wait()
     assert wait_until(lambda: ledger.live_runs() == set())  # the kernel dropped the lock
-    assert [r["status"] for r in recover(state, capsys)] == ["reverted"]
+    assert [r["status"] for r in recover(state, world, capsys)] == ["reverted"]
 
 
 def test_a_runner_sees_itself_alive_and_unregisters(tmp_path: Path) -> None:
