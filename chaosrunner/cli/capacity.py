@@ -28,13 +28,14 @@ from chaosrunner.load.capacity import (
     parse_growth,
     plan_capacity,
 )
+from chaosrunner.spec.loader import parse_vars
 from chaosrunner.spec.models import SteadyState
 from chaosrunner.spec.units import parse_duration, parse_rate, parse_ratio
 from chaosrunner.spec.validate import load_steady_state
 
 
 def command(args: argparse.Namespace) -> int:
-    steady = load_steady_state(args.file)
+    steady = load_steady_state(args.file, parse_vars(getattr(args, "var", None) or []))
     growth = parse_growth(args.growth) if args.growth else None
     headroom = _headroom(args.headroom)
     window = _window(args.window)

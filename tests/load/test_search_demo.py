@@ -49,7 +49,8 @@ def _fast_copy(tmp_path: Path) -> Path:
     return path
 
 
-def test_search_finds_the_demo_checkouts_breaking_point(tmp_path: Path) -> None:
+def test_search_finds_the_demo_checkouts_breaking_point(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     need("prometheus", shutil.which("prometheus") is not None, "apt-get install -y prometheus")
     base = _free_base()
     shop = Shop.start(base_port=base, replicas=REPLICAS, state_dir=tmp_path / "shop",
@@ -64,9 +65,18 @@ def test_search_finds_the_demo_checkouts_breaking_point(tmp_path: Path) -> None:
                 assert client.post(shop.checkout_endpoint).status_code == 200
         prom.wait_for('sum(rate(http_requests_total{handler="/checkout"}[1m])) > 0')
         report_dir = tmp_path / "report"
+        state = str(tmp_path / "state")
         code = main(["run", str(_fast_copy(tmp_path)), "--var", f"SHOP=http://127.0.0.1:{base}",
-                     "--var", f"PROM={prom.url}", "--report-dir", str(report_dir)])
+                     "--var", f"PROM={prom.url}", "--report-dir", str(report_dir),
+                     "--state-dir", state])
         report = json.loads((report_dir / "report.json").read_text())
+        # The planner takes the breaking point from the run's history.
+        capsys.readouterr()
+        assert main(["capacity", str(ROOT / "steady-states" / "demo-capacity.yaml"),
+                     "--var", f"PROM={prom.url}", "--state-dir", state, "--usage",
+                     'sum(rate(http_requests_total{handler="/checkout"}[1m]))',
+                     "--growth", "10%/month", "--output", "json"]) == 0
+        plan = json.loads(capsys.readouterr().out)
     assert code == 2 and report["verdict"] == "aborted", report["reason"]
     assert report["abort"]["slo"] == "checkout_probe"
     search = report["search"]
@@ -80,3 +90,6 @@ def test_search_finds_the_demo_checkouts_breaking_point(tmp_path: Path) -> None:
     assert load["reverted_at"] is not None and not load_processes(load["key"])
     assert "Breaking point" in (report_dir / "report.md").read_text()
     assert "Breaking point" in (report_dir / "report.html").read_text()
+    assert plan["breaking_point"] == search["broke"]
+    assert plan["limit"] == pytest.approx(search["broke"] * 0.7, rel=1e-3)
+    assert plan["current"] > 0 and plan["months_to_limit"] is not None
