@@ -7,7 +7,6 @@ imported only when used, so `chaosrunner validate` stays fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import sys
@@ -258,15 +257,17 @@ def entrypoint() -> None:
     # chaosrunner uses no pydantic plugins; looking them up scans every installed
     # distribution's entry points and costs a third of `validate`'s cold start.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from chaosrunner.cli.pipes import flush_standard_streams, quiet_standard_streams
+
+    quiet_standard_streams()  # `chaosrunner ... | head` keeps its exit status
     code = main()
     from chaosrunner.engine.signals import SIGNALS
 
+    flush_standard_streams()
     if not SIGNALS.armed:
         sys.exit(code)
     # A run started: a signal from now on must change the status, not kill the process,
     # and the interpreter's shutdown would give the default handlers back.
     code = SIGNALS.exit_status(code)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+    flush_standard_streams()
     os._exit(code)

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from chaosrunner.drivers.base import JSON, BaseDriver, Handle, Instance, ParamError
 from chaosrunner.errors import DriverError, TargetNotFound
-from chaosrunner.spec.units import parse_duration
+from chaosrunner.spec.units import parse_duration, shorten_middle
 
 PROC = Path("/proc")
 
@@ -175,7 +175,7 @@ class ProcessDriver(BaseDriver):
             cwd = os.readlink(PROC / str(pid) / "cwd")
         except OSError:
             cwd = "/"
-        return Instance("process", str(pid), f"pid {pid}: {line[:80]}",
+        return Instance("process", str(pid), f"pid {pid}: {shorten_middle(line, 80)}",
                         {"pid": pid, "start_time": started, "cmdline": line, "cwd": cwd})
 
     # --- inject / revert -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from html import escape
 
 from chaosrunner.report import facts
 from chaosrunner.report.model import Sample, SLOInfo
+from chaosrunner.spec.units import shorten_middle
 
 Point = tuple[float, float]
 MAX_POINTS = 1000
@@ -224,7 +225,7 @@ def _windows(frame: _Frame, windows: Sequence[Window], css: str, label_gap: int)
             frame.parts.append(
                 f'<text class="wlabel" x="{x0 + 3:.1f}" '
                 f'y="{frame.top + 11 + (index % 3) * (label_gap + 6):.1f}">'
-                f"{escape(_shorten(window.label, 40))}</text>")
+                f"{escape(shorten_middle(window.label, 40))}</text>")
 
 
 def _merge(frame: _Frame, windows: Sequence[Window]) -> list[Window]:
@@ -267,7 +268,7 @@ def _phases(frame: _Frame, phases: Sequence[tuple[str, float, float | None]]) ->
         # Short phases (plan, rollback) get a line but no label, which would overlap.
         if frame.x(end if end is not None else frame.t_max) - x >= 8 * len(name):
             frame.parts.append(f'<text class="plabel" x="{x + 2:.1f}" y="{frame.top - 10}">'
-                               f"{escape(_shorten(name, 12))}</text>")
+                               f"{escape(shorten_middle(name, 12))}</text>")
 
 
 def _target(frame: _Frame, info: SLOInfo | None, unit: str) -> None:
@@ -306,6 +307,3 @@ def _abort(frame: _Frame, abort_at: float | None) -> None:
         f'<text class="alabel" x="{x - 3:.1f}" y="{frame.plot_bottom - 8:.1f}" '
         f'text-anchor="end">abort</text>')
 
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"

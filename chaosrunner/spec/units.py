@@ -163,5 +163,14 @@ Quantity = Annotated[float, BeforeValidator(parse_quantity), WithJsonSchema(QUAN
 
 def _shown(value: Any) -> str:
     """repr() for messages, shortened in the middle: a 400-digit number stays readable."""
-    text = repr(value.strip() if isinstance(value, str) else value)
-    return text if len(text) <= 40 else f"{text[:18]}...{text[-18:]}"
+    return shorten_middle(repr(value.strip() if isinstance(value, str) else value), 40)
+
+
+def shorten_middle(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut in the middle: the two ends of a command
+    line or a path (`.../target.py --port 8001`) are where two of them differ."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - 3)
+    head = keep // 2
+    return f"{text[:head]}...{text[len(text) - (keep - head):]}" if keep else text[:limit]
