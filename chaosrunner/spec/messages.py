@@ -75,8 +75,8 @@ def _without_misspelt_missing(errors: list[Error], model: type[BaseModel]) -> li
     """`hypotesis:` is one problem, not also "hypothesis is missing"."""
     meant: set[tuple[Any, ...]] = set()
     for error in errors:
-        if error["type"] == "extra_forbidden":
-            loc = tuple(error["loc"])
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" and loc:
             close = difflib.get_close_matches(str(loc[-1]), sorted(allowed_keys(model, loc[:-1])),
                                               n=1, cutoff=0.6)
             meant.update((*loc[:-1], key) for key in close)
@@ -96,8 +96,14 @@ def _without_echoes(errors: list[Error]) -> list[Error]:
 # --- unions --------------------------------------------------------------------------------
 
 
+_GENERIC_TAG = re.compile(r"^(literal|function-\w+|tuple|list|dict|set|frozenset|nullable|"
+                          r"union|tagged-union|json-or-python|lax-or-strict|chain|default|"
+                          r"constrained-\w+|definition-ref|is-instance)\[.*\]$", re.S)
+
+
 def _is_tag(part: Any, tags: frozenset[str]) -> bool:
-    return isinstance(part, str) and (part in tags or "[" in part or part in _PRIMITIVE_TAGS)
+    return isinstance(part, str) and (part in tags or part in _PRIMITIVE_TAGS
+                                      or _GENERIC_TAG.match(part) is not None)
 
 
 def _prune_unions(errors: list[Error], tags: frozenset[str]) -> list[Error]:
@@ -190,7 +196,7 @@ def _message(error: Error, model: type[BaseModel]) -> str:
     if kind == "union_shapes":
         return f"expected {', '.join(ctx['shapes'][:-1])} or {ctx['shapes'][-1]}" \
             if len(ctx["shapes"]) > 1 else f"expected {ctx['shapes'][0]}"
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         return "unknown key" + _did_you_mean(str(loc[-1]), allowed_keys(model, loc[:-1])) + \
             "; remove it or check the spelling against `chaosrunner schema`"
     if kind == "union_tag_invalid":

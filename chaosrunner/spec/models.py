@@ -14,12 +14,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from chaosrunner.spec.units import Duration, Quantity, Rate, Ratio
+from chaosrunner.spec.units import Duration, Quantity, Rate, Ratio, format_duration
 
 API_VERSION = "chaosrunner/v1"
 LATENCY_STATS = ("p50", "p90", "p95", "p99", "max", "mean", "min")
@@ -225,6 +226,30 @@ class SLO(Frozen):
         default="workbook", description="page/ticket factors: the SRE Workbook's fixed 14.4, "
         "6, 3, 1 (workbook), or scaled with the SLO window (window-scaled)")
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _latency_has_unit(cls, value: Any, info: ValidationInfo) -> Any:
+        sli = info.data.get("sli")
+        bare = (isinstance(value, int | float) and not isinstance(value, bool)) or \
+            (isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value) is not None)
+        if isinstance(sli, SLISpec) and sli.kind == "http" and \
+                sli.effective_stat in LATENCY_STATS and bare and float(value) != 0:
+            raise ValueError(f"a latency target needs a unit: {value} would be read as "
+                             f"{value} seconds; write {value}ms or {value}s")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _availability_is_a_ratio(cls, value: float, info: ValidationInfo) -> float:
+        sli = info.data.get("sli")
+        ratio = isinstance(sli, SLISpec) and (sli.kind in ("ratio", "sloth") or (
+            sli.kind == "http" and sli.effective_stat == "availability"))
+        if ratio and value > 1:
+            hint = f"; did you mean {value:g}%?" if value <= 100 else ""
+            raise ValueError(f"an availability target is a ratio between 0 and 1 (or 0% and "
+                             f"100%), got {value:g}{hint}")
+        return value
+
     @property
     def is_ratio(self) -> bool:
         """Ratio SLOs have an error budget of 1 - target (DESIGN.md 2.1)."""
@@ -411,6 +436,15 @@ class SteadyStateRef(Frozen):
         if value < 0.05:
             raise ValueError("interval must be at least 50ms")
         return value
+
+    @model_validator(mode="after")
+    def _interval_fits(self) -> SteadyStateRef:
+        for phase, length in (("before", self.before), ("after", self.after)):
+            if 0 < length < self.interval:
+                raise ValueError(f"interval ({format_duration(self.interval)}) is longer than "
+                                 f"{phase} ({format_duration(length)}), so the {phase}-phase "
+                                 f"would take no sample; shorten interval or lengthen {phase}")
+        return self
 
 
 class BlastRadius(Frozen):

@@ -17,7 +17,15 @@ from pydantic import BaseModel, ValidationError
 from chaosrunner.errors import InvalidInput, SpecError
 from chaosrunner.spec.loader import Document, KeyPath, load_document, resolve_vars
 from chaosrunner.spec.messages import describe, did_you_mean
-from chaosrunner.spec.models import HTTP_STATS, SLO, Experiment, GameDay, SteadyState
+from chaosrunner.spec.models import (
+    HTTP_STATS,
+    LATENCY_STATS,
+    SLO,
+    Criterion,
+    Experiment,
+    GameDay,
+    SteadyState,
+)
 
 KINDS: dict[str, type[BaseModel]] = {
     "SteadyState": SteadyState,
@@ -165,6 +173,8 @@ def _check_references(document: Document, experiment: Experiment,
             problems.append(f"{place}: SLO {criterion.slo!r} has no statistic "
                             f"{criterion.stat!r}{did_you_mean(criterion.stat, HTTP_STATS)} "
                             f"(statistics are for http probe SLIs: {', '.join(HTTP_STATS)})")
+        elif (mismatch := _unit_mismatch(criterion, slo)) is not None:
+            problems.append(f"{place}: criterion {criterion.text!r}: {mismatch}")
     for i, limit in enumerate(experiment.abort.budget_limits):
         key: KeyPath = ("abort", "error_budget") if len(experiment.abort.budget_limits) == 1 \
             else ("abort", "error_budget", i)
@@ -178,6 +188,28 @@ def _check_references(document: Document, experiment: Experiment,
                             "SLO without `objective:`, so it has no error budget to guard; "
                             "add an objective or guard a ratio SLO")
     return problems
+
+
+_CRITERION_VALUE = re.compile(r"(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
+
+
+def _unit_mismatch(criterion: Criterion, slo: SLO) -> str | None:
+    """A latency compared with a bare number (read as seconds) or a percentage, or an
+    availability compared with a duration: what the user wrote is not what they meant."""
+    match = _CRITERION_VALUE.search(criterion.text)
+    if match is None or slo.sli.kind != "http":
+        return None
+    raw = match.group(2)
+    stat = criterion.stat or slo.sli.effective_stat
+    if stat in LATENCY_STATS and raw.endswith("%"):
+        return (f"{stat} is a latency; compare it with a duration such as 2s or 300ms "
+                "(availability is the ratio statistic)")
+    if stat in LATENCY_STATS and re.fullmatch(r"\d+(\.\d+)?", raw) and float(raw) != 0:
+        return (f"a latency needs a unit: {raw} would be read as {raw} seconds; write "
+                f"{raw}ms or {raw}s")
+    if stat == "availability" and not raw.endswith("%") and not re.fullmatch(r"[\d.]+", raw):
+        return "availability is a ratio; compare it with a share such as 99% or 0.99"
+    return None
 
 
 def _stat_available(slo: SLO, stat: str) -> bool:
