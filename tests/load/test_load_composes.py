@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import proc_state
+from helpers import chaosrunner, proc_state, wait_until
 from load_support import counting_server
 
 from chaosrunner.cli.main import main
 from chaosrunner.drivers.load import load_processes
+from chaosrunner.drivers.process import cmdline
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +58,41 @@ def test_pause_while_traffic_is_on_then_both_taken_back_load_first(tmp_path: Pat
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_runner_sigkill_then_recover_leaves_no_load(tmp_path: Path) -> None:
+    with counting_server() as server:
+        (tmp_path / "steady.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "chaosrunner/v1", "kind": "SteadyState", "name": "s",
+            "service_level_objectives": {"probe": {
+                "sli": {"http": {"url": f"{server.url}/probe", "rate": "5/s"},
+                        "stat": "availability"}, "target": "90%"}}}))
+        (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "chaosrunner/v1", "kind": "Experiment", "name": "killed",
+            "hypothesis": "h", "steady_state": {"from": "steady.yaml", "before": "1s",
+                                                "after": "1s", "interval": "1s"},
+            "duration": "5m", "faults": [{"name": "traffic", "action": "load.http",
+                                          "target": {"url": server.url},
+                                          "with": {"rate": "30/s"}}]}))
+        state = tmp_path / "state"
+        runner = chaosrunner("run", str(tmp_path / "exp.yaml"), "--state-dir", str(state),
+                             "--report-dir", str(tmp_path / "r"))
+        try:
+            assert wait_until(lambda: server.count > 100, timeout=60)
+            assert _load_children("--key=killed-")
+            runner.send_signal(signal.SIGKILL)
+            runner.communicate(timeout=30)
+            assert wait_until(lambda: not server.busy(1.0), timeout=30)  # no load left
+            recover = chaosrunner("recover", "--state-dir", str(state))
+            out, err = recover.communicate(timeout=120)
+            assert recover.returncode == 0, out + err
+            assert not server.busy(1.0)
+            assert not _load_children("--key=killed-")
+        finally:
+            runner.kill()
+            runner.communicate()
+
+
+def _load_children(marker: str) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and "chaosrunner.load.child" in cmdline(int(p.name)) and marker in cmdline(int(p.name))]
