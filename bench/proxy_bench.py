@@ -185,9 +185,14 @@ class ApiProcess:
         self.url = f"http://127.0.0.1:{api_port}"
 
     @classmethod
-    def ours(cls, loop: str) -> ApiProcess:
+    def ours(cls, variant: str) -> ApiProcess:
+        """`chaosrunner proxy` on the asyncio loop (os.splice for links with no toxic),
+        on asyncio without splice ("asyncio-copy"), or on uvloop."""
         port = free_port()
-        return cls([PY, "-m", "chaosrunner", "proxy", "--port", str(port), "--loop", loop], port)
+        loop = variant.removesuffix("-copy")
+        extra = ["--no-splice"] if variant.endswith("-copy") else []
+        return cls([PY, "-m", "chaosrunner", "proxy", "--port", str(port), "--loop", loop,
+                    *extra], port)
 
     @classmethod
     def toxiproxy(cls, binary: str) -> ApiProcess:
@@ -332,8 +337,8 @@ def main() -> int:
           "interleaved; figures: median [min-max] over the rounds")
     if not args.toxiproxy:
         print("toxiproxy-server not found (on PATH or --toxiproxy): no Toxiproxy column")
-    loops = ["asyncio", "uvloop"] if _has_uvloop() else ["asyncio"]
-    if len(loops) == 1:
+    loops = ["asyncio-copy", "uvloop", "asyncio"] if _has_uvloop() else ["asyncio-copy", "asyncio"]
+    if len(loops) == 2:
         print("uvloop not installed (pip install 'chaosrunner[fast]'): asyncio loop only")
     ours = {loop: ApiProcess.ours(loop) for loop in loops}
     best = ours[loops[-1]]

@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="proxies.json to populate")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop: uvloop when installed (auto), or the given one")
+    p.add_argument("--no-splice", action="store_true",
+                   help="relay links without toxics in Python, not with os.splice")
 
     p = sub.add_parser("budget", parents=[_global_options()],
                        help="error budget status of a SteadyState file")

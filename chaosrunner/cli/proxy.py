@@ -42,7 +42,8 @@ def command(args: argparse.Namespace) -> int:
         raise InvalidInput("--loop uvloop: uvloop is not installed; install it with "
                            "pip install 'chaosrunner[fast]'") from None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_serve(args.host, args.port, config))
+        return runner.run(_serve(args.host, args.port, config,
+                                 not getattr(args, "no_splice", False)))
 
 
 def raise_fd_limit() -> int:
@@ -67,11 +68,12 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
-async def _serve(host: str, port: int, config: list[dict[str, Any]] | None) -> int:
+async def _serve(host: str, port: int, config: list[dict[str, Any]] | None,
+                 zero_copy: bool = True) -> int:
     from chaosrunner.proxy.server import start
 
     try:
-        running = await start(host, port, config)
+        running = await start(host, port, config, zero_copy)
     except ValueError as exc:
         raise InvalidInput(f"{exc}; fix the --config file") from None
     except OSError as exc:

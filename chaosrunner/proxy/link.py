@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from chaosrunner.proxy import splice
 from chaosrunner.proxy.httpflow import HttpSession
 from chaosrunner.proxy.toxics import Chunk, End, Stage, StageSlot, Toxic, make_stage
 
@@ -53,9 +54,10 @@ def writes_later(loop: asyncio.AbstractEventLoop) -> bool:
 class ReadBuffer:
     """The read buffer every connection of one event loop shares (reads are synchronous)."""
 
-    def __init__(self, size: int = READ_SIZE) -> None:
+    def __init__(self, size: int = READ_SIZE, zero_copy: bool = True) -> None:
         self.size = size
         self.view = memoryview(bytearray(size))
+        self.zero_copy = zero_copy  # links with no toxic relay with os.splice (see splice)
 
     def renew(self) -> None:
         self.view = memoryview(bytearray(self.size))
@@ -197,6 +199,8 @@ class Direction:
         self.source.resume("destination")
         if self.writable is not None and not self.writable.done():
             self.writable.set_result(None)
+        if self.worker is None:
+            self.link.maybe_splice()
 
     # --- toxics ---
 
@@ -286,6 +290,7 @@ class Direction:
             self.worker = None
             if self.full and not self.ended:
                 self.source.pause("destination")
+            self.link.loop.call_soon(self.link.maybe_splice)
 
     def _through(self, items: list[Chunk], start: int, now: float) -> list[Chunk]:
         for stage in self._stages()[start:]:
@@ -352,6 +357,11 @@ class Direction:
         assert transport is not None
         return transport
 
+    def write_through(self, data: bytes) -> None:
+        """Bytes that left splice mode in a pipe: written by the transport (already counted
+        as received)."""
+        self._write(data)
+
     def _write(self, data: bytes | memoryview) -> None:
         transport = self._destination()
         if transport.is_closing():
@@ -407,6 +417,8 @@ class Link:
         self.ready = False  # connected both ways, toxics in place
         self.connector: asyncio.Task[None] | None = None
         self.http: HttpSession | None = None
+        self.zero_copy = buffer.zero_copy and splice.available(loop)
+        self.splicers: tuple[splice.Splicer, splice.Splicer] | None = None
 
     def side_connected(self, side: Side) -> None:
         if side is self.client:
@@ -437,6 +449,55 @@ class Link:
                 else:
                     direction.on_eof()
         self.client.resume("connecting")
+        self.maybe_splice()
+
+    # --- zero copy (see splice) ---
+
+    def maybe_splice(self) -> None:
+        """Relay with os.splice while nothing needs the bytes in Python."""
+        if not self._can_splice():
+            return
+        client, upstream = _fileno(self.client), _fileno(self.upstream)
+        self.client.pause("splice")
+        self.upstream.pause("splice")
+        self.splicers = (
+            splice.Splicer(self.loop, client, upstream, self.up.counters,
+                           self.up.on_eof, self._splice_failed),
+            splice.Splicer(self.loop, upstream, client, self.down.counters,
+                           self.down.on_eof, self._splice_failed))
+
+    def _can_splice(self) -> bool:
+        if not self.zero_copy or self.splicers is not None or self.closed or not self.ready \
+                or self.http is not None:
+            return False
+        for direction in (self.up, self.down):
+            if direction.slots or direction.front is not None or direction.worker is not None \
+                    or direction.queue or direction.ready or direction.early or direction.ended \
+                    or direction.full:
+                return False
+        for side in (self.client, self.upstream):
+            transport = side.transport
+            if transport is None or transport.is_closing() or transport.get_write_buffer_size() \
+                    or _fileno(side) < 0:
+                return False
+        return True
+
+    def leave_splice(self) -> None:
+        """Back to the transports: what is in the pipes is written first, in order."""
+        splicers, self.splicers = self.splicers, None
+        if splicers is None:
+            return
+        for direction, splicer in zip((self.up, self.down), splicers, strict=True):
+            left = splicer.close()
+            if left and not direction.ended:
+                direction.write_through(left)
+            if splicer.eof:
+                direction.on_eof()
+        self.client.resume("splice")
+        self.upstream.resume("splice")
+
+    def _splice_failed(self, exc: OSError) -> None:
+        self.finish(End.CLOSE)
 
     def direction_done(self) -> None:
         if self.up.eof_sent and self.down.eof_sent:
@@ -450,6 +511,10 @@ class Link:
         if self.closed:
             return
         self.closed = True
+        if self.splicers is not None:
+            for splicer in self.splicers:
+                splicer.close()
+            self.splicers = None
         self.up.stop()
         self.down.stop()
         if self.connector is not None and self.connector is not asyncio.current_task():
@@ -472,6 +537,8 @@ class Link:
         """A toxic of `stream` changed: bring this connection up to date."""
         if self.closed or self.upstream.transport is None:
             return  # still connecting: _connect syncs both directions when done
+        if chain:
+            self.leave_splice()
         (self.up if stream == "upstream" else self.down).sync(chain)
         self.apply_http()
 
@@ -482,6 +549,7 @@ class Link:
         if self.closed or self.upstream.transport is None:
             return
         if self.proxy.http_rules and self.http is None:
+            self.leave_splice()
             resync = self.up.moved or self.down.moved
             session = HttpSession(self.proxy.name, lambda: self.proxy.http_rules,
                                   self.down.wake, resync)
@@ -498,6 +566,12 @@ class Link:
         self.http = None
         self.up.set_front(None)
         self.down.set_front(None)
+
+
+def _fileno(side: Side) -> int:
+    transport = side.transport
+    sock: Any = transport.get_extra_info("socket") if transport is not None else None
+    return int(sock.fileno()) if sock is not None else -1
 
 
 def _set_linger_zero(transport: asyncio.Transport | None) -> None:

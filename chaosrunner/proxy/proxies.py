@@ -224,9 +224,9 @@ def _listen_error(listen: str, exc: OSError) -> str:
 class ProxyCollection:
     """All proxies by name, with Toxiproxy's create / populate / reset semantics."""
 
-    def __init__(self) -> None:
+    def __init__(self, zero_copy: bool = True) -> None:
         self.proxies: dict[str, Proxy] = {}
-        self.buffer = ReadBuffer()
+        self.buffer = ReadBuffer(zero_copy=zero_copy)
 
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)

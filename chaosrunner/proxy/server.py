@@ -225,9 +225,11 @@ class RunningServer:
 
 
 async def start(host: str = "127.0.0.1", port: int = 8474,
-                config: list[dict[str, Any]] | None = None) -> RunningServer:
-    """Listen for the API on host:port and create the proxies of `config` (populate format)."""
-    api = ApiServer()
+                config: list[dict[str, Any]] | None = None,
+                zero_copy: bool = True) -> RunningServer:
+    """Listen for the API on host:port and create the proxies of `config` (populate format).
+    `zero_copy`: links with no toxic relay with os.splice where the loop allows it."""
+    api = ApiServer(ProxyCollection(zero_copy))
     if config:
         try:
             await api.collection.populate(config)
@@ -304,7 +306,7 @@ def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop
 
 def start_background(host: str = "127.0.0.1", port: int = 0,
                      config: list[dict[str, Any]] | None = None,
-                     loop: str = "asyncio") -> ProxyServerHandle:
+                     loop: str = "asyncio", zero_copy: bool = True) -> ProxyServerHandle:
     """Run the API and its proxies on a daemon thread (demos, tests).
 
         >>> handle = start_background()          # doctest: +SKIP
@@ -319,7 +321,7 @@ def start_background(host: str = "127.0.0.1", port: int = 0,
     def run() -> None:
         asyncio.set_event_loop(event_loop)
         try:
-            ready["server"] = event_loop.run_until_complete(start(host, port, config))
+            ready["server"] = event_loop.run_until_complete(start(host, port, config, zero_copy))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
             ready["error"] = exc
             started.set()

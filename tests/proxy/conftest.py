@@ -13,13 +13,15 @@ from chaosrunner.proxy.server import ProxyServerHandle, start_background
 
 @pytest.fixture
 def loop_kind() -> str:
-    """The event loop the proxy runs on; the data-path modules run on both."""
+    """How the proxy relays: "asyncio" (os.splice for links with no toxic), "asyncio-copy"
+    (no splice) or "uvloop". The data-path modules run on all three."""
     return "asyncio"
 
 
 @pytest.fixture
 def server(loop_kind: str) -> Iterator[ProxyServerHandle]:
-    handle = start_background(loop=loop_kind)
+    handle = start_background(loop=loop_kind.removesuffix("-copy"),
+                              zero_copy=not loop_kind.endswith("-copy"))
     try:
         yield handle
     finally:

@@ -22,9 +22,9 @@ from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
 PAY = {"method": "^POST$", "path": "^/pay"}
 
 
-@pytest.fixture(params=["asyncio", "uvloop"])
+@pytest.fixture(params=["asyncio", "asyncio-copy", "uvloop"])
 def loop_kind(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on asyncio's loop and on uvloop's (`chaosrunner[fast]`)."""
+    """Every test here runs with os.splice, without it, and on uvloop (`chaosrunner[fast]`)."""
     kind: str = request.param
     return kind
 
