@@ -202,6 +202,32 @@ def record_lost_run(state_dir: Path, run_id: str, experiment: str, started_at: s
         _warn(f"run {run_id} not kept in the history: {exc}")
 
 
+def record_recovered(state_dir: Path, run_id: str, experiment: str, started_at: str,
+                     summary: str, failed: bool, killed_exit: int) -> None:
+    """What `recover` did for a run whose runner died (best effort). Added to the run's
+    row when it has one (the watchdog's, or the run's own when its done records were
+    lost); otherwise the run gets a row of its own -- its runner and watchdog died
+    together (a container killed as a whole) and nobody recorded it."""
+    try:
+        with connect(state_dir) as db:
+            found = db.execute("SELECT reason FROM runs WHERE run_id = ?",
+                               (run_id,)).fetchone()
+            if found is not None:
+                reason = "; ".join(r for r in (found["reason"], summary) if r)
+                db.execute("UPDATE runs SET reason = ? WHERE run_id = ?", (reason, run_id))
+                if failed:
+                    verdict = Verdict.ROLLBACK_INCOMPLETE
+                    db.execute("UPDATE runs SET verdict = ?, exit_code = ? WHERE run_id = ?",
+                               (verdict.value, verdict.exit_code, run_id))
+                return
+    except StateError as exc:
+        _warn(f"what recover did for run {run_id} is not kept in the history: {exc}")
+        return
+    verdict = Verdict.ROLLBACK_INCOMPLETE if failed else Verdict.INTERRUPTED
+    record_lost_run(state_dir, run_id, experiment, started_at, verdict,
+                    verdict.exit_code if failed else killed_exit, summary)
+
+
 def tag_gameday(state_dir: Path, run_id: str, gameday: str, gameday_run_id: str) -> None:
     """Mark an experiment run (already recorded by `run_file`) as part of a game day."""
     try:

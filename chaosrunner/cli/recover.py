@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from chaosrunner.drivers.base import DriverContext, DriverRegistry
@@ -31,9 +32,42 @@ def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = N
         results.append(_result(item, "failed" if error else "reverted", error))
     for run_id in {item.run_id for item in open_faults} - live:
         ledger.forget_dead_runner(run_id)
+        keep_in_history(ledger, run_id, open_faults, results)
     _print(results, args.output)
     failed = any(r["status"] == "failed" for r in results)
     return Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else 0
+
+
+KILLED_EXIT = 137  # what a parent saw of a runner that died without a rollback (SIGKILL)
+
+
+def keep_in_history(ledger: Ledger, run_id: str, open_faults: list[OpenFault],
+                    results: list[dict[str, Any]]) -> None:
+    """`chaosrunner runs` shows the dead run with an honest verdict and what was done."""
+    from chaosrunner.history import record_recovered
+    from chaosrunner.timestamps import iso
+
+    done = [r for r in results if r["run"] == run_id and r["status"] != "skipped"]
+    if not done:
+        return
+    reverted = [f"{r['action']} on {r['target']}" for r in done if r["status"] == "reverted"]
+    failed = [f"{r['action']} on {r['target']}" for r in done if r["status"] == "failed"]
+    summary = ("the runner died before finishing its rollback; `chaosrunner recover` took "
+               f"back {len(reverted)} fault(s)" + (f": {', '.join(reverted)}" if reverted
+                                                   else ""))
+    if failed:
+        summary += (f"; {len(failed)} could not be taken back ({', '.join(failed)}): run "
+                    "`chaosrunner recover` again once the cause is fixed")
+    since = [f.since for f in open_faults if f.run_id == run_id and f.since is not None]
+    started = iso(datetime.fromtimestamp(min(since), UTC)) if since else iso(datetime.now(UTC))
+    record_recovered(ledger.state_dir, run_id, experiment_of(run_id), started, summary,
+                     bool(failed), KILLED_EXIT)
+
+
+def experiment_of(run_id: str) -> str:
+    """The experiment's name in a run id (`<name>-<UTC stamp>-<4 hex>`)."""
+    parts = run_id.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else run_id
 
 
 SETTLE_MARGIN = 2.0  # seconds on top of a driver's settle time (the call's own latency)

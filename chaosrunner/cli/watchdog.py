@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chaosrunner.cli.recover import take_back
+from chaosrunner.cli.recover import KILLED_EXIT, take_back
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.engine.watchdog import DONE, READY
 from chaosrunner.errors import Verdict
@@ -35,7 +35,6 @@ from chaosrunner.errors import Verdict
 HEARTBEAT_TIMEOUT = 10.0  # seconds without a beat: the runner is hung or frozen
 TICK = 0.2
 DEADLINE_CHECK = 1.0
-KILLED_EXIT = 137  # what a parent sees from a SIGKILLed runner; recorded in the history
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -131,6 +131,13 @@ def test_recover_resumes_a_process_after_the_runner_is_sigkilled(
         assert Ledger(tmp_path / "state").open_faults() == []
         again = chaosrunner("recover", "--state-dir", str(tmp_path / "state"))
         assert "nothing to recover" in again.communicate(timeout=30)[0]
+    # The killed run is in the history, with an honest verdict and what recover did.
+    runs = chaosrunner("--output", "json", "runs", "--state-dir", str(tmp_path / "state"))
+    rows = json.loads(runs.communicate(timeout=30)[0])
+    assert [(r["experiment"], r["verdict"], r["exit_code"]) for r in rows] == [
+        ("pause-target", "interrupted", 137)]
+    assert "died before finishing its rollback" in rows[0]["reason"]
+    assert "recover` took back 1 fault(s): process.pause on pid" in rows[0]["reason"]
 
 
 @pytest.mark.parametrize(("signals", "code"), [
