@@ -19,17 +19,14 @@ import json
 import sys
 from pathlib import Path
 
-import httpx
-
 from chaosrunner.errors import InvalidInput, SourceError
 from chaosrunner.load.capacity import (
     CapacityPlan,
-    Prometheus,
     parse_growth,
     plan_capacity,
+    prometheus_for,
 )
 from chaosrunner.spec.loader import parse_vars
-from chaosrunner.spec.models import SteadyState
 from chaosrunner.spec.units import parse_duration, parse_rate, parse_ratio
 from chaosrunner.spec.validate import load_steady_state
 
@@ -42,7 +39,7 @@ def command(args: argparse.Namespace) -> int:
     if args.months < 1 or args.months > 120:
         raise InvalidInput(f"--months {args.months}: give 1 to 120 months")
     breaking, source = breaking_point(args.breaking_point, Path(args.state_dir))
-    prometheus = _prometheus(steady, args.prometheus)
+    prometheus = prometheus_for(steady, args.prometheus)
     try:
         current = prometheus.instant(args.usage)
         trend = prometheus.trend(args.usage, window) if growth is None else None
@@ -74,24 +71,6 @@ def _window(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise InvalidInput(f"--window {text!r}: {exc}") from None
-
-
-def _prometheus(steady: SteadyState, override: str | None) -> Prometheus:
-    from chaosrunner.slo.sources.prometheus import resolve_secret
-
-    url = override or steady.prometheus
-    if not url or not url.startswith(("http://", "https://")):
-        raise InvalidInput("capacity needs a Prometheus server: set `prometheus: http://HOST:"
-                           "9090` in the SteadyState file, or pass --prometheus URL")
-    auth, headers = steady.prometheus_auth if not override else None, {}
-    basic = None
-    if auth is not None and auth.bearer_token is not None:
-        headers["Authorization"] = "Bearer " + resolve_secret(
-            auth.bearer_token.get_secret_value(), "prometheus_auth.bearer_token")
-    if auth is not None and auth.basic_auth is not None:
-        basic = httpx.BasicAuth(auth.basic_auth.username, resolve_secret(
-            auth.basic_auth.password.get_secret_value(), "prometheus_auth.basic_auth.password"))
-    return Prometheus(url, headers, basic)
 
 
 def breaking_point(given: str | None, state_dir: Path) -> tuple[float | None, str | None]:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from chaosrunner.errors import InvalidInput, SourceError
+from chaosrunner.spec.models import SteadyState
 
 MONTH = 30 * 86400.0
 _PERIODS = {"day": 86400.0, "d": 86400.0, "week": 7 * 86400.0, "w": 7 * 86400.0,
@@ -132,6 +133,27 @@ def recommend(plan: CapacityPlan) -> str:
 
 # --- Prometheus ----------------------------------------------------------------------------
 
+def prometheus_for(steady: SteadyState, url: str | None = None) -> Prometheus:
+    """A client for `url`, else the SteadyState's `prometheus:` with its credentials
+    (never sent to another server)."""
+    from chaosrunner.slo.sources.prometheus import resolve_secret
+
+    target = url or steady.prometheus
+    if not target or not target.startswith(("http://", "https://")):
+        raise InvalidInput("a Prometheus server is needed: set `prometheus: http://HOST:9090` "
+                           "in the SteadyState file, or pass --prometheus URL")
+    auth = steady.prometheus_auth if target == steady.prometheus else None
+    headers: dict[str, str] = {}
+    basic = None
+    if auth is not None and auth.bearer_token is not None:
+        headers["Authorization"] = "Bearer " + resolve_secret(
+            auth.bearer_token.get_secret_value(), "prometheus_auth.bearer_token")
+    if auth is not None and auth.basic_auth is not None:
+        basic = httpx.BasicAuth(auth.basic_auth.username, resolve_secret(
+            auth.basic_auth.password.get_secret_value(), "prometheus_auth.basic_auth.password"))
+    return Prometheus(target, headers, basic)
+
+
 class Prometheus:
     """The two queries the planner needs, over the HTTP API."""
 
@@ -143,14 +165,16 @@ class Prometheus:
     def close(self) -> None:
         self.client.close()
 
-    def instant(self, query: str) -> float:
-        result = self._get("/api/v1/query", {"query": query})
+    def instant(self, query: str, at: float | None = None) -> float:
+        """The one value of `query` now (or at wall time `at`)."""
+        params = {"query": query, **({"time": f"{at:.3f}"} if at is not None else {})}
+        result = self._get("/api/v1/query", params)
         if not result:
-            raise SourceError(f"--usage {query!r} returned no series from {self.url}; check "
-                              "the metric name and labels")
+            raise SourceError(f"{query!r} returned no series from {self.url}; check the "
+                              "metric name and labels")
         if len(result) > 1:
-            raise SourceError(f"--usage {query!r} returned {len(result)} series; wrap it in "
-                              "sum(...) so it is one number")
+            raise SourceError(f"{query!r} returned {len(result)} series; wrap it in sum(...) "
+                              "so it is one number")
         return float(result[0]["value"][1])
 
     def trend(self, query: str, window: float) -> Trend:
@@ -161,7 +185,7 @@ class Prometheus:
         values = [(float(t), float(v)) for t, v in (result[0]["values"] if result else [])
                   if math.isfinite(float(v))]
         if len(values) < 3:
-            raise SourceError(f"--usage {query!r} has {len(values)} points over the last "
+            raise SourceError(f"{query!r} has {len(values)} points over the last "
                               f"{window:g}s: not enough for a trend; give --growth instead")
         return Trend(fit_slope(values), len(values), window, values)
 

@@ -15,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from chaosrunner.drivers.base import Handle
 from chaosrunner.drivers.load import read_status
+from chaosrunner.errors import ChaosRunnerError
+from chaosrunner.load.capacity import prometheus_for
 from chaosrunner.report.model import AbortRecord, FaultRecord
 from chaosrunner.spec.models import PromQuery, SearchSpec
 from chaosrunner.spec.validate import ExperimentBundle
@@ -119,23 +119,16 @@ def _production(outcome: SearchOutcome, spec: SearchSpec, bundle: ExperimentBund
     if isinstance(spec.production, float | int):
         outcome.production = float(spec.production)
     elif isinstance(spec.production, PromQuery):
-        url = spec.production.url or bundle.steady_state.prometheus
+        # Evaluated at the run's start: our own load is not in it.
         try:
-            outcome.production = prometheus_value(str(url), spec.production.query,
-                                                  at=_wall(started_at))
-        except (httpx.HTTPError, ValueError, LookupError) as exc:
+            prometheus = prometheus_for(bundle.steady_state, spec.production.url)
+            try:
+                outcome.production = prometheus.instant(spec.production.query,
+                                                        at=_wall(started_at))
+            finally:
+                prometheus.close()
+        except ChaosRunnerError as exc:
             outcome.note = f"production rate not read from Prometheus: {exc}"
     if outcome.production and outcome.held:
         outcome.headroom_factor = round(outcome.held / outcome.production, 3)
         outcome.headroom = round(1 - outcome.production / outcome.held, 4)
-
-
-def prometheus_value(url: str, query: str, at: float | None = None) -> float:
-    """The single value of an instant query (at wall time `at`: before our own load)."""
-    params = {"query": query, **({"time": f"{at:.3f}"} if at is not None else {})}
-    response = httpx.get(f"{url.rstrip('/')}/api/v1/query", params=params, timeout=10)
-    response.raise_for_status()
-    result = response.json()["data"]["result"]
-    if not result:
-        raise LookupError(f"{query!r} returned no series")
-    return float(result[0]["value"][1])

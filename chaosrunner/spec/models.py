@@ -603,6 +603,9 @@ class Experiment(Frozen):
     def _search_fault(self) -> Experiment:
         if self.search is None:
             return self
+        if not self.abort.budget_limits:
+            raise ValueError("search: needs abort.error_budget: the error-budget guard's "
+                             "abort is what marks the breaking point")
         fault = self.search_fault()
         if fault is None:
             raise ValueError("search: names no load.http fault; add one and name it in "

@@ -43,6 +43,7 @@ def _write(tmp_path: Path, **changes: object) -> Path:
     ({"search": {"fault": "nope", "start": "5/s", "step": "1s", "ceiling": "10/s"}},
      "names no load.http fault"),
     ({"search": {"start": "5/s", "step": "1s", "ceiling": "10/s", "factor": 1}}, "factor"),
+    ({"abort": {}}, "needs abort.error_budget"),
 ])
 def test_bad_search_is_a_spec_error_with_its_place(tmp_path: Path, changes: dict[str, object],
                                                    message: str) -> None:
