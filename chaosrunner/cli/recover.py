@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from chaosrunner.drivers.base import DriverContext, DriverRegistry
+from chaosrunner.engine.faults import RevertPolicy
+from chaosrunner.engine.faults import revert_with_retries as retrying
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.errors import ChaosRunnerError, Verdict
 
@@ -105,22 +108,15 @@ def settles_at(item: OpenFault, drivers: DriverRegistry) -> float | None:
     return since + float(seconds) + SETTLE_MARGIN
 
 
-def revert_with_retries(item: OpenFault, drivers: DriverRegistry,
-                        attempts: int = 3) -> str | None:
-    """None when reverted, else the last error."""
-    error = "not attempted"
-    for attempt in range(attempts):
-        try:
-            driver = drivers.get(item.handle.driver,
-                                 DriverContext(run_id=item.run_id, allow_exec=True))
-            driver.revert(item.handle)
-            return None
-        except ChaosRunnerError as exc:
-            error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the others
-            error = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.2 * (attempt + 1))
-    return error
+def revert_with_retries(item: OpenFault, drivers: DriverRegistry) -> str | None:
+    """None when reverted, else the last error: the engine's own retry policy
+    (`engine.faults.revert_with_retries`), so a rollback and a recover try as hard."""
+    def revert() -> None:
+        driver = drivers.get(item.handle.driver,
+                             DriverContext(run_id=item.run_id, allow_exec=True))
+        driver.revert(item.handle)
+
+    return asyncio.run(retrying(revert, RevertPolicy()))
 
 
 def _result(item: OpenFault, status: str, detail: str | None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ name: halt-late
 hypothesis: a late halt changes nothing
 steady_state: {from: steady.yaml, before: 250ms, after: 2s, interval: 250ms}
 duration: 500ms
+blast_radius: {max_targets: 1, max_percent: 50%}
 faults:
   - {name: down, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
 """
@@ -47,6 +48,7 @@ def test_halt_during_the_after_phase_is_not_an_abort(tmp_path: Path) -> None:
     async def scenario() -> RunReport:
         task = asyncio.ensure_future(the_run.execute())
         while not (the_run.phases and the_run.phases[-1].name == "after"):
+            assert not task.done(), task.result().reason  # it must reach the after-phase
             await asyncio.sleep(0.02)
         value[0] = 0.98  # never recovers: the after-phase runs its whole 2 s
         the_run.ledger.halt("too late")
@@ -65,6 +67,7 @@ name: slow-inject
 hypothesis: the guard is not blind while a driver call is slow
 steady_state: {from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}
 duration: 30s
+blast_radius: {max_targets: 1, max_percent: 50%}
 faults:
   - {name: down, action: fake.down, target: {prefix: api}, select: {names: [api-1]}}
 abort:

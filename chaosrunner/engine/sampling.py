@@ -1,0 +1,137 @@
+"""Reading the SLIs: the sources' lifecycle, the sample round (read every SLI once,
+record, feed the guard), the steady-state observation of the before- and after-phase,
+and the fault phase's sampling schedule (`Ticker`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from chaosrunner.engine.clock import Clock
+from chaosrunner.engine.context import EventLog
+from chaosrunner.engine.control import Control
+from chaosrunner.engine.guard import BudgetGuard
+from chaosrunner.engine.observe import SampleBook, sample_good
+from chaosrunner.errors import SourceError
+from chaosrunner.report.model import Sample
+from chaosrunner.slo.sources.base import (
+    BudgetStatus,
+    Reading,
+    SLISource,
+    SourceContext,
+    SourceRegistry,
+)
+from chaosrunner.spec.validate import ExperimentBundle
+from chaosrunner.timestamps import iso
+
+
+@dataclass
+class Ticker:
+    """The fault phase's sampling schedule."""
+
+    interval: float
+    next: float
+    last: float
+
+    def advance(self, now: float) -> None:
+        self.last = now
+        self.next += self.interval
+        if self.next <= now:  # a long step overran several ticks: skip them, don't burst
+            self.next = now + self.interval
+
+
+class Sampler:
+    """The SLI sources of one run and every sample they gave."""
+
+    def __init__(self, bundle: ExperimentBundle, control: Control, guard: BudgetGuard,
+                 clock: Clock, events: EventLog) -> None:
+        self.bundle = bundle
+        self.control = control
+        self.guard = guard
+        self.clock = clock
+        self.events = events
+        self.interval = bundle.experiment.steady_state.interval
+        self.sources: dict[str, SLISource] = {}
+        self.book = SampleBook()
+        self.samples: list[Sample] = []
+        self.in_fault_phase = False  # an unreadable SLI aborts only while faults are in
+
+    async def start(self, registry: SourceRegistry, context: SourceContext) -> None:
+        for name, slo in self.bundle.slos.items():
+            self.sources[name] = registry.build(name, slo, self.bundle.steady_state, context)
+            await self.sources[name].start()
+
+    async def close(self) -> None:
+        for source in self.sources.values():
+            try:
+                await source.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not mask the verdict
+                self.events.emit("warning", message=f"closing an SLI source failed: {exc}")
+
+    async def budget_statuses(self) -> dict[str, BudgetStatus | None]:
+        """Each SLO's error budget over its window as its source tells it (None: cannot)."""
+        return {name: await source.budget_status() for name, source in self.sources.items()}
+
+    async def observe(self, phase: str, seconds: float, wake: asyncio.Event,
+                      until_recovered: float | None = None) -> None:
+        """Sample every interval for `seconds` or until `wake`; with until_recovered (the
+        monotonic time the rollback ended), stop once recovered and record when."""
+        state = self.control.state
+        start = self.clock.monotonic()
+        deadline, last = start + seconds, start
+        needed = max(1, min(3, int(seconds / self.interval)))
+        streak, first_good = 0, None
+        while not wake.is_set():
+            if await self.clock.sleep_until(min(deadline, last + self.interval), wake):
+                break
+            now = self.clock.monotonic()
+            good = await self.sample_round(phase, now - last, guard=False)
+            last = now
+            if until_recovered is not None:
+                streak, first_good = (streak + 1, first_good or now) if good else (0, None)
+                if streak >= needed and first_good is not None:
+                    state.recovered = True
+                    state.recovery_seconds = round(first_good - until_recovered, 3)
+                    return
+            if now >= deadline:
+                break
+        if until_recovered is not None:
+            state.recovered = False
+
+    async def sample_round(self, phase: str, dt: float, guard: bool) -> bool:
+        """Read every SLI once; feed the guard; True when every SLO held on this round."""
+        names = list(self.sources)
+        readings = await asyncio.gather(*(self.read(n, dt) for n in names))
+        t = self.control.elapsed()
+        shown: dict[str, tuple[float | None, bool | None]] = {}
+        all_good = True
+        for name, reading in zip(names, readings, strict=True):
+            good = self.record(phase, name, reading, t)
+            shown[name] = (reading.value, good)
+            all_good = all_good and bool(good)
+            if guard:
+                decision = self.guard.check(name, reading, t, dt)
+                if decision is not None:
+                    self.control.request_abort(decision, decision.reason)
+        burn = {k: v for n in self.guard.limits for k, v in self.guard.burn_rates(n, t).items()} \
+            if guard else None
+        self.events.emit("sample", phase=phase, slos=shown, burn=burn)
+        return all_good
+
+    async def read(self, name: str, dt: float) -> Reading:
+        try:
+            return await self.sources[name].read(dt)
+        except Exception as exc:  # noqa: BLE001 - a source bug must not skip the verdict
+            note = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+            if self.in_fault_phase:
+                self.control.request_abort(None, f"SLI {name!r} cannot be read: {note}")
+            return Reading(value=None, note=note)
+
+    def record(self, phase: str, name: str, reading: Reading, t: float) -> bool | None:
+        slo = self.bundle.slos[name]
+        good = sample_good(slo, reading)
+        self.book.add(phase, name, reading)
+        self.samples.append(Sample(time=iso(self.clock.now()), t=t, phase=phase, slo=name,
+                                   value=reading.value, good=good, stats=dict(reading.stats),
+                                   events_good=reading.good, events_total=reading.total))
+        return good
