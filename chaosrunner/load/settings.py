@@ -32,6 +32,7 @@ ALLOWED = frozenset({"urls", "method", "headers", "body", "rate", "users", "per_
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 DEFAULT_PER_USER = 5.0
 MAX_WORKERS = 64
+MAX_USERS = 20_000  # greenlets per load; far past what one fault should ever need
 
 
 def check_target(target: Mapping[str, JSON]) -> str:
@@ -64,7 +65,18 @@ def load_settings(target: Mapping[str, JSON], params: Mapping[str, JSON]) -> dic
     result.update(_distribution(params))
     if "steps" in params:
         result["steps"] = _steps(params["steps"])
+    _check_users(result)
     return result
+
+
+def _check_users(settings: Mapping[str, JSON]) -> None:
+    rates: list[float | None] = [float(b) for _, b in settings.get("steps") or []] or [None]
+    users = max(users_for(settings, rate) for rate in rates) \
+        if settings.get("users") is None else int(settings["users"])
+    if users > MAX_USERS:
+        key = "users" if settings.get("users") is not None else "rate"
+        raise ParamError(("with", key), f"{users} concurrent users is more than {MAX_USERS}; "
+                         "ask for less, or raise per_user so each user sends more")
 
 
 def _urls(base: str, params: Mapping[str, JSON]) -> list[dict[str, JSON]]:

@@ -56,6 +56,11 @@ def test_registered_like_the_other_drivers() -> None:
      ("with", "urls", 0, "weight")),
     ({"url": "http://127.0.0.1:1"}, {"rate": 1, "method": "BREW"}, ("with", "urls", 0, "method")),
     ({"url": "http://127.0.0.1:1"}, {"rate": 1, "rps": 3}, ("with", "rps")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": "1000000/s"}, ("with", "rate")),
+    ({"url": "http://127.0.0.1:1"}, {"users": 10**9}, ("with", "users")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "timeout": "soon"}, ("with", "timeout")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "body": 3}, ("with", "urls", 0, "body")),
+    ({"url": "http://127.0.0.1:1"}, {"rate": 1, "urls": []}, ("with", "urls")),
 ])
 def test_bad_parameters_name_the_key(target: dict[str, object], params: dict[str, object],
                                      where: tuple[object, ...]) -> None:
