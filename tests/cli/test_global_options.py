@@ -25,7 +25,8 @@ service_level_objectives:
 # The positional arguments each command needs to parse.
 POSITIONALS = {"validate": ["f.yaml"], "plan": ["f.yaml"], "run": ["f.yaml"],
                "budget": ["f.yaml"], "gameday": ["f.yaml"], "schedule": ["f.yaml"],
-               "convert": ["f.json"]}
+               "convert": ["f.json"], "capacity": ["s.yaml", "--usage", "q"],
+               "load-worker": ["--master", "127.0.0.1:5557"]}
 GLOBALS = ["--state-dir", "/tmp/s", "--output", "json", "--var", "A=1",
            "--config", "c.yaml", "--halt-source", "http://127.0.0.1:9/halt"]
 EXPECTED = {"state_dir": "/tmp/s", "output": "json", "var": ["A=1"], "config": "c.yaml",
