@@ -37,7 +37,8 @@ DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 REPLICASETS = kmock.resource("apps", "v1", "replicasets")
 STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 POLICIES = kmock.resource("networking.k8s.io", "v1", "networkpolicies")
-RESOURCES = {PODS: "v1/pods", DEPLOYMENTS: "apps/v1/deployments",
+CONFIGMAPS = kmock.resource("", "v1", "configmaps")
+RESOURCES = {PODS: "v1/pods", CONFIGMAPS: "v1/configmaps", DEPLOYMENTS: "apps/v1/deployments",
              REPLICASETS: "apps/v1/replicasets", STATEFULSETS: "apps/v1/statefulsets",
              POLICIES: "networking.k8s.io/v1/networkpolicies"}
 VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake", "gitCommit": "0",

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("halt", parents=[_global_options()],
                        help="make a running experiment abort and roll back")
     p.add_argument("--reason", default="halted by operator")
+    p.add_argument("--source", default=None, metavar="SOURCE",
+                   help="where to set the halt: k8s://NAMESPACE/NAME, an http(s) URL, or a "
+                   "directory (default: --halt-source, CHAOSRUNNER_HALT_SOURCE, the state dir)")
+    p.add_argument("--clear", action="store_true", help="remove the halt: runs may start")
 
     p = sub.add_parser("proxy", parents=[_global_options(("--config",))],
                        help="run the Toxiproxy-compatible fault proxy")

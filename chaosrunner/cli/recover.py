@@ -137,13 +137,29 @@ def _print(results: list[dict[str, Any]], output: str | None) -> None:
 
 
 def command_halt(args: argparse.Namespace) -> int:
-    """The big red button: every running experiment aborts and rolls back."""
-    ledger = Ledger(args.state_dir)
-    path = ledger.halt(args.reason)
-    live = ledger.live_runs()
-    if args.output == "json":
-        print(json.dumps({"halt_file": str(path), "running": sorted(live)}))
+    """The big red button: every runner watching the source aborts and rolls back, and no
+    run starts until `halt --clear` re-arms it."""
+    from pathlib import Path
+
+    from chaosrunner.engine.halt import StateDirHalt, configured, parse_source
+
+    spec = configured(getattr(args, "source", None) or getattr(args, "halt_source", None))
+    source = parse_source(spec, Path(args.state_dir)) if spec else StateDirHalt(
+        Path(args.state_dir))
+    if args.clear:
+        source.clear()
     else:
-        print(f"halt requested ({path}); {len(live)} running experiment(s) will abort and "
-              "roll back")
+        source.set(args.reason)
+    live = sorted(Ledger(args.state_dir).live_runs())
+    if args.output == "json":
+        data = {"halt_source": source.description, "halted": not args.clear, "running": live}
+        if isinstance(source, StateDirHalt):
+            data["halt_file"] = str(source.path)
+        print(json.dumps(data))
+    elif args.clear:
+        print(f"halt cleared ({source.description}): runs may start again")
+    else:
+        here = f"; {len(live)} running experiment(s) in {args.state_dir} will abort and roll back"
+        print(f"halt requested ({source.description}){here}; every runner watching it "
+              "aborts, and none starts until `chaosrunner halt --clear`")
     return 0

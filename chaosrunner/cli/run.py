@@ -28,7 +28,8 @@ def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
         allow_production=args.allow_production, allow_exec=args.allow_exec,
         dry_run=dry_run or getattr(args, "dry_run", False), variables=parse_vars(args.var),
         watchdog=not getattr(args, "no_watchdog", False),
-        observe=None if dry_run else settings_from_args(args))
+        observe=None if dry_run else settings_from_args(args),
+        halt_source=getattr(args, "halt_source", None))
 
 
 def command_run(args: argparse.Namespace) -> int:

@@ -58,4 +58,6 @@ def child_flags(args: argparse.Namespace) -> list[str]:
                         ("--pushgateway", getattr(args, "pushgateway", None))):
         if value:
             flags += [flag, value]
+    if getattr(args, "halt_source", None):
+        flags += ["--halt-source", args.halt_source]
     return flags

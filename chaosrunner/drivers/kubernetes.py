@@ -306,6 +306,18 @@ class KubernetesDriver(BaseDriver):
         api = self._client(str(context) if context else None)
         return client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
 
+    # The same client, configuration and error translation for the other parts of
+    # chaosrunner that talk to the cluster (the halt ConfigMap, `recover --kubernetes`).
+    def apis(self, context: str | None = None) -> tuple[Any, Any, Any]:
+        """(CoreV1Api, AppsV1Api, NetworkingV1Api) of the kubeconfig context."""
+        return self._apis({"context": context} if context else {})
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._call(what, fn, *args, **kwargs)
+
+    def read(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._read(what, fn, *args, **kwargs)
+
     # --- resolve -------------------------------------------------------------------------
 
     def resolve(self, action: str, target: Mapping[str, JSON]) -> list[Instance]:

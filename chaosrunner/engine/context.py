@@ -35,6 +35,9 @@ class RunOptions:
     # Start a watchdog process that takes the faults back if this process dies. The CLI
     # turns it on (`--no-watchdog` off); embedders and in-process tests opt in.
     watchdog: bool = False
+    # `--halt-source` (else CHAOSRUNNER_HALT_SOURCE): a fleet-wide halt, besides the state
+    # dir's HALT file (chaosrunner.engine.halt).
+    halt_source: str | None = None
     # Notifications, annotations, traces and metrics (chaosrunner.observe): set by the CLI.
     observe: ObserveSettings | None = None
 

@@ -7,7 +7,8 @@ record. Whatever has an intent and no done is still (possibly) in effect, and
 
 The state directory also holds one file per live runner (`active/<run_id>.json`, locked
 with flock by its runner for the runner's lifetime) so that `recover` leaves a live
-runner's faults to that runner, and the halt file that `chaosrunner halt` writes.
+runner's faults to that runner, and the halt file that `chaosrunner halt` writes
+(one of the halt sources of chaosrunner.engine.halt).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any
 from chaosrunner.drivers.base import Handle
 from chaosrunner.errors import StateError
 
-LEDGER_FILE = "ledger.jsonl"
 HALT_FILE = "HALT"
+
+LEDGER_FILE = "ledger.jsonl"
 
 
 @dataclass(frozen=True)
@@ -277,15 +279,14 @@ class Ledger:
             os.close(fd)
         return path
 
-    def halt_reason(self, since_wall: float) -> str | None:
-        """The halt reason when a halt was requested after `since_wall` (epoch seconds).
+    def halt_reason(self) -> str | None:
+        """The halt reason while the halt file is there (it stays until `halt --clear`).
 
         `chaosrunner halt` writes JSON with a reason; a plain `touch .chaosrunner/HALT`
         (the big red button from a shell or a CI job) halts too."""
         path = self.state_dir / HALT_FILE
         try:
-            if os.lstat(path).st_mtime < since_wall:
-                return None
+            os.lstat(path)
         except OSError:
             return None
         try:
@@ -303,6 +304,14 @@ class Ledger:
             return text.strip()[:200] or "halt file present"
         reason = data.get("reason") if isinstance(data, dict) else None
         return str(reason or "halt file present")
+
+    def clear_halt(self) -> None:
+        """Remove the halt file (`chaosrunner halt --clear`): runs may start again."""
+        path = self.state_dir / HALT_FILE
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot remove the halt file {path}: {_why(exc)}") from None
 
 
 def _epoch(text: Any) -> float | None:

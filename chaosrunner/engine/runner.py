@@ -2,7 +2,7 @@
 
 `Run` only sequences the phases. The parts live beside it: `control` (how a run is told
 to stop), `faults` (in and out, with the one revert-with-retries policy), `sampling`
-(the SLIs), `watchers` (halt file, stop conditions, watchdog), `outcome` (verdict and
+(the SLIs), `watchers` (halt sources, stop conditions, watchdog), `outcome` (verdict and
 report) and `signals` (SIGINT/SIGTERM).
 
 Rollback is in a `finally` and cannot be skipped: signals only set the abort event
@@ -25,6 +25,7 @@ from chaosrunner.engine.context import EventLog, RunHooks, RunOptions
 from chaosrunner.engine.control import Control, RunState
 from chaosrunner.engine.faults import Faults, Injection, RevertPolicy
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard
+from chaosrunner.engine.halt import HaltSources
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.observe import check_steady
 from chaosrunner.engine.plan import Plan, make_plan
@@ -32,6 +33,7 @@ from chaosrunner.engine.sampling import Sampler
 from chaosrunner.engine.timeline import FaultPhase, build_timeline
 from chaosrunner.engine.watchers import (
     WatchdogLink,
+    halt_gate,
     stop_condition_gate,
     watch_halt,
     watch_stop_conditions,
@@ -66,6 +68,7 @@ class Run:
         self.events = events or EventLog(self.clock)
         self.run_id = new_run_id(self.experiment.name, self.clock)
         self.ledger = Ledger(options.state_dir)
+        self.halts = HaltSources.for_run(options.state_dir, options.halt_source)
         self.control = Control(self.clock, self.events)
         self.guard = BudgetGuard(self.experiment.abort.budget_limits, bundle.slos,
                                  no_data_grace=max(10.0, 3 * self.interval))
@@ -109,7 +112,6 @@ class Run:
     # --- the phases ----------------------------------------------------------------------
 
     async def execute(self) -> RunReport:
-        self._watch(watch_halt(self.ledger, self._wall_start, self.control))
         try:
             await self._phases()
         finally:
@@ -121,11 +123,14 @@ class Run:
     async def _phases(self) -> None:
         if not await self._plan_phase() or self.options.dry_run:
             return
+        if not await self._halt_gate():
+            return
         try:
             self.ledger.register_runner(self.run_id, self.experiment.name)
         except StateError as exc:
             self.control.refuse(str(exc))
             return
+        self._watch(watch_halt(self.halts, self.control, self.interval))
         if not await self._start_watchdog():
             return
         if self.hooks.stop_conditions:
@@ -143,6 +148,14 @@ class Run:
         if self.state.injected_any and not self.state.rollback_failed \
                 and self.state.signal is None:
             await self._after_phase()
+
+    async def _halt_gate(self) -> bool:
+        """A halt set before the start refuses the run: nothing is injected."""
+        try:
+            await halt_gate(self.halts)
+        except Refused as exc:
+            return self.control.refuse(str(exc))
+        return True
 
     async def _start_watchdog(self) -> bool:
         """Start the watchdog before anything is injected; refuse the run when it cannot."""

@@ -1,25 +1,65 @@
-"""What watches a run from the side while its phases go on: the halt file, the stop
+"""What watches a run from the side while its phases go on: the halt sources, the stop
 conditions observers lend it (a firing alert), and the watchdog process that takes the
 faults back if this process dies. Each only ever calls `Control.request_abort`."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from chaosrunner.engine.clock import Clock
 from chaosrunner.engine.context import RunOptions, StopCondition
 from chaosrunner.engine.control import Control
-from chaosrunner.engine.ledger import Ledger
+from chaosrunner.engine.halt import (
+    CLEAR_HINT,
+    HALT_PREFIX,
+    HALTED_PREFIX,
+    HaltSourceError,
+    HaltSources,
+)
 from chaosrunner.errors import Refused, SourceError
 
 
-async def watch_halt(ledger: Ledger, since: float, control: Control) -> None:
-    """Abort when `chaosrunner halt` (or a halt file newer than `since`) says so."""
+async def halt_gate(halts: HaltSources) -> None:
+    """Refuse to start while halted, or while a halt source cannot be read."""
+    try:
+        reason = await asyncio.to_thread(halts.check)
+    except HaltSourceError as exc:
+        raise Refused(f"{exc}; not starting: a run its halt source cannot reach must not "
+                      "start") from None
+    if reason is not None:
+        raise Refused(f"{HALTED_PREFIX} {reason}; {CLEAR_HINT}")
+
+
+async def watch_halt(halts: HaltSources, control: Control, interval: float) -> None:
+    """Abort at a halt: the state dir's HALT file is read every 0.1 s, a remote source
+    (ConfigMap, URL) twice per sample interval, so a halt is seen within one. A remote
+    source unreadable for max(10 s, 3 intervals) aborts: the big red button must reach
+    every run."""
+    remote_every = min(interval / 2, 1.0)
+    unreachable_limit = max(10.0, 3 * interval)
+    next_remote, failing_since = 0.0, None
     while True:
-        reason = await asyncio.to_thread(ledger.halt_reason, since)
+        now = time.monotonic()
+        which = list(halts.local)
+        if halts.remote and now >= next_remote:
+            which += halts.remote
+            next_remote = now + remote_every
+        try:
+            reason = await asyncio.to_thread(halts.check, which)
+        except HaltSourceError as exc:
+            failing_since = failing_since or now
+            if now - failing_since > unreachable_limit:
+                control.request_abort(None, f"halt source unreachable for "
+                                      f"{now - failing_since:.0f}s: {exc}")
+                return
+            reason = None
+        else:
+            if len(which) > len(halts.local):
+                failing_since = None
         if reason is not None:
-            control.request_abort(None, f"halt: {reason}")
+            control.request_abort(None, f"{HALT_PREFIX} {reason}")
             return
         await asyncio.sleep(0.1)
 

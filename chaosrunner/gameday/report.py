@@ -76,6 +76,7 @@ class GameDayReport:
     experiments: list[ExperimentOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     verdict_rule: str = VERDICT_RULE
+    halted: str | None = None  # the halt that ended the day
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

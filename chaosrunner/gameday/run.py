@@ -25,6 +25,9 @@ Rules, written down because they are the contract of `chaosrunner gameday`:
   not_started > passed); the exit code is that experiment's (interrupted: 130 for
   SIGINT, 143 for SIGTERM).
   A game day stopped by a signal before any experiment ran is `interrupted`.
+- A halt (`chaosrunner halt`, any halt source) ends the whole day, as SIGTERM does: the
+  running experiment aborts and rolls back, nothing more starts, and the report's `halted`
+  and reason say so. A halt set before the day starts runs nothing (`not_started`, exit 3).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from chaosrunner.engine.context import RunOptions
+from chaosrunner.engine.halt import CLEAR_HINT, HALT_PREFIX, HALTED_PREFIX, HaltSources
 from chaosrunner.errors import ChaosRunnerError, InvalidInput, SpecError, Verdict
 from chaosrunner.gameday.report import (
     ExperimentOutcome,
@@ -181,10 +185,15 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
     report.experiments = [ExperimentOutcome(i + 1, file, name) for i, (file, _, name)
                           in enumerate(loaded.experiments)]
     stop = stop or StopRequest()
+    halts = HaltSources.for_run(options.state_dir, options.halt_source)
+    halted: str | None = None
     _record(options.state_dir, report, running=True)  # a scheduler sees it has started
     stop.install()
     try:
         for outcome, (_, path, _) in zip(report.experiments, loaded.experiments, strict=True):
+            halted = halts.check_quietly()  # a halt ends the day: nothing more starts
+            if halted is not None:
+                break
             run_options = dataclasses.replace(
                 options, report_dir=report_dir / _dir_name(outcome), junit=None,
                 min_budget_remaining=gameday.min_budget_remaining,
@@ -194,9 +203,11 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
                 break
             _fill(outcome, run)
             _tag(options.state_dir, run, report)
-            if run.verdict in ALWAYS_STOP or run.verdict in STOP_ON[gameday.stop_on]:
+            halted = halted_by(run)
+            if halted is not None or run.verdict in ALWAYS_STOP \
+                    or run.verdict in STOP_ON[gameday.stop_on]:
                 break
-        finish(report, stop.signal)
+        finish(report, stop.signal, halted)
         write_gameday_reports(report, report_dir)
         _record(options.state_dir, report)
     finally:
@@ -267,7 +278,16 @@ def _fill(outcome: ExperimentOutcome, run: RunReport) -> None:
                       for name, b in run.budget.items()}
 
 
-def finish(report: GameDayReport, signal_name: str | None) -> None:
+def halted_by(run: RunReport) -> str | None:
+    """The halt that stopped (or refused) this experiment, if one did."""
+    if run.abort is not None and run.abort.reason.startswith(HALT_PREFIX):
+        return run.abort.reason.removeprefix(HALT_PREFIX).strip()
+    if (run.reason or "").startswith(HALTED_PREFIX):
+        return (run.reason or "").removeprefix(HALTED_PREFIX).split(f"; {CLEAR_HINT}")[0].strip()
+    return None
+
+
+def finish(report: GameDayReport, signal_name: str | None, halted: str | None = None) -> None:
     """Overall verdict, exit code and reason (the rule is in this module's docstring)."""
     ran = [o for o in report.experiments if o.status == "ran"]
     report.ended_at = iso(datetime.now(UTC))
@@ -280,6 +300,7 @@ def finish(report: GameDayReport, signal_name: str | None) -> None:
     if signal_name is not None and report.verdict is not Verdict.ROLLBACK_INCOMPLETE:
         report.verdict = Verdict.INTERRUPTED
         report.exit_code = Verdict.INTERRUPTED.exit_code_for(signal_name)
+    report.halted = halted
     report.reason = _reason(report, ran, signal_name)
     report.notes = _notes(report, ran)
 
@@ -288,6 +309,8 @@ def _reason(report: GameDayReport, ran: list[ExperimentOutcome],
             signal_name: str | None) -> str | None:
     skipped = len(report.experiments) - len(ran)
     last = ran[-1] if ran else None
+    if report.halted is not None and signal_name is None:
+        return f"halted: {report.halted}; the game day ended, {skipped} experiment(s) not run"
     if signal_name is not None and (last is None or last.verdict is not Verdict.INTERRUPTED):
         return f"stopped by {signal_name}; {skipped} experiment(s) not run"
     if last is not None and last.verdict in ALWAYS_STOP:

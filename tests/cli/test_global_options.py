@@ -82,7 +82,7 @@ def test_halt_before_the_command_uses_that_state_dir(
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["--state-dir", "state", "halt", "--reason", "stop"]) == 0
-    assert Ledger(tmp_path / "state").halt_reason(0) == "stop"
+    assert Ledger(tmp_path / "state").halt_reason() == "stop"
     assert not (tmp_path / ".chaosrunner").exists()
 
 

@@ -263,14 +263,14 @@ def test_max_targets_counts_the_instances_all_faults_touch(
 
 
 def test_a_touched_halt_file_halts_too(tmp_path: Path) -> None:
-    import time as _time
+    from chaosrunner.engine.halt import StateDirHalt
 
-    ledger = Ledger(tmp_path)
-    ledger.ensure()
-    started = _time.time() - 1
-    assert ledger.halt_reason(started) is None
+    source = StateDirHalt(tmp_path)
+    assert source.check() is None
     (tmp_path / "HALT").write_text("")
-    assert ledger.halt_reason(started) == "halt file present"
+    assert source.check() == "halt file present"
     (tmp_path / "HALT").write_text("maintenance window\n")
-    assert ledger.halt_reason(started) == "maintenance window"
-    assert ledger.halt_reason(_time.time() + 60) is None  # older than the run: ignored
+    assert source.check() == "maintenance window"
+    # A halt stays until cleared, also for runs that start later (they refuse).
+    source.clear()
+    assert source.check() is None

@@ -95,7 +95,7 @@ def test_halt_never_overwrites_what_a_symlinked_halt_file_points_to(tmp_path: Pa
         Ledger(state).halt("stop")
     assert target.read_text() == "precious\n"
     # The button still works for runners: a halt file there, whatever it is, halts.
-    assert Ledger(state).halt_reason(0) is not None
+    assert Ledger(state).halt_reason() is not None
 
 
 PLANTED = """{"type":"intent","run":"r","fault":"f","key":"r.f.0","handle":{"driver":"python",\

@@ -234,3 +234,33 @@ def test_game_day_html_is_self_contained_and_escaped(
     assert "default-src 'none'" in html
     md = (tmp_path / "report" / "gameday.md").read_text()
     assert "\\<script>" in md  # GitHub does not read it as HTML
+
+
+def test_a_halt_ends_the_whole_day_even_with_stop_on_never(
+        world: World, write_gameday: Callable[..., Path], fast_runner: FastRunner,
+        tmp_path: Path) -> None:
+    from chaosrunner.engine.halt import StateDirHalt
+
+    fast_runner.after_each = lambda report: StateDirHalt(tmp_path / "state").set("incident")
+    report = run_day(write_gameday([("first", PASS), ("second", PASS), ("third", PASS)],
+                                   stop_on="never"), tmp_path, fast_runner)
+    assert verdicts(report) == ["passed", "skipped", "skipped"]
+    assert len(fast_runner.calls) == 1
+    assert report.halted is not None and "incident" in report.halted
+    assert "halted: incident" in (report.reason or "") and "2 experiment(s) not run" in (
+        report.reason or "")
+    data = json.loads((tmp_path / "report" / "gameday.json").read_text())
+    assert "incident" in data["halted"]
+    assert "halted" in (tmp_path / "report" / "gameday.md").read_text()
+
+
+def test_a_halt_set_before_the_day_runs_nothing(
+        world: World, write_gameday: Callable[..., Path], fast_runner: FastRunner,
+        tmp_path: Path) -> None:
+    from chaosrunner.engine.halt import StateDirHalt
+
+    StateDirHalt(tmp_path / "state").set("freeze")
+    report = run_day(write_gameday([("first", PASS)]), tmp_path, fast_runner)
+    assert fast_runner.calls == []
+    assert (report.verdict, report.exit_code) == ("not_started", 3)
+    assert "halted: freeze" in (report.reason or "")
