@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", parents=[_global_options()],
                        help="print the JSON Schema of each file kind")
-    p.add_argument("kind", nargs="?", choices=("SteadyState", "Experiment", "GameDay"))
+    p.add_argument("kind", nargs="?", choices=("SteadyState", "Experiment", "GameDay", "Config"))
 
     p = sub.add_parser("convert", parents=[_global_options()],
                        help="convert a Chaos Toolkit experiment to a native one")
