@@ -55,11 +55,13 @@ def _notes(model: object) -> list[str]:
 
 def command_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of each file kind (for editors' YAML completion)."""
+    from pydantic import BaseModel
+
     from chaosrunner.spec.models import RunnerConfig
     from chaosrunner.spec.validate import KINDS
 
     # The --config file is a file users write too (kind: Config), though no run loads it.
-    models = {**KINDS, "Config": RunnerConfig}
+    models: dict[str, type[BaseModel]] = {**KINDS, "Config": RunnerConfig}
     kinds = [args.kind] if args.kind else list(models)
     schemas = {kind: models[kind].model_json_schema(by_alias=True) for kind in kinds}
     print(json.dumps(schemas[kinds[0]] if args.kind else schemas, indent=2))
