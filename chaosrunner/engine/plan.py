@@ -130,10 +130,10 @@ class Radius:
     per_fault: int | None = None  # the default ceiling's one instance per fault
     default: bool = False
 
-    def percent_applies(self, matched: int) -> bool:
-        # The default share guards pattern selectors; a selector naming one instance
-        # (a pid file, a container name) is the user's explicit choice of that instance.
-        return self.max_percent is not None and not (self.default and matched <= 1)
+    def percent_applies(self, matched: int, named: bool = False) -> bool:
+        # The default share guards pattern selectors; a selector naming one instance (a pid
+        # file, a container name) or `select: {names: [...]}` is the user's explicit choice.
+        return self.max_percent is not None and not (self.default and (matched <= 1 or named))
 
 
 def effective_radius(bundle: ExperimentBundle) -> Radius:
@@ -245,7 +245,8 @@ def select_instances(fault: Fault, matched: Sequence[Instance],
 def check_percent(fault: Fault, chosen: Sequence[Instance], matched: int,
                   radius: Radius) -> None:
     count = len(chosen)
-    if radius.percent_applies(matched) and radius.max_percent is not None \
+    named = isinstance(fault.select, NamesPick)
+    if radius.percent_applies(matched, named) and radius.max_percent is not None \
             and count / matched > radius.max_percent + 1e-9:
         raise BlastRadiusExceeded(
             f"fault {fault.name!r} would hit {count} of {matched} instances "

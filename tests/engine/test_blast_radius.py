@@ -133,3 +133,13 @@ def test_not_production_names(name: str) -> None:
 def test_production_names_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAOSRUNNER_PRODUCTION_NAMES", "live, prod")
     assert is_production("eu-live") and not is_production("production")
+
+
+def test_default_ceiling_allows_one_instance_chosen_by_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = World(["api-1", "api-2"])
+    code, out = plan(tmp_path, FAKE_ONE, "", capsys, world)
+    assert code == 0, out
+    two = FAKE_ONE.replace("[api-1]", "[api-1, api-2]")
+    code, out = plan(tmp_path, two, "", capsys, world)
+    assert code == 3 and "more than blast_radius.max_targets 1" in out, out
