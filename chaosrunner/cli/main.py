@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take back every fault injected and not reverted")
     p.add_argument("--force", action="store_true",
                    help="recover even though a runner seems to be alive")
+    p.add_argument("--kubernetes", action="store_true",
+                   help="revert what chaosrunner left in the cluster past its deadline, "
+                   "whoever left it (scaled workloads, partition NetworkPolicies)")
+    p.add_argument("--namespace", default=None, metavar="N",
+                   help="with --kubernetes: only this namespace (default: all)")
 
     p = sub.add_parser("halt", parents=[_global_options()],
                        help="make a running experiment abort and roll back")

@@ -20,6 +20,8 @@ def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = N
     """Revert every fault with an intent and no done record, newest first. Exit 5 if any
     could not be taken back (run again once the cause is fixed). `drivers`: the
     production ones unless a test hands in its fakes."""
+    if getattr(args, "kubernetes", False):
+        return command_sweep(args)
     ledger = Ledger(args.state_dir)
     # Open faults first, live runners second: a runner registers before its first intent,
     # so any run in this snapshot that is still alive is seen as live below.
@@ -38,6 +40,34 @@ def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = N
         keep_in_history(ledger, run_id, open_faults, results)
     _print(results, args.output)
     failed = any(r["status"] == "failed" for r in results)
+    return Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    """`recover --kubernetes`: revert what chaosrunner left in the cluster past its deadline
+    (chaosrunner.drivers.kubernetes_sweep); the local ledger, if it knows a fault swept,
+    records it done. Exit 5 when something could not be reverted."""
+    from chaosrunner.drivers.kubernetes import KubernetesDriver
+    from chaosrunner.drivers.kubernetes_sweep import sweep
+
+    driver = KubernetesDriver(DriverContext(run_id="recover"))
+    swept = sweep(driver, getattr(args, "namespace", None), time.time())
+    ledger = Ledger(args.state_dir)
+    done = {s.key for s in swept if s.status == "reverted" and s.key}
+    if done and ledger.path.exists():
+        for item in ledger.open_faults():
+            if item.handle.key in done:
+                ledger.record_done(item.run_id, item.handle.key, how="kubernetes-sweep")
+    if args.output == "json":
+        print(json.dumps({"swept": [s.to_json() for s in swept]}, indent=2))
+    elif not swept:
+        print("nothing to recover: no chaosrunner marks in the cluster")
+    for s in swept if args.output != "json" else []:
+        until = f" (deadline {s.deadline})" if s.status == "pending" else ""
+        extra = f" ({s.detail})" if s.detail else ""
+        print(f"{s.status:9} {s.action} on {s.kind} {s.namespace}/{s.name} "
+              f"[{s.key or 'no key'}]{until}{extra}")
+    failed = any(s.status == "failed" for s in swept)
     return Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else 0
 
 

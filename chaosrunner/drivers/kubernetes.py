@@ -47,7 +47,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from chaosrunner.drivers.base import JSON, BaseDriver, DriverContext, Handle, Instance, ParamError
+from chaosrunner.drivers.base import (
+    DEADLINE_PARAM,
+    JSON,
+    BaseDriver,
+    DriverContext,
+    Handle,
+    Instance,
+    ParamError,
+)
 from chaosrunner.errors import (
     BlastRadiusExceeded,
     DriverError,
@@ -66,6 +74,14 @@ PROTECTED_NAMESPACE = "kube-system"
 PARTITION_LABEL = "chaosrunner.io/partition"
 RUN_LABEL = "chaosrunner.io/run-id"
 KEY_LABEL = "chaosrunner.io/key"
+FAULT_LABEL = "chaosrunner.io/fault"  # scale | partition: what `recover --kubernetes` lists
+MANAGED_BY = "app.kubernetes.io/managed-by"
+RUN_ANNOTATION = "chaosrunner.io/run-id"
+KEY_ANNOTATION = "chaosrunner.io/key"
+DEADLINE_ANNOTATION = "chaosrunner.io/deadline"  # RFC 3339 UTC
+PREVIOUS_ANNOTATION = "chaosrunner.io/previous-replicas"
+POD_ANNOTATION = "chaosrunner.io/pod"  # the partitioned pod, whose label comes off too
+DEFAULT_DEADLINE = 3600.0  # seconds after inject, when the engine gave none
 DEFAULT_REVERT_TIMEOUT = 45.0  # below the engine's revert timeout (60 s), so ours reports
 T = TypeVar("T")
 
@@ -123,6 +139,7 @@ def controller_of(pod: Mapping[str, Any]) -> dict[str, Any] | None:
 class KubernetesDriver(BaseDriver):
     name: ClassVar[str] = "kubernetes"
     actions: ClassVar[frozenset[str]] = frozenset({"delete_pod", "scale", "partition"})
+    accepts_deadline: ClassVar[bool] = True  # scaled workloads and policies carry it
 
     def __init__(self, context: DriverContext | None = None) -> None:
         super().__init__(context)
@@ -415,14 +432,37 @@ class KubernetesDriver(BaseDriver):
         kind, name, namespace = str(attrs["kind"]), str(attrs["name"]), str(attrs["namespace"])
         current = self._read_workload(apps, kind, name, namespace)
         previous = int((current.get("spec") or {}).get("replicas", 1))
-        self._set_replicas(apps, kind, name, namespace, int(handle.params["replicas"]))
+        # Already scaled by a run that never came back: the count before *that* is the one
+        # to restore, and it is on the workload.
+        earlier = annotations_of(current).get(PREVIOUS_ANNOTATION)
+        if earlier is not None and earlier.isdigit():
+            previous = int(earlier)
+        marks = self._marks(handle, "scale", {PREVIOUS_ANNOTATION: str(previous)})
+        self._set_replicas(apps, kind, name, namespace, int(handle.params["replicas"]), marks)
         return handle.with_data(previous=previous)
 
     def _set_replicas(self, apps: Any, kind: str, name: str, namespace: str,
-                      replicas: int) -> None:
+                      replicas: int, metadata: Mapping[str, Any] | None = None) -> None:
         patcher = getattr(apps, f"patch_namespaced_{WORKLOADS[kind]}")
+        body: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
         self._call(f"scale {kind} {namespace}/{name} to {replicas}", patcher, name, namespace,
-                   {"spec": {"replicas": replicas}})
+                   body)
+
+    def _marks(self, handle: Handle, fault: str, annotations: Mapping[str, str]
+               ) -> dict[str, Any]:
+        """Labels and annotations that let `recover --kubernetes` find and undo the fault
+        without the runner: run id, key, deadline and the state before."""
+        deadline = handle.params.get(DEADLINE_PARAM)
+        at = float(deadline) if isinstance(deadline, int | float) else \
+            time.time() + DEFAULT_DEADLINE
+        return {"labels": {MANAGED_BY: "chaosrunner", FAULT_LABEL: fault,
+                           RUN_LABEL: label_value(self.context.run_id),
+                           KEY_LABEL: key_digest(handle.key)},
+                "annotations": {RUN_ANNOTATION: self.context.run_id,
+                                KEY_ANNOTATION: handle.key,
+                                DEADLINE_ANNOTATION: rfc3339(at), **annotations}}
 
     def _partition(self, handle: Handle) -> Handle:
         core, _, net = self._apis(handle.instance.attrs)
@@ -443,14 +483,11 @@ class KubernetesDriver(BaseDriver):
         types = {"ingress": ["Ingress"], "egress": ["Egress"],
                  "both": ["Ingress", "Egress"]}[str(direction)]
         # No rules with these policyTypes: all ingress and/or egress is denied.
+        marks = self._marks(handle, "partition",
+                            {POD_ANNOTATION: str(handle.instance.attrs["pod"])})
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": {"name": f"chaosrunner-partition-{digest}",
-                             "namespace": handle.instance.attrs["namespace"],
-                             "labels": {"app.kubernetes.io/managed-by": "chaosrunner",
-                                        RUN_LABEL: label_value(self.context.run_id),
-                                        KEY_LABEL: digest},
-                             "annotations": {"chaosrunner.io/run-id": self.context.run_id,
-                                             "chaosrunner.io/key": handle.key}},
+                             "namespace": handle.instance.attrs["namespace"], **marks},
                 "spec": {"podSelector": {"matchLabels": {PARTITION_LABEL: digest}},
                          "policyTypes": types}}
 
@@ -475,12 +512,22 @@ class KubernetesDriver(BaseDriver):
     def _scale_back(self, handle: Handle) -> None:
         _, apps, _ = self._apis(handle.instance.attrs)
         attrs = handle.instance.attrs
-        previous = int(handle.data.get("previous", attrs["replicas"]))
+        kind, name, namespace = str(attrs["kind"]), str(attrs["name"]), str(attrs["namespace"])
         try:
-            self._set_replicas(apps, str(attrs["kind"]), str(attrs["name"]),
-                               str(attrs["namespace"]), previous)
+            current = self._read_workload(apps, kind, name, namespace)
         except TargetNotFound:
             return  # the workload was deleted: nothing left to scale back
+        marked = annotations_of(current)
+        previous = int(handle.data.get("previous", attrs["replicas"]))
+        if marked.get(KEY_ANNOTATION) in (None, handle.key):
+            # Ours (or no marks): back to the count before, and the marks come off.
+            earlier = marked.get(PREVIOUS_ANNOTATION)
+            if "previous" not in handle.data and earlier is not None and earlier.isdigit():
+                previous = int(earlier)  # a provisional handle: the workload knows better
+            self._set_replicas(apps, kind, name, namespace, previous, UNMARK)
+        else:
+            # Scaled again by another run since: its marks stay for its own revert.
+            self._set_replicas(apps, kind, name, namespace, previous)
 
     def _unpartition(self, handle: Handle) -> None:
         core, _, net = self._apis(handle.instance.attrs)
@@ -578,3 +625,20 @@ def _status_message(body: Any) -> str | None:
         return None
     message = data.get("message") if isinstance(data, dict) else None
     return str(message) if message else None
+
+
+# Merge-patch metadata that takes chaosrunner's marks off a workload (null removes a key).
+UNMARK: dict[str, Any] = {
+    "labels": {FAULT_LABEL: None, RUN_LABEL: None, KEY_LABEL: None},
+    "annotations": {RUN_ANNOTATION: None, KEY_ANNOTATION: None, DEADLINE_ANNOTATION: None,
+                    PREVIOUS_ANNOTATION: None}}
+
+
+def annotations_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+def rfc3339(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

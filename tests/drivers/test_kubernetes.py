@@ -119,7 +119,9 @@ def test_scale_reverts_to_the_count_read_at_inject_not_at_plan(cluster: FakeClus
     driver = make_driver()
     [workload] = driver.resolve("kubernetes.scale", {"name": "web"})
     assert workload.attrs["replicas"] == 3
-    driver.inject(workload, "kubernetes.scale", {"replicas": 4}, "other")  # someone scales
+    _, apps, _ = driver.apis()  # someone (not chaosrunner) scales between plan and inject
+    driver.call("scale", apps.patch_namespaced_deployment, "web", "default",
+                {"spec": {"replicas": 4}})
     handle = driver.inject(workload, "kubernetes.scale", {"replicas": 1}, "k1")
     assert handle.data["previous"] == 4
     assert wait_until(lambda: len(cluster.pods(selector="app=web")) == 1)
@@ -382,6 +384,15 @@ def test_rbac_role_grants_exactly_the_verbs_the_driver_uses(cluster: FakeCluster
         checked = driver.validate(action, target, params)
         instance = driver.resolve(action, target)[0]
         driver.revert(driver.inject(instance, action, checked, f"rbac.{action}"))
+    # The CronJob's other uses: the sweep (`recover --kubernetes`) and the halt ConfigMap.
+    from chaosrunner.drivers.kubernetes_sweep import sweep
+    from chaosrunner.engine.halt import ConfigMapHalt
+
+    assert sweep(driver, "default", time.time()) == []
+    halt = ConfigMapHalt("default", "chaosrunner-halt")
+    halt.set("rbac")
+    assert halt.check() == "rbac"
+    halt.clear()
     used: set[tuple[str, str, str]] = set()
     assert cluster.api is not None
     for request in cluster.api._requests:
@@ -396,4 +407,5 @@ def test_rbac_role_grants_exactly_the_verbs_the_driver_uses(cluster: FakeCluster
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert used <= granted  # everything the driver did is allowed ...
     # ... and nothing is granted that the driver never uses (statefulsets share the code path)
-    assert {(g, r, v) for g, r, v in granted if r != "statefulsets"} == used
+    assert {(g, r, v) for g, r, v in granted if r != "statefulsets"} == {
+        (g, r, v) for g, r, v in used if r != "statefulsets"}
