@@ -1,0 +1,373 @@
+"""The reliability campaign's shared parts: real targets, real runs, one tally per check.
+
+A check runs `chaosrunner run` N times against a real target (a paused process, a toxic
+on `chaosrunner proxy`, a paused Docker container), does something hostile to it at a
+random moment (a signal, SIGKILL then `recover`, a storage fault) and counts:
+
+    <check>: N/N restored, 0 left behind, exit status exact N/N, 0 tracebacks
+
+"restored" means that, once the runner has exited (and, where the check says so, once
+`recover` has run), the target is as it was and the ledger holds no open fault. A fault
+still in effect, or still open in the ledger, is "left behind" (and then cleaned up, so
+that the next run starts clean). Moments are drawn from a seeded random generator; the
+seed is printed with the figures, and CHAOSRUNNER_RELIABILITY_SEED replays a campaign.
+
+One module per family of checks (signals.py, sigkill.py, storage.py, cronjob.py, and
+those of other families: hostile_files.py); each has a `test_*.py` that `make reliability`
+runs. Sizes: CHAOSRUNNER_RELIABILITY_RUNS (default 50 runs per check; `.ci/run` uses 5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from helpers import proc_state  # noqa: E402
+
+from chaosrunner.engine.ledger import Ledger  # noqa: E402
+
+STEADY = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: local
+service_level_objectives:
+  alive:
+    sli: {command: "echo 1"}
+    target: 99%
+"""
+
+EXPERIMENT = """\
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: reliability-{kind}
+hypothesis: whatever happens to the runner, the fault is taken back
+steady_state: {{from: steady.yaml, before: 500ms, after: 500ms, interval: 250ms}}
+duration: {duration}
+faults:
+  - name: hit
+    action: {action}
+    target: {target}
+{extra}"""
+
+SIGNAL_STATUS: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
+
+
+def runs_per_check() -> int:
+    return int(os.environ.get("CHAOSRUNNER_RELIABILITY_RUNS", "50"))
+
+
+def rng() -> tuple[random.Random, int]:
+    seed = int(os.environ.get("CHAOSRUNNER_RELIABILITY_SEED", str(time.time_ns() % 10**6)))
+    return random.Random(seed), seed
+
+
+@dataclass
+class Tally:
+    """The figures of one check."""
+
+    name: str
+    runs: int = 0
+    restored: int = 0
+    left_behind: int = 0
+    exact: int = 0
+    tracebacks: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, restored: bool, exact: bool, traceback: bool, detail: str) -> None:
+        self.runs += 1
+        self.restored += restored
+        self.left_behind += not restored
+        self.exact += exact
+        self.tracebacks += traceback
+        if not (restored and exact) or traceback:
+            self.problems.append(detail)
+
+    @property
+    def ok(self) -> bool:
+        return self.runs > 0 and self.restored == self.exact == self.runs \
+            and self.tracebacks == 0
+
+    def line(self) -> str:
+        return (f"{self.name}: {self.restored}/{self.runs} restored, {self.left_behind} left "
+                f"behind, exit status exact {self.exact}/{self.runs}, "
+                f"{self.tracebacks} tracebacks")
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+class Target:
+    """Something a fault is injected into, and a way to tell whether it still is."""
+
+    kind = ""
+    action = ""
+
+    def target(self) -> str:
+        raise NotImplementedError
+
+    def extra(self) -> str:
+        return ""
+
+    def in_effect(self) -> bool:
+        raise NotImplementedError
+
+    def heal(self) -> None:
+        """Take a left-behind fault back by hand, so that the next run starts clean."""
+
+    def close(self) -> None:
+        """Free what the target holds."""
+
+
+class ProcessTarget(Target):
+    kind, action = "process", "process.pause"
+
+    def __init__(self, work: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        self.pid_file = work / "sleeper.pid"
+        self.pid_file.write_text(str(self.proc.pid))
+
+    def target(self) -> str:
+        return f"{{pid_file: {self.pid_file}}}"
+
+    def in_effect(self) -> bool:
+        return bool(proc_state(self.proc.pid) == "T")
+
+    def heal(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        self.heal()
+        self.proc.kill()
+        self.proc.wait()
+
+
+class ProxyTarget(Target):
+    kind, action = "proxy", "toxiproxy.latency"
+
+    def __init__(self, work: Path) -> None:
+        import httpx
+
+        from chaosrunner.proxy.server import start_background
+
+        self.handle = start_background()
+        self.name = f"rel-{uuid.uuid4().hex[:8]}"
+        self.client = httpx.Client(base_url=self.handle.url, timeout=10)
+        response = self.client.post("/proxies", json={
+            "name": self.name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
+        response.raise_for_status()
+
+    def target(self) -> str:
+        return f"{{proxy: {self.name}, api: '{self.handle.url}'}}"
+
+    def extra(self) -> str:
+        return "    with: {latency: 10ms}\n"
+
+    def toxics(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.client.get(f"/proxies/{self.name}/toxics").json()
+        return found
+
+    def in_effect(self) -> bool:
+        return bool(self.toxics())
+
+    def heal(self) -> None:
+        for toxic in self.toxics():
+            self.client.delete(f"/proxies/{self.name}/toxics/{toxic['name']}")
+
+    def close(self) -> None:
+        self.client.close()
+        self.handle.stop()
+
+
+BUSYBOX_IMAGE = "chaosrunner-busybox:test"
+LABEL = "org.chaosrunner.reliability"
+
+
+class DockerTarget(Target):
+    kind, action = "docker", "docker.pause"
+
+    def __init__(self, work: Path) -> None:
+        import docker
+
+        build_images("busybox")
+        self.client = docker.from_env(timeout=30)
+        self.container = self.client.containers.run(
+            BUSYBOX_IMAGE, ["sleep", "3600"], name=f"crrel-{uuid.uuid4().hex[:8]}",
+            detach=True, network_mode="host", init=True, labels={LABEL: "1"})
+
+    def target(self) -> str:
+        return f"{{container: {self.container.name}}}"
+
+    def state(self) -> dict[str, Any]:
+        self.container.reload()
+        state: dict[str, Any] = self.container.attrs["State"]
+        return state
+
+    def in_effect(self) -> bool:
+        state = self.state()
+        return bool(state.get("Paused")) or not state.get("Running")
+
+    def heal(self) -> None:
+        state = self.state()
+        if state.get("Paused"):
+            self.container.unpause()
+        elif not state.get("Running"):
+            self.container.start()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.remove(force=True)
+        self.client.close()
+
+
+TARGETS: dict[str, Callable[[Path], Target]] = {
+    "process": ProcessTarget, "proxy": ProxyTarget, "docker": DockerTarget}
+
+
+@contextlib.contextmanager
+def targets(work: Path, kinds: list[str]) -> Iterator[dict[str, Target]]:
+    made: dict[str, Target] = {}
+    try:
+        for kind in kinds:
+            made[kind] = TARGETS[kind](work)
+        yield made
+    finally:
+        for target in made.values():
+            target.close()
+
+
+def build_images(*names: str) -> None:
+    result = subprocess.run([str(REPO / "images" / "build.sh"), *names], capture_output=True,
+                            text=True, timeout=900, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"images/build.sh {' '.join(names)} failed:\n{result.stderr[-2000:]}")
+
+
+def docker_available() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    try:
+        from chaosrunner.drivers.docker import DockerDriver
+        from chaosrunner.errors import DriverUnavailable
+
+        DockerDriver().health()
+    except ImportError as exc:
+        return f"the Docker SDK is missing ({exc})"
+    except DriverUnavailable as exc:
+        return str(exc)
+    return None
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    """One `chaosrunner run` in the background, its journal followed as it is written."""
+
+    proc: subprocess.Popen[bytes]
+    journal: Path
+    stderr: Path
+    state: Path
+    _seen: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def poll_events(self) -> list[dict[str, Any]]:
+        with contextlib.suppress(OSError):
+            lines = self.journal.read_text(errors="replace").splitlines()
+            for line in lines[self._seen:]:
+                with contextlib.suppress(ValueError):
+                    self.events.append(json.loads(line))
+            self._seen = len(lines)
+        return self.events
+
+    def wait_event(self, predicate: Callable[[dict[str, Any]], bool],
+                   timeout: float = 60) -> bool:
+        """Until an event matches (True), or the runner exits or time is up (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(e) for e in self.poll_events()):
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.01)
+        return False
+
+    def signal(self, number: int) -> bool:
+        """Send `number` if the runner still runs; False when it had already exited."""
+        if self.proc.poll() is not None:
+            return False
+        self.proc.send_signal(number)
+        return True
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        return code, self.stderr.read_text(errors="replace")
+
+
+def write_experiment(work: Path, target: Target, duration: str = "2s") -> Path:
+    (work / "steady.yaml").write_text(STEADY)
+    path = work / f"{target.kind}.yaml"
+    path.write_text(EXPERIMENT.format(kind=target.kind, action=target.action,
+                                      target=target.target(), extra=target.extra(),
+                                      duration=duration))
+    return path
+
+
+def start(experiment: Path, work: Path, tag: str, *extra: str) -> Runner:
+    report = work / f"report-{tag}"
+    stderr = work / f"stderr-{tag}.log"
+    state = work / "state"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chaosrunner", "run", str(experiment), "--state-dir",
+             str(state), "--report-dir", str(report), "--allow-exec", *extra],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+    return Runner(proc, report / "journal.jsonl", stderr, state)
+
+
+def recover(state: Path) -> tuple[int, str]:
+    result = subprocess.run([sys.executable, "-m", "chaosrunner", "--state-dir", str(state),
+                             "recover"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def settle(target: Target, state: Path) -> bool:
+    """True when the target is restored and the ledger has nothing open; else heal both."""
+    ledger = Ledger(state)
+    restored = not target.in_effect() and ledger.open_faults() == []
+    if not restored:
+        target.heal()
+        for item in ledger.open_faults():
+            ledger.record_done(item.run_id, item.handle.key, how="campaign cleanup")
+    return restored
+
+
+def phase(name: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("event") == "phase" and e.get("phase") == name
+
+
+def event(kind: str, text: str = "") -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("event") == kind and text in str(e.get("message", ""))
+
+
+def fault_sample(e: dict[str, Any]) -> bool:
+    return e.get("event") == "sample" and e.get("phase") == "faults"

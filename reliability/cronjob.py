@@ -1,0 +1,127 @@
+"""The CronJob pattern in containers (deploy/cronjob.yaml; issue 10.2): the runner is PID 1
+of a container sharing a state volume, SIGKILLed at a random moment of its fault; the
+next job's container runs `chaosrunner --state-dir D recover` under a shell that is PID 1
+again. Expected: recover exits 0 and takes the toxic back; nothing open in the ledger.
+
+    python reliability/cronjob.py [RUNS]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from random import Random
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from campaign import (
+    REPO,
+    STEADY,
+    ProxyTarget,
+    Tally,
+    build_images,
+    docker_available,
+    rng,
+    runs_per_check,
+    settle,
+)
+
+from chaosrunner.engine.ledger import Ledger
+
+SHOP_IMAGE = "chaosrunner-shop:test"
+EXPERIMENT = """\
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: cronjob
+hypothesis: the next job's recover takes back what a SIGKILLed PID 1 left
+steady_state: {{from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}}
+duration: 300s
+faults:
+  - name: slow
+    action: toxiproxy.latency
+    target: {target}
+    with: {{latency: 10ms}}
+"""
+
+
+def job(client: Any, data: Path, command: list[str]) -> Any:
+    """One job's container: host network, the state volume at /data, this checkout's code
+    over the image's (its tag is shared by every checkout on the engine), no init."""
+    return client.containers.run(
+        SHOP_IMAGE, command=command, name=f"crrel-{uuid.uuid4().hex[:8]}", detach=True,
+        network_mode="host", init=False, labels={"org.chaosrunner.reliability": "1"},
+        volumes={str(data): {"bind": "/data", "mode": "rw"},
+                 str(REPO / "chaosrunner"): {"bind": "/app/chaosrunner", "mode": "ro"}})
+
+
+def one_run(client: Any, target: ProxyTarget, work: Path, tag: str, rand: Random
+            ) -> tuple[bool, bool, bool, str]:
+    data = work / tag
+    data.mkdir()
+    (data / "steady.yaml").write_text(STEADY)
+    (data / "exp.yaml").write_text(EXPERIMENT.format(target=target.target()))
+    runner = job(client, data, ["python3", "-m", "chaosrunner", "--state-dir", "/data/state",
+                                "run", "/data/exp.yaml", "--allow-exec",
+                                "--report-dir", "/data/report"])
+    recover: Any = None
+    try:
+        ledger = Ledger(data / "state")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(f.confirmed for f in ledger.open_faults()):
+            time.sleep(0.05)
+        time.sleep(rand.uniform(0, 1.0))  # somewhere in the fault phase
+        runner.kill(signal="SIGKILL")
+        runner.wait(timeout=60)
+        recover = job(client, data, ["/bin/sh", "-c", "python3 -m chaosrunner --state-dir "
+                                     "/data/state recover && echo recovered"])
+        status = recover.wait(timeout=300)["StatusCode"]
+        said = recover.logs().decode(errors="replace")
+    finally:
+        for container in (runner, recover):
+            if container is not None:
+                container.remove(force=True)
+    restored = settle(target, data / "state")
+    return restored, status == 0 and "skipped" not in said, "Traceback" in said, (
+        f"{tag}: recover exit {status}{'' if restored else ', LEFT BEHIND'}: {said[-300:]!r}")
+
+
+def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
+    missing = docker_available()
+    if missing is not None:
+        required = "docker" in os.environ.get("CHAOSRUNNER_REQUIRE", "")
+        out(f"CronJob pattern in containers: {'FAILED' if required else 'skipped'}, no "
+            f"Docker engine: {missing}")
+        return not required
+    import docker
+
+    rand, seed = rng()
+    build_images("shop")
+    client = docker.from_env(timeout=60)
+    tally = Tally("CronJob pattern in containers (PID 1 SIGKILLed, recover in the next one)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="chaosrunner-cronjob-") as tmp:
+            work = Path(tmp)
+            target = ProxyTarget(work)
+            try:
+                for index in range(runs):
+                    tally.add(*one_run(client, target, work, f"job-{index}", rand))
+            finally:
+                target.close()
+    finally:
+        client.close()
+    out(tally.line())
+    for problem in tally.problems:
+        out(f"    {problem}")
+    out(f"cronjob: seed {seed}")
+    return tally.ok
+
+
+if __name__ == "__main__":
+    sys.exit(0 if campaign(int(sys.argv[1]) if len(sys.argv) > 1 else
+                           max(1, runs_per_check() // 5)) else 1)

@@ -1,0 +1,20 @@
+"""`make reliability`:
+SIGKILL at a random moment, then recover: process.pause, a toxic, docker.pause.
+Sizes: CHAOSRUNNER_RELIABILITY_RUNS (runs per check; default 50)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sigkill
+from campaign import runs_per_check
+
+
+def test_sigkill() -> None:
+    lines: list[str] = []
+    ok = sigkill.campaign(runs_per_check(), out=lines.append)
+    print("\n" + "\n".join(lines))
+    assert ok, "\n".join(lines)

@@ -1,0 +1,20 @@
+"""`make reliability`:
+SIGINT, double SIGINT and SIGTERM at random moments: exact exit status, nothing left behind.
+Sizes: CHAOSRUNNER_RELIABILITY_RUNS (runs per check; default 50)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import signals
+from campaign import runs_per_check
+
+
+def test_signals() -> None:
+    lines: list[str] = []
+    ok = signals.campaign(runs_per_check(), out=lines.append)
+    print("\n" + "\n".join(lines))
+    assert ok, "\n".join(lines)
