@@ -135,3 +135,56 @@ def test_the_watchdog_is_in_its_own_session_and_deaf_to_sigint_and_sighup(
         assert wait_until(lambda: not pid_alive(dog), timeout=30)
         end_watchdog(dog)
     assert running(sleeper.pid)
+
+
+def test_a_frozen_runner_loses_its_faults_when_its_heartbeat_stops(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """SIGSTOP: the runner is alive but deaf; no heartbeat for 10 s counts as lost."""
+    state = tmp_path / "state"
+    path = write_experiment(tmp_path, "frozen", "process.pause",
+                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    runner = start(path, state)
+    wait_confirmed(state, runner)
+    dog = watchdog_pid(state)
+    try:
+        runner.send_signal(signal.SIGSTOP)
+        assert wait_until(lambda: running(sleeper.pid), timeout=60)
+        assert wait_until(lambda: not pid_alive(dog), timeout=30)
+        records = list(Ledger(state).records())
+        [note] = [r for r in records if r["type"] == "watchdog"]
+        assert "no heartbeat" in note["summary"]
+        # The runner lives on: its marker stays, and once it runs again it aborts, since
+        # the watchdog that guarded it is gone.
+        assert list((state / "active").glob("*.json"))
+        runner.send_signal(signal.SIGCONT)
+        out, err = runner.communicate(timeout=60)
+        assert runner.returncode == 2, err
+        assert "watchdog is gone" in out + err
+    finally:
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGCONT)
+            runner.kill()
+            runner.communicate()
+        end_watchdog(dog)
+    assert running(sleeper.pid)
+
+
+def test_a_sigkilled_game_day_s_fault_is_taken_back(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    path = write_experiment(tmp_path, "in-a-day", "process.pause",
+                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    (tmp_path / "day.yaml").write_text(
+        "apiVersion: chaosrunner/v1\nkind: GameDay\nname: day\n"
+        f"experiments: [{path.name}]\nstop_on: never\n")
+    state = tmp_path / "state"
+    day = subprocess.Popen([sys.executable, "-m", "chaosrunner", "gameday",
+                            str(tmp_path / "day.yaml"), "--allow-exec", "--state-dir",
+                            str(state), "--report-dir", str(tmp_path / "day")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_confirmed(state, day)  # type: ignore[arg-type]
+    killed = kill_runner(state, day)  # type: ignore[arg-type]
+    try:
+        took = seconds_until(lambda: running(sleeper.pid), killed.killed_at)
+        assert took is not None and took < REVERT_BOUND, took
+    finally:
+        end_watchdog(killed.watchdog_pid)
