@@ -25,6 +25,7 @@ from typing import Any
 
 from chaosrunner.errors import StateError, Verdict
 from chaosrunner.report.model import RunReport
+from chaosrunner.secrets import redact_data
 from chaosrunner.timestamps import iso, parse_time, seconds_between
 
 DATABASE = "history.sqlite"
@@ -252,7 +253,7 @@ def _insert(db: sqlite3.Connection, table: str, values: dict[str, Any]) -> None:
     marks = ", ".join("?" for _ in values)
     # A re-recorded run (same id) replaces its row rather than failing.
     db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({marks})",
-               tuple(values.values()))
+               tuple(redact_data(value) for value in values.values()))  # no secret is kept
 
 
 def query_runs(state_dir: Path, since: datetime | None = None, experiment: str | None = None,

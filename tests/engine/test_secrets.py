@@ -136,3 +136,15 @@ def test_env_reference_resolves_in_http_probe_headers(monkeypatch: pytest.Monkey
     assert seen and set(seen) == {f"Bearer {SECRET}"}
     assert value == 1.0
     assert redact(f"Bearer {SECRET}") == "Bearer ***"
+
+
+def test_history_rows_written_by_any_process_are_redacted(tmp_path: Path) -> None:
+    from chaosrunner.errors import Verdict
+    from chaosrunner.history import connect, record_lost_run
+
+    remember("watchdog-secret-42")
+    record_lost_run(tmp_path, "run-1", "exp", "2026-11-29T20:00:00Z", Verdict.ABORTED, 2,
+                    "revert failed: token watchdog-secret-42 refused")
+    with connect(tmp_path) as db:
+        rows = [tuple(row) for row in db.execute("SELECT reason FROM runs").fetchall()]
+    assert rows == [("revert failed: token *** refused",)]
