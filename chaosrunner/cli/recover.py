@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +52,13 @@ def command_sweep(args: argparse.Namespace) -> int:
     from chaosrunner.drivers.kubernetes_sweep import sweep
 
     driver = KubernetesDriver(DriverContext(run_id="recover"))
-    swept = sweep(driver, getattr(args, "namespace", None), time.time())
+    try:
+        swept = sweep(driver, getattr(args, "namespace", None), time.time())
+    except ChaosRunnerError as exc:
+        # Whether something is left in the cluster is unknown: say so, exit as for a revert
+        # that did not happen, and the CronJob's next minute tries again.
+        print(f"chaosrunner: cannot sweep the cluster: {exc}", file=sys.stderr)
+        return Verdict.ROLLBACK_INCOMPLETE.exit_code
     ledger = Ledger(args.state_dir)
     done = {s.key for s in swept if s.status == "reverted" and s.key}
     if done and ledger.path.exists():

@@ -181,3 +181,16 @@ def test_runner_and_watchdog_killed_together_the_toxic_expires_on_the_proxy(
         assert time.time() >= fault.deadline - 0.5
     finally:
         handle.stop()
+
+
+def test_a_sweep_that_cannot_reach_the_cluster_says_so_and_exits_5(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "kubeconfig").write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: x, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: x, user: u}}]\n")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    done = chaosrunner_cli("recover", "--kubernetes", "--namespace", "default",
+                           "--state-dir", str(tmp_path / "state"))
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "cannot sweep the cluster" in done.stderr and "Traceback" not in done.stderr
