@@ -60,8 +60,14 @@ def command(args: argparse.Namespace) -> int:
     if missing:
         raise InvalidInput(f"demo experiments {missing} are missing; run the demo from a "
                            "checkout of the chaosrunner repository")
+    from chaosrunner.engine.signals import SIGNALS
+
+    results: list[RunReport] = []
     with demo_system(Path(args.state_dir)):
-        results = [run_one(path, args) for path in paths]
+        for path in paths:
+            results.append(run_one(path, args))
+            if SIGNALS.received:  # Ctrl-C / SIGTERM: no further experiment
+                break
     print("\ndemo summary:")
     for report in results:
         print(f"  {report.experiment:20} {report.verdict:20} exit {report.exit_code}  "
