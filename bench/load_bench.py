@@ -139,7 +139,9 @@ def search_stop(tmp: Path) -> dict[str, object]:
         main(["run", str(path), "--var", f"SHOP=http://127.0.0.1:{base}", "--report-dir",
               str(tmp / "search"), "--state-dir", str(tmp / "state2")])
     search = json.loads((tmp / "search" / "report.json").read_text())["search"]
-    return {k: search[k] for k in ("held", "broke", "production", "headroom", "stop_seconds")}
+    return {k: search[k] for k in ("held", "held_delivered", "broke", "broke_delivered",
+                                   "saturated_from", "production", "headroom", "stop_seconds",
+                                   "step_to_stop_seconds")}
 
 
 def main_bench() -> None:
@@ -147,7 +149,12 @@ def main_bench() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rates", default="100,500,1000")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--only-search", action="store_true")
     args = parser.parse_args()
+    if args.only_search:
+        with tempfile.TemporaryDirectory() as raw:
+            print("search", json.dumps(search_stop(Path(raw))), flush=True)
+        return
     if shutil.which("nginx") is None:
         sys.exit("needs nginx (apt-get install nginx)")
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()}")

@@ -103,7 +103,10 @@ def _from_report(path: Path, strict: bool) -> tuple[float | None, str | None]:
             raise InvalidInput(f"--breaking-point {path}: not a readable report.json ({exc})"
                                ) from None
         return None, None
-    rate = search.get("broke") or search.get("held")
+    # The delivered rate is the traffic the system really met (a saturated step
+    # delivers less than it asked).
+    rate = (search.get("broke_delivered") or search.get("broke")
+            or search.get("held_delivered") or search.get("held"))
     if rate is None and strict:
         raise InvalidInput(f"--breaking-point {path}: that run found no breaking point (no "
                            "search:, or the load never started)")

@@ -37,12 +37,16 @@ class StepResult:
 class SearchOutcome:
     rates: list[float]
     steps: list[StepResult] = field(default_factory=list)
-    held: float | None = None  # highest rate that held the SLOs
-    broke: float | None = None  # the rate at which the guard aborted
+    held: float | None = None  # highest rate (asked) that held the SLOs
+    broke: float | None = None  # the rate (asked) at which the guard aborted
+    held_delivered: float | None = None  # what Locust really sent in those steps
+    broke_delivered: float | None = None
+    saturated_from: float | None = None  # first asked rate the target could not take
     production: float | None = None
     headroom: float | None = None  # 1 - production / held
     headroom_factor: float | None = None  # held / production
     stop_seconds: float | None = None  # guard abort -> Locust stopped
+    step_to_stop_seconds: float | None = None  # the breaking step began -> Locust stopped
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -64,12 +68,17 @@ def search_outcome(bundle: ExperimentBundle, faults: Sequence[tuple[FaultRecord,
     lines = [x for x in read_status(Path(str(handle.data["status"]))) if "state" in x]
     breaking = abort if abort is not None and abort.slo is not None else None
     _judge_steps(outcome, lines, _wall(breaking.at) if breaking else None)
-    _production(outcome, spec, bundle, started_at)
+    if outcome.saturated_from is not None:
+        outcome.note = (f"from {outcome.saturated_from:g}/s on, less than 90% of the asked "
+                        "rate was delivered (the target answered too slowly for the users, or "
+                        "Locust ran out of CPU): the delivered rates are the real load. ")
     if abort is not None and breaking is None:
-        outcome.note = f"aborted for another reason ({abort.reason}): no breaking point"
+        outcome.note += f"aborted for another reason ({abort.reason}): no breaking point"
     elif breaking is None:
-        outcome.note = (f"held up to {outcome.held:g}/s, the highest rate reached; raise "
-                        "ceiling to find the breaking point" if outcome.held else "")
+        outcome.note += (f"held up to {outcome.held:g}/s, the highest rate reached; raise "
+                         "ceiling to find the breaking point. " if outcome.held else "")
+    _production(outcome, spec, bundle, started_at)
+    outcome.note = outcome.note.strip()
     return outcome.to_json()
 
 
@@ -95,11 +104,18 @@ def _judge_steps(outcome: SearchOutcome, lines: Sequence[Mapping[str, Any]],
             rate=asked, started=round(float(step_lines[0]["t"]) - t0, 3), delivered=delivered,
             held=held, saturated=delivered is not None and delivered < 0.9 * asked))
     held_steps = [s for s in outcome.steps if s.held]
-    outcome.held = held_steps[-1].rate if held_steps else None
-    outcome.broke = outcome.rates[broke_step] if broke_step is not None else None
+    if held_steps:
+        outcome.held, outcome.held_delivered = held_steps[-1].rate, held_steps[-1].delivered
+    if broke_step is not None:
+        outcome.broke = outcome.rates[broke_step]
+        outcome.broke_delivered = outcome.steps[-1].delivered if outcome.steps else None
+    outcome.saturated_from = next((s.rate for s in outcome.steps if s.saturated), None)
     stopped = [x for x in lines if x["state"] == "stopped"]
     if abort_at is not None and stopped:
         outcome.stop_seconds = round(float(stopped[-1]["t"]) - abort_at, 3)
+        if broke_step is not None and broke_step in by_step:
+            outcome.step_to_stop_seconds = round(
+                float(stopped[-1]["t"]) - float(by_step[broke_step][0]["t"]), 3)
 
 
 def _delivered(lines: Sequence[Mapping[str, Any]]) -> float | None:
@@ -128,7 +144,8 @@ def _production(outcome: SearchOutcome, spec: SearchSpec, bundle: ExperimentBund
             finally:
                 prometheus.close()
         except ChaosRunnerError as exc:
-            outcome.note = f"production rate not read from Prometheus: {exc}"
-    if outcome.production and outcome.held:
-        outcome.headroom_factor = round(outcome.held / outcome.production, 3)
-        outcome.headroom = round(1 - outcome.production / outcome.held, 4)
+            outcome.note += f"production rate not read from Prometheus: {exc}. "
+    capacity = outcome.held_delivered or outcome.held  # what the system really served
+    if outcome.production and capacity:
+        outcome.headroom_factor = round(capacity / outcome.production, 3)
+        outcome.headroom = round(1 - outcome.production / capacity, 4)

@@ -290,8 +290,10 @@ def _search(report: RunReport) -> str:
         return ""
     def rate(value: object) -> str:
         return "—" if not isinstance(value, int | float) else f"{value:g}/s"
-    facts = [f"highest rate that held the SLOs: <b>{e(rate(found['held']))}</b>",
-             f"rate that broke them: <b>{e(rate(found['broke']))}</b>"]
+    facts = [f"highest rate that held the SLOs: <b>{e(rate(found['held']))}</b> (delivered "
+             f"{e(rate(found.get('held_delivered')))})",
+             f"rate that broke them: <b>{e(rate(found['broke']))}</b> (delivered "
+             f"{e(rate(found.get('broke_delivered')))})"]
     if isinstance(found.get("headroom"), int | float):
         facts.append(f"production now {e(rate(found['production']))}, headroom "
                      f"{found['headroom']:.0%}")

@@ -157,14 +157,17 @@ def _search(report: RunReport) -> list[str]:
     def rate(value: object) -> str:
         return "—" if value is None else f"{value:g}/s"
     lines = ["## Breaking point", "",
-             f"- highest rate that held the SLOs: **{rate(found['held'])}**",
-             f"- rate that broke them: **{rate(found['broke'])}**"]
+             f"- highest rate that held the SLOs: **{rate(found['held'])}** (delivered "
+             f"{rate(found.get('held_delivered'))})",
+             f"- rate that broke them: **{rate(found['broke'])}** (delivered "
+             f"{rate(found.get('broke_delivered'))})"]
     if found.get("production") is not None:
         lines.append(f"- production now: {rate(found['production'])}; headroom "
                      f"{text(_percent(found.get('headroom')))} "
                      f"(×{found.get('headroom_factor') or 0:g})")
     if found.get("stop_seconds") is not None:
-        lines.append(f"- load stopped {found['stop_seconds']:g}s after the guard aborted")
+        lines.append(f"- load stopped {found['stop_seconds']:g}s after the guard aborted "
+                     f"({found.get('step_to_stop_seconds')}s after the breaking step began)")
     if found.get("note"):
         lines.append(f"- {text(found['note'])}")
     rows = [[f"{s['rate']:g}/s", f"{s['started']:g}s", rate(s["delivered"]),

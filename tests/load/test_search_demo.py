@@ -84,12 +84,15 @@ def test_search_finds_the_demo_checkouts_breaking_point(
     assert search["held"] is None or search["held"] < search["broke"]
     assert [s["held"] for s in search["steps"]][-1] is False
     assert 0 <= search["stop_seconds"] < 5.0  # the load stops at once
+    assert search["stop_seconds"] <= search["step_to_stop_seconds"] < 5.0 + 5.0  # in its step
     assert search["production"] is not None, search["note"]
     assert search["production"] > 0 and search["headroom_factor"] is not None
     [load] = report["faults"]
     assert load["reverted_at"] is not None and not load_processes(load["key"])
     assert "Breaking point" in (report_dir / "report.md").read_text()
     assert "Breaking point" in (report_dir / "report.html").read_text()
-    assert plan["breaking_point"] == search["broke"]
-    assert plan["limit"] == pytest.approx(search["broke"] * 0.7, rel=1e-3)
+    # The planner takes the traffic that really broke it (a saturated step delivers less).
+    broke = search["broke_delivered"] or search["broke"]
+    assert plan["breaking_point"] == broke
+    assert plan["limit"] == pytest.approx(broke * 0.7, rel=1e-3)
     assert plan["current"] > 0 and plan["months_to_limit"] is not None

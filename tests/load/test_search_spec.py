@@ -58,3 +58,34 @@ def test_searched_load_must_not_fix_its_own_rate(tmp_path: Path) -> None:
     faults[0]["with"]["rate"] = "10/s"
     with pytest.raises(SpecError, match="drop its rate/users"):
         load_experiment(_write(tmp_path, faults=faults))
+
+
+def _line(t: float, step: int, rate: float, requests: int, state: str = "running") -> dict[str, object]:
+    return {"t": t, "state": state, "step": step, "rate": rate, "requests": requests}
+
+
+def test_the_step_running_at_the_abort_is_the_breaking_point() -> None:
+    from chaosrunner.load.search import SearchOutcome, _judge_steps
+
+    lines = [_line(100 + i, i // 3, [10.0, 20.0, 40.0][i // 3],
+                   sum([10, 20, 40][j // 3] for j in range(i))) for i in range(9)]
+    lines.append(_line(108.4, -1, 0.0, 999, state="stopped"))
+    outcome = SearchOutcome(rates=[10.0, 20.0, 40.0])
+    _judge_steps(outcome, lines, abort_at=108.1)
+    assert (outcome.held, outcome.broke) == (20.0, 40.0)
+    assert [s.held for s in outcome.steps] == [True, True, False]
+    assert outcome.held_delivered == pytest.approx(20.0)
+    assert outcome.stop_seconds == pytest.approx(0.3)
+    assert outcome.step_to_stop_seconds == pytest.approx(2.4)
+    assert outcome.saturated_from is None
+
+
+def test_a_step_that_delivers_under_90_percent_is_saturated() -> None:
+    from chaosrunner.load.search import SearchOutcome, _judge_steps
+
+    lines = [_line(0, 0, 10.0, 0), _line(1, 0, 10.0, 10), _line(2, 1, 100.0, 20),
+             _line(3, 1, 100.0, 70)]
+    outcome = SearchOutcome(rates=[10.0, 100.0])
+    _judge_steps(outcome, lines, abort_at=None)
+    assert outcome.saturated_from == 100.0 and outcome.held == 100.0
+    assert outcome.held_delivered == pytest.approx(50.0)
