@@ -188,3 +188,29 @@ def test_a_sigkilled_game_day_s_fault_is_taken_back(
         assert took is not None and took < REVERT_BOUND, took
     finally:
         end_watchdog(killed.watchdog_pid)
+
+
+def test_the_watchdog_enforces_ledger_deadlines_while_the_runner_lives(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A hung runner's fault past its deadline is taken back; one not due stays."""
+    import time
+
+    from chaosrunner.cli.watchdog import enforce_deadlines
+    from chaosrunner.drivers.base import DriverContext
+    from chaosrunner.drivers.process import ProcessDriver
+
+    driver = ProcessDriver(DriverContext(base_dir=str(tmp_path)))
+    [instance] = driver.resolve("process.pause", {"pid_file": "sleeper.pid"})
+    ledger = Ledger(tmp_path / "state")
+    due = driver.inject(instance, "process.pause", {}, "hung.due.0")
+    ledger.record_intent("hung", "due", due, deadline=time.time() - 1)
+    ledger.record_injected("hung", "due", due)
+    later = due.__class__.provisional("process.pause", instance, {}, "hung.later.0")
+    ledger.record_intent("hung", "later", later, deadline=time.time() + 600)
+    ledger.record_intent("other", "due", due.__class__.provisional(
+        "process.pause", instance, {}, "other.due.0"), deadline=time.time() - 1)
+    assert proc_state(sleeper.pid) == "T"
+    enforce_deadlines(ledger, "hung")
+    assert wait_until(lambda: running(sleeper.pid))
+    assert sorted(f.handle.key for f in ledger.open_faults()) == ["hung.later.0", "other.due.0"]
+    assert [r.get("how") for r in ledger.records() if r["type"] == "done"] == ["deadline"]
