@@ -178,6 +178,22 @@ def test_signal_between_experiments_stops_the_day(
     assert signal.getsignal(signal.SIGTERM) is before  # handlers given back
 
 
+def test_signal_while_an_experiment_writes_its_reports_stops_the_day(
+        world: World, write_gameday: Callable[..., Path], fast_runner: FastRunner,
+        tmp_path: Path) -> None:
+    from chaosrunner.engine.signals import SIGNALS
+
+    def sigterm_in_reports(report: RunReport) -> None:
+        SIGNALS.arm()  # run_file's handler is the one in place while reports are written
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    fast_runner.after_each = sigterm_in_reports
+    report = run_day(write_gameday([("first", PASS), ("second", PASS)]), tmp_path,
+                     fast_runner)
+    assert verdicts(report) == ["passed", "skipped"]
+    assert (report.verdict, report.exit_code) == ("interrupted", 143)
+
+
 def test_signal_while_an_experiment_starts_injects_nothing(
         world: World, write_gameday: Callable[..., Path], fast_runner: FastRunner,
         tmp_path: Path) -> None:
