@@ -31,6 +31,7 @@ class StepResult:
     delivered: float | None  # requests per second the target really got asked
     held: bool
     saturated: bool = False  # delivered under 90% of asked: the target (or Locust) is full
+    failed: float | None = None  # share of the load's own requests that failed
 
 
 @dataclass
@@ -102,7 +103,8 @@ def _judge_steps(outcome: SearchOutcome, lines: Sequence[Mapping[str, Any]],
         asked, delivered = float(step_lines[0]["rate"]), _delivered(step_lines)
         outcome.steps.append(StepResult(
             rate=asked, started=round(float(step_lines[0]["t"]) - t0, 3), delivered=delivered,
-            held=held, saturated=delivered is not None and delivered < 0.9 * asked))
+            held=held, saturated=delivered is not None and delivered < 0.9 * asked,
+            failed=_failed(step_lines)))
     held_steps = [s for s in outcome.steps if s.held]
     if held_steps:
         outcome.held, outcome.held_delivered = held_steps[-1].rate, held_steps[-1].delivered
@@ -124,6 +126,12 @@ def _delivered(lines: Sequence[Mapping[str, Any]]) -> float | None:
     span = float(lines[-1]["t"]) - float(lines[0]["t"])
     count = int(lines[-1]["requests"]) - int(lines[0]["requests"])
     return round(count / span, 2) if span > 0 else None
+
+
+def _failed(lines: Sequence[Mapping[str, Any]]) -> float | None:
+    sent = int(lines[-1]["requests"]) - int(lines[0]["requests"])
+    failures = int(lines[-1].get("failures", 0)) - int(lines[0].get("failures", 0))
+    return round(failures / sent, 4) if sent > 0 else None
 
 
 def _wall(iso_time: str) -> float:

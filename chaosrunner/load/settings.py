@@ -112,9 +112,13 @@ def _one_url(base: str, entry: JSON, defaults: Mapping[str, JSON],
     if not isinstance(headers, dict) or not all(isinstance(v, str | int | float)
                                                  for v in headers.values()):
         raise ParamError((*key, "headers"), "headers is a mapping of names to strings")
-    return {"url": url, "weight": float(weight), "method": method,
-            "headers": {str(k): str(v) for k, v in headers.items()},
-            "body": _body(item.get("body", defaults["body"]), (*key, "body")),
+    raw_body = item.get("body", defaults["body"])
+    headers = {str(k): str(v) for k, v in headers.items()}
+    if isinstance(raw_body, dict | list) and not any(k.lower() == "content-type"
+                                                     for k in headers):
+        headers["Content-Type"] = "application/json"
+    return {"url": url, "weight": float(weight), "method": method, "headers": headers,
+            "body": _body(raw_body, (*key, "body")),
             "name": str(item.get("name") or f"{method} {urlsplit(url).path or '/'}")}
 
 

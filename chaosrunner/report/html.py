@@ -302,6 +302,8 @@ def _search(report: RunReport) -> str:
     if found.get("note"):
         facts.append(e(found["note"]))
     rows = [[e(rate(s["rate"])), e(f"{s['started']:g}s"), e(rate(s["delivered"])),
+             e("—" if s.get("failed") is None else f"{s['failed']:.1%}"),
              _mark(bool(s["held"]))] for s in found["steps"]]
     return ("<section><h2>Breaking point</h2><ul>" + "".join(f"<li>{f}</li>" for f in facts)
-            + "</ul>" + _table(["asked", "from", "delivered", "held"], rows) + "</section>")
+            + "</ul>" + _table(["asked", "from", "delivered", "load failed", "held"], rows)
+            + "</section>")

@@ -171,8 +171,8 @@ def _search(report: RunReport) -> list[str]:
     if found.get("note"):
         lines.append(f"- {text(found['note'])}")
     rows = [[f"{s['rate']:g}/s", f"{s['started']:g}s", rate(s["delivered"]),
-             _mark(bool(s["held"]))] for s in found["steps"]]
-    return [*lines, "", *table(["asked", "from", "delivered", "held"], rows)]
+             _percent(s.get("failed")), _mark(bool(s["held"]))] for s in found["steps"]]
+    return [*lines, "", *table(["asked", "from", "delivered", "load failed", "held"], rows)]
 
 
 def _percent(value: object) -> str:

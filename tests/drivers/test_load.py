@@ -83,6 +83,8 @@ def test_urls_weights_method_headers_body_reach_the_target(server: CountingServe
     finally:
         driver.revert(handle)
     assert b'{"item": 1}' in server.bodies
+    posted = server.bodies.index(b'{"item": 1}')
+    assert server.headers[posted].get("Content-Type") == "application/json"  # a mapping body
     assert all(h.get("X-Load") == "chaosrunner" for h in server.headers)
     assert server.methods["POST"] > server.methods["GET"]  # weight 3 against 1
 

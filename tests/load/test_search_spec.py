@@ -60,8 +60,10 @@ def test_searched_load_must_not_fix_its_own_rate(tmp_path: Path) -> None:
         load_experiment(_write(tmp_path, faults=faults))
 
 
-def _line(t: float, step: int, rate: float, requests: int, state: str = "running") -> dict[str, object]:
-    return {"t": t, "state": state, "step": step, "rate": rate, "requests": requests}
+def _line(t: float, step: int, rate: float, requests: int, state: str = "running",
+          failures: int = 0) -> dict[str, object]:
+    return {"t": t, "state": state, "step": step, "rate": rate, "requests": requests,
+            "failures": failures}
 
 
 def test_the_step_running_at_the_abort_is_the_breaking_point() -> None:
@@ -84,8 +86,9 @@ def test_a_step_that_delivers_under_90_percent_is_saturated() -> None:
     from chaosrunner.load.search import SearchOutcome, _judge_steps
 
     lines = [_line(0, 0, 10.0, 0), _line(1, 0, 10.0, 10), _line(2, 1, 100.0, 20),
-             _line(3, 1, 100.0, 70)]
+             _line(3, 1, 100.0, 70, failures=5)]
     outcome = SearchOutcome(rates=[10.0, 100.0])
     _judge_steps(outcome, lines, abort_at=None)
     assert outcome.saturated_from == 100.0 and outcome.held == 100.0
     assert outcome.held_delivered == pytest.approx(50.0)
+    assert [s.failed for s in outcome.steps] == [0.0, 0.1]
