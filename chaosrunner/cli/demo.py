@@ -30,6 +30,9 @@ SHOP_PORT = 8080
 REPLICAS = 4
 EXPERIMENTS = ("experiments/instance-failure.yaml", "experiments/network-latency.yaml",
                "experiments/payments-errors.yaml")
+# Run only when named (`chaosrunner demo checkout-capacity`): a breaking-point search
+# takes two minutes and ends, by design, with the guard's abort.
+OPT_IN = ("experiments/checkout-capacity.yaml",)
 
 
 @contextlib.contextmanager
@@ -77,12 +80,14 @@ def command(args: argparse.Namespace) -> int:
 
 def selected(names: list[str]) -> list[str]:
     """The shipped experiments named (by file stem), in the demo's order; all by default."""
-    stems = {Path(file).stem: file for file in EXPERIMENTS}
+    stems = {Path(file).stem: file for file in (*EXPERIMENTS, *OPT_IN)}
     unknown = [name for name in names if name not in stems]
     if unknown:
         raise InvalidInput(f"no demo experiment named {', '.join(unknown)}; "
                            f"the demo has: {', '.join(stems)}")
-    return [file for stem, file in stems.items() if not names or stem in names]
+    if not names:
+        return list(EXPERIMENTS)
+    return [file for stem, file in stems.items() if stem in names]
 
 
 def run_one(path: Path, args: argparse.Namespace) -> RunReport:

@@ -92,3 +92,10 @@ def test_a_step_that_delivers_under_90_percent_is_saturated() -> None:
     assert outcome.saturated_from == 100.0 and outcome.held == 100.0
     assert outcome.held_delivered == pytest.approx(50.0)
     assert [s.failed for s in outcome.steps] == [0.0, 0.1]
+
+
+def test_the_demo_runs_the_capacity_search_only_when_named() -> None:
+    from chaosrunner.cli.demo import selected
+
+    assert selected(["checkout-capacity"]) == ["experiments/checkout-capacity.yaml"]
+    assert "experiments/checkout-capacity.yaml" not in selected([])
