@@ -49,10 +49,10 @@ service_level_objectives:
 
 
 def plan_times(app: str, directory: Path, repeat: int) -> tuple[list[float], list[float]]:
+    from chaosrunner.app.load import load_experiment
     from chaosrunner.drivers.base import DriverContext
     from chaosrunner.drivers.kubernetes import KubernetesDriver
     from chaosrunner.engine.plan import make_plan
-    from chaosrunner.spec.validate import load_experiment
 
     path = directory / f"{app}.yaml"
     path.write_text(EXPERIMENT.format(app=app))

@@ -37,7 +37,7 @@ from helpers import free_port
 
 from chaosrunner.cli.main import main
 from chaosrunner.demo.shop import Shop
-from chaosrunner.drivers.load import LoadDriver
+from chaosrunner.load.driver import LoadDriver
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = """

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import free_port
 
 from chaosrunner.demo.shop import Shop
-from chaosrunner.engine.observe import latency_stat
+from chaosrunner.slo.latency import latency_stat
 from chaosrunner.slo.sources.base import SourceContext
 from chaosrunner.slo.sources.http_probe import HttpProbeSource
 from chaosrunner.spec.models import SLO

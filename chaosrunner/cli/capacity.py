@@ -115,7 +115,7 @@ def _from_report(path: Path, strict: bool) -> tuple[float | None, str | None]:
 
 
 def _write_reports(plan: CapacityPlan, directory: Path) -> None:
-    from chaosrunner.report.capacity import render_capacity_html
+    from chaosrunner.load.capacity_report import render_capacity_html
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "capacity.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n")

@@ -91,12 +91,13 @@ def selected(names: list[str]) -> list[str]:
 
 
 def run_one(path: Path, args: argparse.Namespace) -> RunReport:
-    from chaosrunner.cli.run import run_file
+    from chaosrunner.app.run import run_file
+    from chaosrunner.cli.progress import progress_listener
     from chaosrunner.engine.context import RunOptions
 
     options = RunOptions(state_dir=Path(args.state_dir))
     if args.report_dir:
         options = dataclasses.replace(options, report_dir=Path(args.report_dir) / path.stem)
-    report: RunReport = run_file(path, options, output=args.output)
+    report: RunReport = run_file(path, options, output=args.output, display=progress_listener)
     return report
 

@@ -12,13 +12,17 @@ from pathlib import Path
 
 def command(args: argparse.Namespace) -> int:
     """Run the game day in FILE; exit with its overall exit code."""
+    from functools import partial
+
+    from chaosrunner.app.load import load_gameday
+    from chaosrunner.app.run import run_file
+    from chaosrunner.cli.progress import progress_listener
     from chaosrunner.cli.run import options_from
     from chaosrunner.engine.signals import SIGNALS
     from chaosrunner.gameday.lock import gameday_lock
     from chaosrunner.gameday.run import (
         TRIGGER_ENV,
         default_report_dir,
-        load_gameday,
         print_summary,
         run_gameday,
     )
@@ -30,6 +34,7 @@ def command(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(name)
     trigger = "schedule" if os.environ.get(TRIGGER_ENV) == "schedule" else "cli"
     with gameday_lock(options.state_dir, name):
-        report = run_gameday(loaded, options, report_dir, output=args.output, trigger=trigger)
+        report = run_gameday(loaded, options, report_dir, output=args.output, trigger=trigger,
+                             run_experiment=partial(run_file, display=progress_listener))
     print_summary(report, args.output)
     return report.exit_code

@@ -11,8 +11,8 @@ from chaosrunner.errors import SpecError, Verdict
 
 def command_validate(args: argparse.Namespace) -> int:
     """Validate every file; report all problems, exit 4 if any file is bad."""
+    from chaosrunner.app.load import load_kind
     from chaosrunner.spec.loader import parse_vars
-    from chaosrunner.spec.validate import load_kind
 
     variables = parse_vars(getattr(args, "var", None) or [])
     problems: list[str] = []

@@ -229,7 +229,7 @@ DRIVERS: dict[str, str] = {
     "docker": "chaosrunner.drivers.docker:DockerDriver",
     "kubernetes": "chaosrunner.drivers.kubernetes:KubernetesDriver",
     "python": "chaosrunner.drivers.python:PythonDriver",
-    "load": "chaosrunner.drivers.load:LoadDriver",
+    "load": "chaosrunner.load.driver:LoadDriver",
 }
 
 

@@ -14,8 +14,18 @@ from chaosrunner.errors import InvalidInput
 from chaosrunner.secrets import redact_data
 from chaosrunner.timestamps import iso
 
-if TYPE_CHECKING:  # carried for the CLI, never read by the engine
-    from chaosrunner.observe.settings import ObserveSettings
+if TYPE_CHECKING:
+    from chaosrunner.spec.models import GameDay
+
+
+class ObserveConfig(Protocol):
+    """The observers' settings (`chaosrunner.observe.settings.ObserveSettings`): the CLI
+    sets them, `app.run` hands them to the observers; the engine only carries them, so
+    it knows nothing of the observe package."""
+
+    def start(self) -> None: ...
+
+    def for_gameday(self, gameday: GameDay) -> ObserveConfig: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class RunOptions:
     # dir's HALT file (chaosrunner.engine.halt).
     halt_source: str | None = None
     # Notifications, annotations, traces and metrics (chaosrunner.observe): set by the CLI.
-    observe: ObserveSettings | None = None
+    observe: ObserveConfig | None = None
 
 
 class StopCondition(Protocol):

@@ -8,12 +8,12 @@ average of per-sample percentiles.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chaosrunner.report.model import CheckResult, CriterionResult
+from chaosrunner.slo.latency import latency_stat
 from chaosrunner.slo.sources.base import Reading
 from chaosrunner.spec.models import SLO, Criterion, compare
 
@@ -29,23 +29,6 @@ class SampleBook:
 
     def readings(self, phase: str, slo: str) -> list[Reading]:
         return list(self._data.get(phase, {}).get(slo, []))
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def latency_stat(latencies: Sequence[float], stat: str) -> float:
-    if stat == "max":
-        return max(latencies)
-    if stat == "min":
-        return min(latencies)
-    if stat == "mean":
-        return sum(latencies) / len(latencies)
-    return percentile(latencies, float(stat[1:]))
 
 
 def phase_ratio(readings: Sequence[Reading]) -> float | None:

@@ -37,27 +37,27 @@ import dataclasses
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from chaosrunner.app.load import LoadedGameDay
+from chaosrunner.app.run import run_file
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.halt import CLEAR_HINT, HALT_PREFIX, HALTED_PREFIX, HaltSources
-from chaosrunner.errors import ChaosRunnerError, InvalidInput, SpecError, Verdict
+from chaosrunner.errors import ChaosRunnerError, Verdict
 from chaosrunner.gameday.report import (
     ExperimentOutcome,
     GameDayReport,
     write_gameday_reports,
 )
 from chaosrunner.report.model import RunReport
-from chaosrunner.spec.models import GameDay
 from chaosrunner.timestamps import iso, seconds_between
 
 if TYPE_CHECKING:
-    from chaosrunner.drivers.base import DriverRegistry
+    pass
 
 # `chaosrunner schedule` tells the `gameday` child it was started on a schedule (history).
 TRIGGER_ENV = "CHAOSRUNNER_GAMEDAY_TRIGGER"
@@ -70,61 +70,6 @@ STOP_ON: dict[str, frozenset[Verdict]] = {
 }
 
 RunExperiment = Callable[[Path, RunOptions, "str | None"], RunReport]
-
-
-@dataclass(frozen=True)
-class LoadedGameDay:
-    """A validated game day with its experiment files resolved and validated."""
-
-    gameday: GameDay
-    path: Path
-    experiments: tuple[tuple[str, Path, str], ...]  # (as written, resolved path, name)
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-
-def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
-                 drivers: DriverRegistry | None = None) -> LoadedGameDay:
-    """Load a GameDay file and validate every experiment it lists (paths relative to it);
-    `drivers` knows their actions (default: the production drivers)."""
-    from chaosrunner.spec.loader import load_document, resolve_vars
-    from chaosrunner.spec.validate import load_runnable, nested_problems, validate_model
-
-    document = load_document(path)
-    data = resolve_vars(document, variables or {})
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind != "GameDay":
-        raise SpecError([f"{document.where(('kind',))}: expected kind GameDay, got {kind!r}; "
-                         "`chaosrunner gameday` runs game-day files (gamedays/*.yaml)"])
-    gameday = validate_model(document, GameDay, data)
-    experiments: list[tuple[str, Path, str]] = []
-    problems: list[str] = []
-    if gameday.schedule is not None and not valid_cron(gameday.schedule):
-        problems.append(f"{document.where(('schedule',))}: {gameday.schedule!r} is not a cron "
-                        "expression; expected five fields such as \"0 10 * * TUE\" "
-                        "(minute hour day-of-month month day-of-week, in UTC)")
-    for i, file in enumerate(gameday.experiments):
-        resolved = (path.parent / file).resolve()
-        try:
-            bundle = load_runnable(resolved, variables, drivers)
-        except SpecError as exc:
-            problems += nested_problems(document.where(("experiments", i)),
-                                        f"in experiment {file}", exc.problems)
-            continue
-        except InvalidInput as exc:
-            problems.append(f"{document.where(('experiments', i))}: {file}: {exc}")
-            continue
-        experiments.append((file, resolved, bundle.experiment.name))
-    if problems:
-        raise SpecError(problems)
-    return LoadedGameDay(gameday=gameday, path=path, experiments=tuple(experiments))
-
-
-def valid_cron(expression: str) -> bool:
-    from croniter import croniter
-
-    return bool(croniter.is_valid(expression))
 
 
 # --- signals between experiments -------------------------------------------------------------
@@ -177,8 +122,6 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
                 output: str | None = None, run_experiment: RunExperiment | None = None,
                 trigger: str = "cli", stop: StopRequest | None = None) -> GameDayReport:
     """Run the experiments in order, gate, stop per `stop_on`, write the game-day report."""
-    from chaosrunner.cli.run import run_file
-
     runner = run_experiment or run_file
     gameday = loaded.gameday
     report = _new_report(loaded, report_dir, trigger)

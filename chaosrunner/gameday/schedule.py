@@ -41,9 +41,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from chaosrunner.app.load import load_gameday
 from chaosrunner.errors import InvalidInput, SpecError, Verdict
 from chaosrunner.gameday.lock import LOCK_FD_ENV, acquire_lock, lock_holder, release_lock
-from chaosrunner.gameday.run import TRIGGER_ENV, load_gameday
+from chaosrunner.gameday.run import TRIGGER_ENV
 from chaosrunner.timestamps import iso
 
 if TYPE_CHECKING:

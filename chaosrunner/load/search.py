@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.drivers.base import Handle
-from chaosrunner.drivers.load import read_status
 from chaosrunner.errors import ChaosRunnerError
 from chaosrunner.load.capacity import prometheus_for
+from chaosrunner.load.driver import read_status
 from chaosrunner.report.model import AbortRecord, FaultRecord
 from chaosrunner.spec.models import PromQuery, SearchSpec
 from chaosrunner.spec.validate import ExperimentBundle

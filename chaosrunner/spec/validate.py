@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from chaosrunner.errors import InvalidInput, SpecError
+from chaosrunner.errors import SpecError
 from chaosrunner.spec.loader import Document, KeyPath, load_document, resolve_vars
 from chaosrunner.spec.messages import describe, did_you_mean
 from chaosrunner.spec.models import (
@@ -34,9 +34,6 @@ KINDS: dict[str, type[BaseModel]] = {
 }
 
 CHAOSTOOLKIT = "Chaos Toolkit experiment"
-
-if TYPE_CHECKING:
-    from chaosrunner.drivers.base import DriverRegistry
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,41 +62,6 @@ def validate_model(document: Document, model: type[M], data: Any | None = None) 
         raise SpecError(describe(exc.errors(), model, document.where)) from None
 
 
-def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> tuple[str, Any]:
-    """Load any chaosrunner file and validate it by its `kind`."""
-    document = load_document(path)
-    if is_chaostoolkit(document.data):  # what `run` accepts, `validate` accepts
-        return CHAOSTOOLKIT, load_runnable(path, variables)
-    data = resolve_vars(document, variables or {})
-    if not isinstance(data, dict):
-        raise SpecError([f"{document.where(())}: expected a mapping with apiVersion and kind"])
-    kind = data.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS:
-        known = ", ".join(KINDS)
-        raise SpecError([f"{document.where(('kind',))}: unknown kind {kind!r}; expected one of "
-                         f"{known}"])
-    if kind == "Experiment":
-        return kind, load_experiment(path, variables)
-    if kind == "GameDay":  # also its cron expression and every experiment it lists
-        from chaosrunner.gameday.run import load_gameday
-
-        return kind, load_gameday(Path(path), variables)
-    return kind, validate_model(document, KINDS[kind], data)
-
-
-def load_runnable(path: str | Path, variables: Mapping[str, str] | None = None,
-                  drivers: DriverRegistry | None = None) -> ExperimentBundle:
-    """What `chaosrunner run` accepts: a native Experiment or a Chaos Toolkit experiment.
-    `drivers` knows the actions (default: the production drivers)."""
-    document = load_document(path)
-    if is_chaostoolkit(document.data):
-        from chaosrunner.ctk.convert import load_ctk_bundle
-
-        bundle: ExperimentBundle = load_ctk_bundle(Path(path), document, variables or {})
-        return bundle
-    return load_experiment(path, variables, drivers)
-
-
 def is_chaostoolkit(data: Any) -> bool:
     """Chaos Toolkit experiments have `method` and no chaosrunner apiVersion."""
     return (isinstance(data, dict) and "apiVersion" not in data and "method" in data)
@@ -111,10 +73,11 @@ def load_steady_state(path: str | Path,
     return validate_model(document, SteadyState, resolve_vars(document, variables or {}))
 
 
-def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None,
-                    drivers: DriverRegistry | None = None) -> ExperimentBundle:
-    """Load an experiment and its steady state, and check every cross-reference and every
-    action against `drivers` (default: the production drivers)."""
+def read_experiment(path: str | Path, variables: Mapping[str, str] | None = None,
+                    extra_checks: Callable[[Document, Experiment], list[str]] | None = None
+                    ) -> ExperimentBundle:
+    """Read an experiment and its steady state, and check every cross-reference; its
+    actions are checked by `extra_checks` (the drivers know them: `app.load`)."""
     document = load_document(path)
     data = resolve_vars(document, variables or {})
     experiment = validate_model(document, Experiment, data)
@@ -127,7 +90,7 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
                                         exc.problems)) from None
     slos = _selected_slos(document, experiment, steady)
     problems = [*_check_references(document, experiment, slos),
-                *_check_actions(document, experiment, drivers)]
+                *(extra_checks(document, experiment) if extra_checks else [])]
     if problems:
         raise SpecError(problems)
     return ExperimentBundle(experiment=experiment, steady_state=steady, slos=slos,
@@ -214,34 +177,3 @@ def _unit_mismatch(criterion: Criterion, slo: SLO) -> str | None:
 
 def _stat_available(slo: SLO, stat: str) -> bool:
     return slo.sli.kind == "http" and stat in HTTP_STATS
-
-
-def _check_actions(document: Document, experiment: Experiment,
-                   drivers: DriverRegistry | None) -> list[str]:
-    from chaosrunner.drivers.base import DriverRegistry, ParamError
-
-    registry = drivers or DriverRegistry()
-    problems: list[str] = []
-    for i, fault in enumerate(experiment.faults):
-        if fault.driver_name not in registry.names():
-            known = ", ".join(sorted(registry.names()))
-            actions = [f"{name}.{verb}" for name in registry.names()
-                       for verb in registry.get(name).actions]
-            problems.append(f"{document.where(('faults', i, 'action'))}: unknown action "
-                            f"{fault.action!r}{did_you_mean(fault.action, actions)}; actions "
-                            f"start with one of: {known}")
-            continue
-        if fault.for_ is not None and fault.at + fault.for_ > experiment.duration + 1e-9:
-            problems.append(f"{document.where(('faults', i, 'for'))}: at + for ends after the "
-                            "fault phase (duration); shorten `for` or lengthen `duration`")
-        if fault.at >= experiment.duration:
-            problems.append(f"{document.where(('faults', i, 'at'))}: starts at or after the "
-                            "end of the fault phase (duration)")
-        try:
-            registry.get(fault.driver_name).validate(fault.action, fault.target,
-                                                     experiment.fault_params(fault))
-        except ParamError as exc:
-            problems.append(f"{document.where(('faults', i, *exc.key_path))}: {exc}")
-        except InvalidInput as exc:
-            problems.append(f"{document.where(('faults', i, 'action'))}: {exc}")
-    return problems

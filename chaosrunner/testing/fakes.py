@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from chaosrunner.app.load import load_runnable
 from chaosrunner.drivers.base import (
     JSON,
     BaseDriver,
@@ -39,7 +40,6 @@ from chaosrunner.slo.sources.base import (
     SourceRegistry,
 )
 from chaosrunner.spec.models import SLO, SteadyState
-from chaosrunner.spec.validate import load_runnable
 
 if TYPE_CHECKING:
     from chaosrunner.engine.clock import Clock

@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from chaosrunner.app.load import load_runnable
 from chaosrunner.engine.clock import RealClock
 from chaosrunner.engine.context import EventLog, RunOptions
 from chaosrunner.engine.runner import Run
 from chaosrunner.report.model import RunReport
-from chaosrunner.spec.validate import load_runnable
 from chaosrunner.testing.fakes import World, fake_backends, fake_run
 
 STEADY = """

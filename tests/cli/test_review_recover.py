@@ -81,7 +81,7 @@ success_criteria:
 def test_a_report_that_cannot_be_written_keeps_the_exit_code_of_the_run(
         world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from chaosrunner.cli import run as run_cli
+    from chaosrunner.app import run as run_cli
     from chaosrunner.engine.context import RunOptions
 
     (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY))

@@ -219,8 +219,8 @@ def test_bad_file_exits_4_without_traceback(tmp_path: Path) -> None:
 SIGNAL_AT = """
 import os, signal, sys
 import chaosrunner.cli.main as cli_main
-import chaosrunner.cli.run as cli_run
-import chaosrunner.spec.validate as validate
+import chaosrunner.app.run as cli_run
+import chaosrunner.app.load as validate
 
 point, names, sys.argv = sys.argv[1], sys.argv[2].split(","), ["chaosrunner", *sys.argv[3:]]
 

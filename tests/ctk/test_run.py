@@ -13,8 +13,8 @@ import pytest
 import yaml
 from helpers import chaosrunner, http_server, wait_until
 
+from chaosrunner.app.run import run_file
 from chaosrunner.cli.main import main
-from chaosrunner.cli.run import run_file
 from chaosrunner.engine.context import RunOptions
 
 HERE = Path(__file__).parent

@@ -314,7 +314,7 @@ def test_k8s_pod_loss_example_runs_and_the_pod_comes_back(tmp_path: Path,
     import yaml
     from helpers import http_server
 
-    from chaosrunner.cli.run import run_file
+    from chaosrunner.app.run import run_file
     from chaosrunner.engine.context import RunOptions
 
     with FakeCluster() as fake, http_server(tmp_path) as (url, _, _):
@@ -350,7 +350,7 @@ def test_blast_radius_namespaces_refuse_the_run(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import yaml
 
-    from chaosrunner.cli.run import run_file
+    from chaosrunner.app.run import run_file
     from chaosrunner.engine.context import RunOptions
 
     with FakeCluster() as fake:

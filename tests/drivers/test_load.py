@@ -16,8 +16,8 @@ from helpers import free_port, wait_until
 from load_support import CountingServer, counting_server
 
 from chaosrunner.drivers.base import DEADLINE_PARAM, Handle, ParamError, get_driver
-from chaosrunner.drivers.load import LoadDriver, load_processes
 from chaosrunner.errors import DriverError
+from chaosrunner.load.driver import LoadDriver, load_processes
 from chaosrunner.testing.contract import ContractCase, DriverContract
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def test_runner_sigkill_stops_the_load_and_the_ledger_handle_reverts(
     key = f"t-{os.getpid()}.killed.0"
     script = textwrap.dedent(f"""
         import json, sys, time
-        from chaosrunner.drivers.load import LoadDriver
+        from chaosrunner.load.driver import LoadDriver
         d = LoadDriver()
         p = d.validate("load.http", {{"url": "{server.url}"}}, {{"rate": "20/s"}})
         [i] = d.resolve("load.http", {{"url": "{server.url}"}})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosrunner.cli.run import run_file
+from chaosrunner.app.run import run_file
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.plan import is_production
 from chaosrunner.testing.fakes import World, fake_backends

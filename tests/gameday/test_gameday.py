@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from gameday_support import ABORT, FAIL, PASS, FastRunner  # type: ignore[import-not-found]
 
+from chaosrunner.app.load import load_gameday
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.errors import SpecError, Verdict
 from chaosrunner.gameday.report import ExperimentOutcome, GameDayReport
-from chaosrunner.gameday.run import StopRequest, finish, load_gameday, run_gameday
+from chaosrunner.gameday.run import StopRequest, finish, run_gameday
 from chaosrunner.history import query_gamedays, query_runs
 from chaosrunner.report.model import RunReport
 from chaosrunner.testing.fakes import World, fake_drivers

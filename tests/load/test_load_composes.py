@@ -14,8 +14,8 @@ from helpers import chaosrunner, proc_state, wait_until
 from load_support import counting_server
 
 from chaosrunner.cli.main import main
-from chaosrunner.drivers.load import load_processes
 from chaosrunner.drivers.process import cmdline
+from chaosrunner.load.driver import load_processes
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from services import need
 
 from chaosrunner.cli.main import main
 from chaosrunner.demo.shop import Shop
-from chaosrunner.drivers.load import load_processes
+from chaosrunner.load.driver import load_processes
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]

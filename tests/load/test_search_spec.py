@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaosrunner.app.load import load_experiment
 from chaosrunner.errors import SpecError
 from chaosrunner.spec.models import SearchSpec
-from chaosrunner.spec.validate import load_experiment
 
 ROOT = Path(__file__).parents[2]
 

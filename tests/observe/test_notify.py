@@ -153,9 +153,10 @@ def test_a_game_days_targets_hear_of_each_of_its_experiments(
         run_experiment: Runner, world: World, tmp_path: Path) -> None:
     from functools import partial
 
-    from chaosrunner.cli.run import run_file
+    from chaosrunner.app.load import load_gameday
+    from chaosrunner.app.run import run_file
     from chaosrunner.engine.context import RunOptions
-    from chaosrunner.gameday.run import load_gameday, run_gameday
+    from chaosrunner.gameday.run import run_gameday
     from chaosrunner.observe.settings import ObserveSettings
     from chaosrunner.testing.fakes import fake_backends, fake_drivers
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from chaosrunner.app.load import load_experiment, load_kind
 from chaosrunner.cli.main import main
 from chaosrunner.errors import SpecError
-from chaosrunner.spec.validate import load_experiment, load_kind, load_steady_state
+from chaosrunner.spec.validate import load_steady_state
 
 REPO = Path(__file__).resolve().parents[2]
 

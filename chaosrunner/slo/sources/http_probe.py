@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaosrunner.engine.observe import latency_stat
+from chaosrunner.slo.latency import latency_stat
 from chaosrunner.slo.sources.base import BaseSource, Reading, SourceContext
 from chaosrunner.spec.models import SLO, HttpProbe, SteadyState
 
