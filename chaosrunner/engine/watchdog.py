@@ -50,8 +50,9 @@ class Watchdog:
         """Start the watchdog and wait until it watches; StateError when it cannot."""
         log = log_path(state_dir, run_id)
         try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log_file = log.open("ab")
+            log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            log_file = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                                         | os.O_NOFOLLOW, 0o600), "ab")
         except OSError as exc:
             raise StateError(f"cannot start the watchdog: {log}: {exc.strerror}") from None
         beat_r, beat_w = os.pipe()
