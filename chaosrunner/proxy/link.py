@@ -136,6 +136,7 @@ class Direction:
         self.slots: list[StageSlot] = []
         self.front: Stage | None = None  # the HTTP stage, before the TCP toxics' stages
         self.moved = False  # bytes went this way already
+        self.relayed = 0  # bytes relayed on the fast path: a bulk stream is spliced
         self.early: list[bytes] = []  # read before the destination was connected
         self.ready: deque[Chunk] = deque()  # through the stages inline, for the worker
         self.queue: deque[Chunk] = deque()
@@ -164,6 +165,9 @@ class Direction:
             self._write(bytes(view) if self.link.writes_later else view)
             if self.link.keeps_views and self._destination().get_write_buffer_size():
                 self.source.buffer.renew()
+            self.relayed += size
+            if self.relayed >= splice.BULK and self.link.zero_copy:
+                self.link.maybe_splice()
             return
         now = self.link.loop.time()
         if self._idle_worker(now):
@@ -449,26 +453,38 @@ class Link:
                 else:
                     direction.on_eof()
         self.client.resume("connecting")
-        self.maybe_splice()
 
     # --- zero copy (see splice) ---
 
     def maybe_splice(self) -> None:
-        """Relay with os.splice while nothing needs the bytes in Python."""
+        """Relay a bulk stream with os.splice while nothing needs its bytes in Python.
+
+        Only once a direction has relayed `splice.BULK` bytes: a spliced link holds ten
+        descriptors instead of two, which only a bulk transfer pays back."""
         if not self._can_splice():
             return
         client, upstream = _fileno(self.client), _fileno(self.upstream)
+        try:
+            up = splice.Splicer(self.loop, client, upstream, self.up.counters,
+                                self.up.on_eof, self._splice_failed)
+        except OSError:  # out of descriptors, say: the transports carry on
+            self.zero_copy = False
+            return
+        try:
+            down = splice.Splicer(self.loop, upstream, client, self.down.counters,
+                                  self.down.on_eof, self._splice_failed)
+        except OSError:
+            up.close()
+            self.zero_copy = False
+            return
         self.client.pause("splice")
         self.upstream.pause("splice")
-        self.splicers = (
-            splice.Splicer(self.loop, client, upstream, self.up.counters,
-                           self.up.on_eof, self._splice_failed),
-            splice.Splicer(self.loop, upstream, client, self.down.counters,
-                           self.down.on_eof, self._splice_failed))
+        self.splicers = (up, down)
 
     def _can_splice(self) -> bool:
         if not self.zero_copy or self.splicers is not None or self.closed or not self.ready \
-                or self.http is not None:
+                or self.http is not None \
+                or max(self.up.relayed, self.down.relayed) < splice.BULK:
             return False
         for direction in (self.up, self.down):
             if direction.slots or direction.front is not None or direction.worker is not None \

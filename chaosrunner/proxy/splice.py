@@ -1,6 +1,7 @@
 """Zero-copy relaying for links with no toxic: `os.splice` through a pipe, in the kernel.
 
-While neither direction of a link has a toxic (and no HTTP session), both asyncio transports
+Once a direction of a link has relayed `BULK` bytes on the fast path, and while neither
+direction has a toxic (and no HTTP session), both asyncio transports
 are paused and each direction moves bytes socket -> pipe -> socket with splice(2), driven
 by readiness callbacks on duplicates of the sockets' descriptors (asyncio refuses its own
 transports' descriptors to `add_reader`). No byte passes through Python. When a toxic is
@@ -23,6 +24,7 @@ import os
 from collections.abc import Callable
 
 PIPE_SIZE = 1024 * 1024
+BULK = 4 * 1024 * 1024  # bytes a direction relays before its link is spliced
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
@@ -39,9 +41,16 @@ class Splicer:
                  counters: list[int], on_eof: Callable[[], None],
                  on_error: Callable[[OSError], None]) -> None:
         self.loop = loop
-        self.source = os.dup(source)
-        self.destination = os.dup(destination)
-        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        fds: list[int] = []
+        try:  # all four or none (EMFILE): the caller keeps the transports then
+            fds.append(os.dup(source))
+            fds.append(os.dup(destination))
+            fds.extend(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        self.source, self.destination, self.pipe_r, self.pipe_w = fds
         with contextlib.suppress(OSError):
             fcntl.fcntl(self.pipe_w, _F_SETPIPE_SZ, PIPE_SIZE)
         self.counters = counters  # [received, sent] of the proxy, for /metrics

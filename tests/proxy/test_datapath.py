@@ -17,6 +17,8 @@ import httpx
 import pytest
 from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_all, recv_exact
 
+from chaosrunner.proxy.server import ProxyServerHandle
+
 
 @pytest.fixture(params=["asyncio", "asyncio-copy", "uvloop"])
 def loop_kind(request: pytest.FixtureRequest) -> str:
@@ -251,3 +253,34 @@ def test_no_byte_lost_or_reordered_under_toxic_churn(api: httpx.Client, port: in
         worker.join(60)
     assert not errors, errors
     assert changes > 20  # the toxics really did churn while data flowed
+
+
+def test_toxics_come_and_go_during_a_bulk_stream(api: httpx.Client, port: int,
+                                                 server: ProxyServerHandle,
+                                                 loop_kind: str) -> None:
+    """A bulk stream is spliced (asyncio); toxics added and removed while it flows take
+    the link back to the transports and out again, and not a byte is lost or reordered."""
+    payload = os.urandom(48 * 1024 * 1024)
+    links = server.running.api.collection.proxies["p"].links
+    spliced = []
+    with connect(port, timeout=60) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        received = bytearray()
+        toggles = 0
+        while len(received) < len(payload):
+            part = sock.recv(1 << 20)
+            assert part, "closed early"
+            received += part
+            spliced.extend(link.splicers is not None for link in list(links))
+            if len(received) > (toggles + 1) * 6 * 1024 * 1024 and toggles < 6:
+                toggles += 1
+                if toggles % 2:
+                    toxic(api, "p", name="t", type="noop", stream="upstream")
+                else:
+                    assert api.delete("/proxies/p/toxics/t").status_code == 204
+        sender.join()
+    assert bytes(received) == payload
+    assert toggles == 6
+    if loop_kind == "asyncio":
+        assert any(spliced), "the bulk stream was never spliced"
