@@ -72,7 +72,10 @@ def parse_ratio(value: Any) -> float:
     else:
         raise ValueError(wrong)
     if not 0.0 <= number <= 1.0 or math.isnan(number):
-        raise ValueError(f"a ratio must lie between 0 and 1 (0% and 100%), got {_shown(value)}")
+        hint = f"; did you mean {value:g}%?" if isinstance(value, int | float) \
+            and 1 < value <= 100 else ""
+        raise ValueError(f"a ratio must lie between 0 and 1 (0% and 100%), got "
+                         f"{_shown(value)}{hint}")
     return number
 
 

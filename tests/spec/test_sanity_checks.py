@@ -54,6 +54,8 @@ STEADY_CASES = [
     ("target: 99%", "target: 150", "steady.yaml:7:", "between 0 and 1"),
     ("target: 300ms", "target: 300", "steady.yaml:10:", "write 300ms or 300s"),
     ("target: 300ms", "target: '0.3'", "steady.yaml:10:", "needs a unit"),
+    ("    op: \"<\"\n", "    op: \"<\"\n    objective: 99\n", "steady.yaml:12:",
+     "did you mean 99%?"),
 ]
 
 

@@ -167,7 +167,7 @@ def test_shipped_files_validate() -> None:
 def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     schemas = json.loads(capsys.readouterr().out)
-    assert set(schemas) == {"SteadyState", "Experiment", "GameDay"}
+    assert {"SteadyState", "Experiment", "GameDay"} <= set(schemas)
     experiment = schemas["Experiment"]
     assert "faults" in experiment["properties"] and "apiVersion" in experiment["properties"]
     assert experiment.get("additionalProperties") is False
