@@ -194,12 +194,19 @@ class SLISpec(Frozen):
                 "an SLI needs exactly one source out of a PromQL string, ratio, prometheus, "
                 f"http, command, sloth, ctk_probe; got {', '.join(given) or 'none'}"
             )
-        if self.stat is not None:
-            allowed = HTTP_STATS if self.http is not None else ()
-            if self.stat not in allowed:
-                raise ValueError(f"stat {self.stat!r} is only for http SLIs and must be one of "
-                                 f"{', '.join(HTTP_STATS)}")
         return self
+
+    @field_validator("stat")
+    @classmethod
+    def _known_stat(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value not in HTTP_STATS:
+            from chaosrunner.spec.messages import did_you_mean
+
+            raise ValueError(f"unknown statistic {value!r}{did_you_mean(value, HTTP_STATS)}; "
+                             f"the statistics are {', '.join(HTTP_STATS)}")
+        if value is not None and info.data.get("http") is None:
+            raise ValueError(f"stat {value!r} is only for http SLIs (the probe measures it)")
+        return value
 
     @property
     def kind(self) -> str:

@@ -89,3 +89,14 @@ def test_a_chaos_toolkit_wrong_provider_type_is_one_error(
     assert "unknown type 'pythn'; expected one of python, process, http (did you mean " \
         "'python'?)" in lines[0]
     assert "Input tag" not in lines[0]
+
+
+def test_an_unknown_sli_statistic_lists_those_that_exist(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "steady.yaml"
+    path.write_text(STEADY.replace('"http://127.0.0.1:1/x"}}', '"http://127.0.0.1:1/x"}, '
+                                   'stat: p99.9}'))
+    assert main(["validate", str(path)]) == 4
+    err = capsys.readouterr().err
+    assert f"{path}:6: service_level_objectives.probe.sli.stat: unknown statistic 'p99.9' " \
+        "(did you mean 'p99'?); the statistics are availability, p50, p90, p95, p99" in err
