@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaosrunner.ctk.convert import load_ctk_bundle
 from chaosrunner.drivers.base import DriverRegistry, ParamError
 from chaosrunner.errors import InvalidInput, SpecError
 from chaosrunner.spec.loader import Document, load_document, resolve_vars
@@ -57,6 +56,9 @@ def load_runnable(path: str | Path, variables: Mapping[str, str] | None = None,
     `drivers` knows the actions (default: the production drivers)."""
     document = load_document(path)
     if is_chaostoolkit(document.data):
+        # Imported here: the Chaos Toolkit models cost a third of `validate`'s cold start.
+        from chaosrunner.ctk.convert import load_ctk_bundle
+
         bundle: ExperimentBundle = load_ctk_bundle(Path(path), document, variables or {})
         return bundle
     return load_experiment(path, variables, drivers)

@@ -40,11 +40,13 @@ def command_validate(args: argparse.Namespace) -> int:
 
 def _notes(model: object) -> list[str]:
     """What a valid file should know: SLI strings whose budget figures are approximations."""
-    from chaosrunner.slo.sources.prometheus import budget_method
     from chaosrunner.spec.models import SteadyState
 
     if not isinstance(model, SteadyState):
         return []
+    # Imported here: the Prometheus source (httpx) is needed for steady-state files only.
+    from chaosrunner.slo.sources.prometheus import budget_method
+
     notes = []
     for name, slo in model.service_level_objectives.items():
         method = budget_method(slo)
