@@ -1,10 +1,10 @@
 """SIGINT, double SIGINT and SIGTERM at random moments of real runs (issue 10.5).
 
 Each run injects a process, a proxy or a Docker fault (in turn) and gets its signal at a
-moment drawn at random: the before-phase, the injection in flight, the fault phase, or
-the report writing; a second SIGINT at once, during the rollback or while the reports are
-written. Expected: exit status exactly 130 (SIGINT) or 143 (SIGTERM), the fault taken
-back, nothing open in the ledger, no traceback.
+moment drawn at random: the before-phase, the injection in flight, the fault phase, the
+rollback at the fault phase's end, or the report writing; a second SIGINT at once, during
+the rollback or while the reports are written. Expected: exit status exactly 130 (SIGINT)
+or 143 (SIGTERM), the fault taken back, nothing open in the ledger, no traceback.
 
     python reliability/signals.py [RUNS]      # one line of figures per check
 """
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from random import Random
@@ -46,6 +47,7 @@ FIRST: dict[str, tuple[Predicate, float]] = {  # moment: (event to wait for, max
     "before-phase": (phase("before"), 0.3),
     "inject": (lambda e: e.get("event") == "inject", 0.0),
     "fault phase": (fault_sample, 0.5),
+    "rollback": (phase("rollback"), 0.0),
     "report writing": (event("check", "after "), 0.0),
 }
 SECOND: dict[str, tuple[Predicate | None, float]] = {
@@ -60,8 +62,8 @@ CHECKS: dict[str, list[int]] = {
 }
 
 
-def one_run(target: Target, work: Path, tag: str, numbers: list[int], rand: Random
-            ) -> tuple[bool, bool, bool, str]:
+def one_run(target: Target, work: Path, tag: str, numbers: list[int], rand: Random,
+            seen: Counter[str]) -> tuple[bool, bool, bool, str]:
     experiment = write_experiment(work, target)
     runner = start(experiment, work, tag)
     first = rand.choice(list(FIRST))
@@ -82,6 +84,7 @@ def one_run(target: Target, work: Path, tag: str, numbers: list[int], rand: Rand
         if runner.signal(number):
             sent.append(number)
     code, err = runner.finish()
+    seen[" then ".join(moments) if len(sent) == len(numbers) else "(run ended first)"] += 1
     expected = SIGNAL_STATUS[sent[0]] if sent else 0
     restored = settle(target, runner.state)
     traceback = "Traceback" in err
@@ -114,11 +117,13 @@ def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
         with targets(work, kinds) as made:
             for name, numbers in CHECKS.items():
                 tally = Tally(f"{name} at random moments ({', '.join(kinds)})")
+                seen: Counter[str] = Counter()
                 for index in range(runs):
                     target = made[kinds[index % len(kinds)]]
                     tag = f"{name.replace(' ', '-')}-{index}"
-                    tally.add(*one_run(target, work, tag, numbers, rand))
+                    tally.add(*one_run(target, work, tag, numbers, rand, seen))
                 out(tally.line())
+                out("    moments: " + ", ".join(f"{m} {n}" for m, n in sorted(seen.items())))
                 for problem in tally.problems:
                     out(f"    {problem}")
                 ok = ok and tally.ok
