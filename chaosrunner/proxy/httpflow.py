@@ -268,14 +268,15 @@ class RequestStage(Stage):
         self.raw += chunk.data
         if self.parser is not None:
             self.parser.receive_data(chunk.data)
+        out: list[Chunk] = []
         try:
-            return self._frame(chunk.due, now)
+            self._frame(chunk.due, now, out)
         except h11.RemoteProtocolError as exc:
             self.session.give_up(f"request: {exc}")
-            return self._flush(chunk.due)
+            out.extend(self._flush(chunk.due))  # after the requests framed before it
+        return out
 
-    def _frame(self, due: float, now: float) -> list[Chunk]:
-        out: list[Chunk] = []
+    def _frame(self, due: float, now: float, out: list[Chunk]) -> None:
         while self.raw:
             if self.parser is not None:
                 if not self._frame_h11(due, now, out):
@@ -288,7 +289,6 @@ class RequestStage(Stage):
                     self.verdict = None
             elif not self._begin(due, now, out):
                 break
-        return out
 
     def _begin(self, due: float, now: float, out: list[Chunk]) -> bool:
         """A new request starts at raw[0]; False while its head is incomplete."""

@@ -84,3 +84,14 @@ def test_a_body_read_until_close_passes_whole(api: httpx.Client, until_close: st
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         answer = recv_all(sock)
     assert answer.endswith(b"\r\n\r\n" + b"z" * 100_000)
+
+
+def test_a_request_before_garbage_still_goes_on() -> None:
+    from chaosrunner.proxy.httpflow import HttpSession
+    from chaosrunner.proxy.toxics import Chunk
+
+    session = HttpSession("p", lambda: [], lambda: None, resync=False)
+    data = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01binary"
+    out = session.request.feed(Chunk(data, 0.0), 0.0)
+    assert b"".join(chunk.data for chunk in out) == data  # nothing lost, in order
+    assert session.passthrough
