@@ -13,9 +13,13 @@ with the range (min-max) of the per-round values.
      toxic, the proxy with an HTTP toxic that does not match the request, Toxiproxy with
      no toxic. The per-round value is the p50 of --rtts round trips minus direct's p50 in
      the same round.
-  2. throughput of one TCP stream into a sink. The sink is told the length first and
-     answers when it has every byte, so it does not depend on half-close (which Toxiproxy
-     does not pass on).
+  2. throughput of one TCP stream into a sink, and the relay's CPU seconds per GiB (from
+     /proc, robust to the load of a shared machine). The sink is told the length first
+     and answers when it has every byte, so it does not depend on half-close (which
+     Toxiproxy does not pass on).
+
+Our proxy runs three ways side by side: asyncio with os.splice for bulk links (the
+default), asyncio with --no-splice, and uvloop (when installed: `chaosrunner[fast]`).
   3. requests per second through an `http_error` on 10 % of requests, against the same
      proxy with no toxic (wrk if installed, else an asyncio client; 8 connections).
   4. latency-toxic accuracy, and connections held open at once (the proxy raises its
@@ -178,6 +182,11 @@ def socat(upstream: int) -> Iterator[int]:
 class ApiProcess:
     """A proxy server with the Toxiproxy API: `chaosrunner proxy` or `toxiproxy-server`."""
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __init__(self, argv: list[str], api_port: int) -> None:
         self.api_port = api_port
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,11 +195,10 @@ class ApiProcess:
 
     @classmethod
     def ours(cls, variant: str) -> ApiProcess:
-        """`chaosrunner proxy` on the asyncio loop (os.splice for links with no toxic),
-        on asyncio without splice ("asyncio-copy"), or on uvloop."""
+        """`chaosrunner proxy` on the asyncio loop (os.splice for bulk links with no
+        toxic), on asyncio without splice ("asyncio --no-splice"), or on uvloop."""
         port = free_port()
-        loop = variant.removesuffix("-copy")
-        extra = ["--no-splice"] if variant.endswith("-copy") else []
+        loop, *extra = variant.split()
         return cls([PY, "-m", "chaosrunner", "proxy", "--port", str(port), "--loop", loop,
                     *extra], port)
 
@@ -337,7 +345,8 @@ def main() -> int:
           "interleaved; figures: median [min-max] over the rounds")
     if not args.toxiproxy:
         print("toxiproxy-server not found (on PATH or --toxiproxy): no Toxiproxy column")
-    loops = ["asyncio-copy", "uvloop", "asyncio"] if _has_uvloop() else ["asyncio-copy", "asyncio"]
+    loops = ["asyncio --no-splice", "uvloop", "asyncio"] if _has_uvloop() \
+        else ["asyncio --no-splice", "asyncio"]
     if len(loops) == 2:
         print("uvloop not installed (pip install 'chaosrunner[fast]'): asyncio loop only")
     ours = {loop: ApiProcess.ours(loop) for loop in loops}
@@ -400,17 +409,32 @@ def bench_latency(ours: dict[str, ApiProcess], toxiproxy: ApiProcess | None, htt
 def bench_throughput(ours: dict[str, ApiProcess], toxiproxy: ApiProcess | None, sink: int,
                      total: int, rounds: int, use_socat: bool) -> None:
     targets = {"direct": sink}
+    servers: dict[int, ApiProcess] = {}
     for loop, process in ours.items():
-        targets[f"proxy {loop}"] = process.add_proxy("sink", sink)
+        targets[f"proxy {loop}"] = port = process.add_proxy("sink", sink)
+        servers[port] = process
     if toxiproxy is not None:
-        targets["toxiproxy"] = toxiproxy.add_proxy("sink", sink)
+        targets["toxiproxy"] = port = toxiproxy.add_proxy("sink", sink)
+        servers[port] = toxiproxy
+    cpu: dict[int, list[float]] = {port: [] for port in servers}
+
+    def measure(port: int) -> float:
+        before = servers[port].cpu_seconds() if port in servers else 0.0
+        speed = throughput(port, total)
+        if port in servers:
+            cpu[port].append((servers[port].cpu_seconds() - before) / (total / (1 << 30)))
+        return speed
+
     with socat(sink) if use_socat else contextlib.nullcontext(0) as socat_port:
         if use_socat:
             targets["socat"] = socat_port
-        results = interleaved(targets, rounds, lambda port: throughput(port, total))
-    print(f"\nthroughput, one stream of {total / 1e6:.0f} MB into a sink, MB/s:")
+        results = interleaved(targets, rounds, measure)
+    print(f"\nthroughput, one stream of {total / 1e6:.0f} MB into a sink, MB/s "
+          "(and the relay's CPU seconds per GiB):")
     for name, values in results.items():
-        print(f"  {name:14s} {summary(values, 1, 0)}")
+        spent = f"   CPU {summary(cpu[targets[name]], 1, 2)} s/GiB" \
+            if targets[name] in cpu else ""
+        print(f"  {name:18s} {summary(values, 1, 0)}{spent}")
     for loop in ours:
         proxy = statistics.median(results[f"proxy {loop}"])
         print(f"  proxy {loop} / direct = {proxy / statistics.median(results['direct']):.2f}x")

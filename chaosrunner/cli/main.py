@@ -134,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8474)
     p.add_argument("--config", default=argparse.SUPPRESS, metavar="F",
                    help="proxies.json to populate")
-    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                   help="event loop: uvloop when installed (auto), or the given one")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="event loop (uvloop: pip install 'chaosrunner[fast]'; measured "
+                        "slower here, and without os.splice)")
     p.add_argument("--no-splice", action="store_true",
                    help="relay links without toxics in Python, not with os.splice")
 

@@ -37,7 +37,7 @@ def command(args: argparse.Namespace) -> int:
     from chaosrunner.proxy.server import loop_factory
 
     try:
-        factory = loop_factory(getattr(args, "loop", "auto"))
+        factory = loop_factory(getattr(args, "loop", "asyncio"))
     except ImportError:
         raise InvalidInput("--loop uvloop: uvloop is not installed; install it with "
                            "pip install 'chaosrunner[fast]'") from None
