@@ -31,7 +31,7 @@ from locust import FastHttpUser, task
 from locust.env import Environment
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
-from chaosrunner.load.settings import users_for
+from chaosrunner.load.settings import resolve_env, users_for
 
 CONFIG_MESSAGE = "chaosrunner_config"
 MARKER = "chaosrunner.load.child"
@@ -56,7 +56,9 @@ class Traffic(FastHttpUser):
 
 def configure(config: Mapping[str, Any]) -> None:
     """Set the user class from a config (the master sends it to every worker)."""
-    urls = list(config["urls"])
+    urls = [{**u, "headers": {k: resolve_env(v, os.environ) for k, v in u["headers"].items()},
+             "body": None if u["body"] is None else resolve_env(u["body"], os.environ)}
+            for u in config["urls"]]
     Traffic.urls = urls
     Traffic.weights = [float(u["weight"]) for u in urls]
     Traffic.host = str(urls[0]["url"])

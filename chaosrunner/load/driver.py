@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +27,11 @@ from typing import ClassVar
 from chaosrunner.drivers.base import DEADLINE_PARAM, JSON, BaseDriver, Handle, Instance
 from chaosrunner.drivers.process import cmdline, start_time
 from chaosrunner.errors import DriverError, DriverUnavailable
-from chaosrunner.load.settings import check_target, load_settings
+from chaosrunner.load.settings import check_target, env_refs, load_settings
 
 CHILD = "chaosrunner.load.child"
+WORKDIR_PREFIX = "chaosrunner-load-"
+WORKDIR_KEEP = 2 * 86400.0  # a load's status file is read for its report, then kept a while
 STOP_GRACE = 5.0
 # A load that nothing stops (its runner and every recover gone) ends by itself after this.
 DEFAULT_DEADLINE = 24 * 3600.0
@@ -64,7 +67,12 @@ class LoadDriver(BaseDriver):
 
     def inject(self, instance: Instance, action: str, params: Mapping[str, JSON],
                key: str) -> Handle:
-        workdir = Path(tempfile.mkdtemp(prefix="chaosrunner-load-"))
+        missing = [name for name in env_refs(params) if name not in os.environ]
+        if missing:
+            raise DriverError(f"load.http: the headers or body refer to ${{env:{missing[0]}}}, "
+                              f"which is not set; export {missing[0]} before running")
+        sweep_old_workdirs()
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         status = workdir / "status.jsonl"
         config = {**params, "status": str(status), "parent": os.getpid(),
                   "deadline": float(params.get(DEADLINE_PARAM) or time.time() + DEFAULT_DEADLINE)}
@@ -122,6 +130,20 @@ class LoadDriver(BaseDriver):
         left = load_processes(handle.key)
         if left:
             raise DriverError(f"load {handle.key}: processes {left} still run after SIGKILL")
+
+
+def sweep_old_workdirs(now: float | None = None) -> None:
+    """Remove the work directories of loads that ended days ago (a running load writes
+    its status file every second, so it is never old)."""
+    now = time.time() if now is None else now
+    for directory in Path(tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        try:
+            newest = max((f.stat().st_mtime for f in directory.iterdir()),
+                         default=directory.stat().st_mtime)
+        except OSError:
+            continue
+        if now - newest > WORKDIR_KEEP:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def load_processes(key: str) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from urllib.parse import urljoin, urlsplit
 
@@ -197,6 +198,21 @@ def _steps(value: JSON) -> list[list[float]]:
             for s in value):
         raise ParamError(("with", "steps"), "steps is a list of [offset_seconds, rate]")
     return [[float(a), float(b)] for a, b in value]
+
+
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def env_refs(settings: Mapping[str, JSON]) -> list[str]:
+    """Names of the `${env:NAME}` secrets in the urls' headers and bodies."""
+    texts = [str(v) for u in settings["urls"] for v in (*u["headers"].values(), u["body"] or "")]
+    return sorted({name for text in texts for name in ENV_REF.findall(text)})
+
+
+def resolve_env(text: str, environ: Mapping[str, str]) -> str:
+    """`${env:NAME}` replaced by its value (only in the Locust process: never in a ledger,
+    a report or the config file)."""
+    return ENV_REF.sub(lambda m: environ.get(m.group(1), ""), text)
 
 
 def users_for(settings: Mapping[str, JSON], rate: float | None = None) -> int:
