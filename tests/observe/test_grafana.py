@@ -4,6 +4,8 @@ here."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from observe_run import Runner
 from observe_servers import grafana
@@ -76,3 +78,14 @@ def test_an_unreachable_grafana_changes_nothing(run_experiment: Runner) -> None:
     outcome = run_experiment(annotations_yaml("http://127.0.0.1:1"))
     assert outcome.code == 0
     assert outcome.report["announced"][0]["failed"] == 2
+
+
+def test_the_config_file_can_hold_the_grafana_settings(run_experiment: Runner,
+                                                       tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    with grafana(TOKEN) as server:
+        config.write_text(annotations_yaml(server.url))
+        outcome = run_experiment("", "--config", str(config))
+    assert outcome.code == 0 and server.errors == []
+    assert len(server.annotations) == 2
+    assert all(a.current["timeEnd"] > a.current["time"] for a in server.annotations.values())
