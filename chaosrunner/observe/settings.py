@@ -54,17 +54,27 @@ class ObserveSettings:
 
 
 def settings_from_args(args: argparse.Namespace) -> ObserveSettings:
-    """The flags and the config file; InvalidInput (exit 4) for a bad config file."""
+    """The flags and the config file; InvalidInput (exit 4) for a bad config file or flag."""
     config = load_config(getattr(args, "config", None))
-    otlp = (getattr(args, "otlp_endpoint", None) or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            or config.otlp_endpoint)
+    otlp = _url("--otlp-endpoint", getattr(args, "otlp_endpoint", None)) \
+        or _url("OTEL_EXPORTER_OTLP_ENDPOINT", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) \
+        or config.otlp_endpoint
     address = getattr(args, "metrics_port", None)
     if address is not None:
         parse_listen(address)  # a bad value is bad input before anything else happens
-    pushgateway = getattr(args, "pushgateway", None) or config.pushgateway
+    pushgateway = _url("--pushgateway", getattr(args, "pushgateway", None)) \
+        or config.pushgateway
     metrics = RunnerMetrics() if address is not None or pushgateway is not None else None
-    return ObserveSettings(config=config, otlp_endpoint=otlp or None, metrics=metrics,
+    return ObserveSettings(config=config, otlp_endpoint=otlp, metrics=metrics,
                            metrics_address=address, pushgateway=pushgateway)
+
+
+def _url(where: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise InvalidInput(f"{where} {value!r}: expected an http:// or https:// URL")
+    return value
 
 
 def load_config(path: str | None) -> RunnerConfig:

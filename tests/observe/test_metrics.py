@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from alerting_fixture import run_pushgateway
 from helpers import chaosrunner, free_port, http_server
+from observe_run import Runner
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fixture import PrometheusFactory, prometheus  # noqa: F401  (fixture)
 
 from chaosrunner.cli.main import main
+from chaosrunner.testing.fakes import World
 
 STEADY = """
 apiVersion: chaosrunner/v1
@@ -159,3 +161,31 @@ def test_schedule_hands_the_observe_flags_to_each_game_day() -> None:
     assert flags[flags.index("--otlp-endpoint") + 1] == "http://127.0.0.1:4318"
     assert flags[flags.index("--pushgateway") + 1] == "http://127.0.0.1:9091"
     assert "--metrics-port" not in flags  # the scheduler serves it, not its children
+
+
+@pytest.mark.parametrize("flags", [["--otlp-endpoint", "127.0.0.1:4318"],
+                                   ["--pushgateway", "pushgateway:9091"]])
+def test_an_endpoint_that_is_no_url_is_bad_input(tmp_path: Path, flags: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "exp.yaml").write_text("")
+    assert main(["run", str(tmp_path / "exp.yaml"), *flags]) == 4
+    assert f"{flags[0]} '{flags[1]}': expected an http:// or https:// URL" in capsys.readouterr().err
+
+
+def test_a_metrics_port_in_use_is_bad_input(run_experiment: Runner, world: World) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        outcome = run_experiment("", "--metrics-port", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert outcome.code == 4 and "cannot listen" in outcome.err
+    assert world.log == []
+
+
+def test_a_pushgateway_that_is_down_changes_nothing(run_experiment: Runner) -> None:
+    outcome = run_experiment("", "--pushgateway", "http://127.0.0.1:1")
+    assert outcome.code == 0
+    [pushed] = [a for a in outcome.report["announced"] if a["channel"] == "pushgateway"]
+    assert (pushed["sent"], pushed["failed"]) == (0, 1)
+    assert "pushing metrics to http://127.0.0.1:1 failed" in outcome.err

@@ -177,3 +177,9 @@ notify: ["{hook_url(hook.url)}"]
     assert report.exit_code == 0
     titles = [r.json()["title"] for r in hook.requests]
     assert titles == ["chaos experiment observed started", "chaos experiment observed: passed"] * 2
+
+
+def test_a_dry_run_announces_nothing(run_experiment: Runner) -> None:
+    with capture() as hook:
+        outcome = run_experiment(notify_yaml(hook_url(hook.url)), "--dry-run")
+    assert outcome.code == 0 and hook.requests == []
