@@ -136,7 +136,7 @@ def data_mutation(draw: st.DrawFn, text: str) -> str:
     for _ in range(draw(st.integers(1, 3))):
         paths = _paths(data)
         path = draw(st.sampled_from(paths))
-        how = draw(st.sampled_from(["replace", "drop", "add", "rename"]))
+        how = draw(st.sampled_from(["replace", "drop", "add", "rename", "rekey"]))
         if how == "replace":
             data = _set(data, path, draw(st.sampled_from(HOSTILE_VALUES)))
         elif how == "drop" and path:
@@ -145,6 +145,8 @@ def data_mutation(draw: st.DrawFn, text: str) -> str:
             target = _get(data, path)
             key = draw(st.sampled_from(sorted(map(str, target)) or ["x"]))
             new = key[:-1] if how == "rename" and len(key) > 1 else key + "x"
+            if how == "rekey":  # a hostile key: brackets, control characters, 5,000 x's
+                new, how = draw(st.sampled_from(HOSTILE_SNIPPETS)), "rename"
             moved = {(new if k == key and how == "rename" else k): v for k, v in target.items()}
             if how == "add":
                 moved[new] = draw(st.sampled_from(HOSTILE_VALUES))
