@@ -18,7 +18,7 @@ from chaosrunner.report.model import RunReport
 
 if TYPE_CHECKING:
     from chaosrunner.engine.backends import Backends
-    from chaosrunner.engine.context import Listener
+    from chaosrunner.engine.events import Listener
 
 # A live display of the run's events: a listener and the context it shows in
 # (`cli.progress.progress_listener`).
@@ -32,7 +32,7 @@ def run_file(path: Path, options: Any, output: str | None = None,
     terminal's live view (not with `output` json)."""
     # Imported here: `chaosrunner validate` imports this package and never runs anything.
     from chaosrunner.app.load import load_runnable
-    from chaosrunner.engine.context import EventLog
+    from chaosrunner.engine.events import EventLog
     from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
     from chaosrunner.engine.signals import SIGNALS
 
@@ -42,7 +42,7 @@ def run_file(path: Path, options: Any, output: str | None = None,
     shown: Any = contextlib.nullcontext()
     if output != "json" and display is not None:
         listener, shown = display()
-        events.listeners.append(listener)
+        events.subscribe(listener)
     run = Run(bundle, options, events=events, backends=backends)
     report_dir = observers = None
     if not options.dry_run:
@@ -79,7 +79,7 @@ def observe_run(run: Any, options: Any, events: Any) -> Any:
     if settings is not None:
         settings.start()
     hub, run.hooks = build(run.bundle, settings, run.run_id)
-    events.listeners.append(hub.listener)
+    events.subscribe(hub.listener)
     return hub
 
 

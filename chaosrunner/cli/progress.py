@@ -2,15 +2,15 @@
 
 On a terminal, a rich status panel redraws in place and notable events (inject, revert,
 abort, checks) scroll above it. Anywhere else (CI logs, pipes) plain lines are printed,
-one per event, by `engine.context.print_listener`.
+one per event, by `print_listener`.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TextIO
 
-from chaosrunner.engine.context import Listener, describe_event, print_listener
+from chaosrunner.engine.events import Listener
 
 NOTABLE = {"inject", "revert", "abort", "refused", "error", "warning", "interrupt", "check",
            "plan"}
@@ -79,3 +79,42 @@ def progress_listener() -> tuple[Listener, Any]:
         display = LiveDisplay()
         return display, display
     return print_listener(), contextlib.nullcontext()
+
+
+def print_listener(stream: TextIO | None = None) -> Listener:
+    """Plain-line progress for terminals and CI logs: phase, SLIs, budget burn."""
+    out = stream or sys.stderr
+
+    def show(event: dict[str, Any]) -> None:
+        line = describe_event(event)
+        if line:
+            print(f"[{event['t']:7.2f}s] {line}", file=out, flush=True)
+
+    return show
+
+
+def describe_event(event: dict[str, Any]) -> str | None:
+    kind = event["event"]
+    if kind == "phase":
+        return f"== {event['phase']} =="
+    if kind == "sample":
+        parts = [f"{name}={_fmt(v)}{'' if ok in (True, None) else ' (!)'}"
+                 for name, (v, ok) in event["slos"].items()]
+        burn = event.get("burn")
+        if burn:
+            parts.append("burn " + ", ".join(f"{k}={_fmt(v)}x" for k, v in burn.items()))
+        return "   " + "  ".join(parts)
+    if kind in ("inject", "revert"):
+        return f"{kind} {event['fault']} ({event['action']}) -> {event['target']}"
+    if kind in ("abort", "refused", "error", "warning", "interrupt", "verdict", "recovered",
+                "check", "plan"):
+        return f"{kind}: {event.get('message', '')}"
+    return None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "no-data"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

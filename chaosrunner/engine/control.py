@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from chaosrunner.engine.clock import Clock
-from chaosrunner.engine.context import EventLog
+from chaosrunner.engine.events import AbortRequested, EventLog, Interrupted, RunRefused
 from chaosrunner.engine.guard import AbortDecision
 from chaosrunner.errors import Verdict
 from chaosrunner.report.model import AbortRecord
@@ -56,11 +56,11 @@ class Control:
     def interrupt(self, signal_name: str) -> None:
         """Called from a signal handler: abort, roll back, exit 130/143. Never skips rollback."""
         if self.state.signal is not None:
-            self.events.emit("interrupt", message=f"{signal_name} again: rollback is in "
-                             "progress and will not be skipped")
+            self.events.emit(Interrupted(f"{signal_name} again: rollback is in progress "
+                                         "and will not be skipped"))
             return
         self.state.signal = signal_name
-        self.events.emit("interrupt", message=f"{signal_name}: aborting and rolling back")
+        self.events.emit(Interrupted(f"{signal_name}: aborting and rolling back"))
         self.abort_event.set()
         self.interrupted.set()
 
@@ -73,12 +73,12 @@ class Control:
             reason=reason, at=iso(self.clock.now()), t=self.elapsed(),
             budget_consumed=decision.budget_consumed if decision else None,
             burn_rates=rates, slo=decision.slo if decision else None)
-        self.events.emit("abort", message=reason)
+        self.events.emit(AbortRequested(reason))
         self.abort_event.set()
 
     def refuse(self, reason: str) -> bool:
         """Not starting (plan, gate, steady state, watchdog): nothing was injected."""
         self.state.verdict = Verdict.NOT_STARTED
         self.state.reason = reason
-        self.events.emit("refused", message=reason)
+        self.events.emit(RunRefused(reason))
         return False

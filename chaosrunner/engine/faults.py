@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from chaosrunner.drivers.base import DEADLINE_PARAM, Handle, Instance
 from chaosrunner.engine.clock import Clock
-from chaosrunner.engine.context import EventLog
 from chaosrunner.engine.control import Control
+from chaosrunner.engine.events import EventLog, Injected, Injecting, Reverted, Reverting, Warned
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.plan import Plan, PlannedFault
 from chaosrunner.errors import ChaosRunnerError, DriverError, StateError
@@ -114,8 +114,8 @@ class Faults:
             injection.task = asyncio.ensure_future(asyncio.to_thread(
                 planned.driver.inject, instance, planned.fault.action,
                 driver_params(planned, injection), injection.handle.key))
-            self.events.emit("inject", fault=planned.fault.name, action=planned.fault.action,
-                             target=instance.name, key=injection.handle.key)
+            self.events.emit(Injecting(planned.fault.name, planned.fault.action, instance.name,
+                                       injection.handle.key))
             try:
                 handle = await self.preemptible(injection.task)
             except ChaosRunnerError as exc:
@@ -141,8 +141,8 @@ class Faults:
     def confirm(self, injection: Injection, handle: Handle) -> None:
         injection.handle, injection.task = handle, None
         injection.record.injected_at = iso(self.clock.now())
-        self.events.emit("injected", fault=injection.planned.fault.name, key=handle.key,
-                         target=handle.instance.name)
+        self.events.emit(Injected(injection.planned.fault.name, handle.key,
+                                  handle.instance.name))
         try:
             self.ledger.record_injected(self.run_id, injection.planned.fault.name, handle)
         except StateError as exc:  # the intent (provisional handle) is there for recover
@@ -194,12 +194,10 @@ class Faults:
         """Take one fault back, with retries; a failure is recorded, never raised."""
         settled = await self.settle_inflight(injection)
         planned, key = injection.planned, injection.handle.key
-        self.events.emit("reverting", fault=planned.fault.name, key=key,
-                         target=injection.handle.instance.name)
+        self.events.emit(Reverting(planned.fault.name, key, injection.handle.instance.name))
 
         def warn(attempt: int, error: str) -> None:
-            self.events.emit("warning", message=f"revert of {key} failed (attempt "
-                             f"{attempt}): {error}")
+            self.events.emit(Warned(f"revert of {key} failed (attempt {attempt}): {error}"))
 
         error = await revert_with_retries(lambda: planned.driver.revert(injection.handle),
                                           self.policy, warn)
@@ -215,8 +213,8 @@ class Faults:
         injection.record.reverted_at = iso(self.clock.now())
         self.forget_failure(injection)
         self.record_done(injection)
-        self.events.emit("revert", fault=planned.fault.name, action=planned.fault.action,
-                         target=injection.handle.instance.name, key=key)
+        self.events.emit(Reverted(planned.fault.name, planned.fault.action,
+                                  injection.handle.instance.name, key))
 
     def forget_failure(self, injection: Injection) -> None:
         # A timed revert that failed is retried by the rollback; once that works, the
@@ -233,9 +231,9 @@ class Faults:
         try:
             self.ledger.record_done(self.run_id, injection.handle.key)
         except StateError as exc:
-            self.events.emit("warning", message=f"{injection.handle.key} was reverted but the "
-                             f"ledger could not record it ({exc}); `chaosrunner recover` "
-                             "would revert it again, which changes nothing")
+            self.events.emit(Warned(f"{injection.handle.key} was reverted but the ledger could "
+                                    f"not record it ({exc}); `chaosrunner recover` would "
+                                    "revert it again, which changes nothing"))
 
     async def settle_inflight(self, injection: Injection) -> bool:
         """An injection still running in its thread must finish before it is reverted.

@@ -21,8 +21,9 @@ from chaosrunner.drivers.base import DriverContext
 from chaosrunner.engine import outcome
 from chaosrunner.engine.backends import Backends
 from chaosrunner.engine.clock import Clock, RealClock
-from chaosrunner.engine.context import EventLog, RunHooks, RunOptions
+from chaosrunner.engine.context import RunHooks, RunOptions
 from chaosrunner.engine.control import Control, RunState
+from chaosrunner.engine.events import Checked, EventLog, Failed, PhaseBegun, Planned, Warned
 from chaosrunner.engine.faults import Faults, Injection, RevertPolicy
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard
 from chaosrunner.engine.halt import HaltSources
@@ -185,8 +186,7 @@ class Run:
             return self.control.refuse(str(exc))
         finally:
             self._end()
-        self.events.emit("plan", message=f"{len(self.plan.faults)} fault(s)",
-                         faults=self.plan.describe())
+        self.events.emit(Planned(f"{len(self.plan.faults)} fault(s)", self.plan.describe()))
         return True
 
     async def _budget_gate(self) -> None:
@@ -206,8 +206,8 @@ class Run:
                     f"SLO {name!r} has {remaining:.1%} of its error budget left{over}, less "
                     f"than min_budget_remaining {minimum:.1%}; not starting")
         if all(v is None for v in self.budget_before.values()):
-            self.events.emit("warning", message="min_budget_remaining not applied: no SLO "
-                             "source can tell the remaining budget (probe SLIs cannot)")
+            self.events.emit(Warned("min_budget_remaining not applied: no SLO source can tell "
+                                    "the remaining budget (probe SLIs cannot)"))
 
     async def _before_phase(self) -> bool:
         self._begin("before")
@@ -231,8 +231,8 @@ class Run:
                    for name, slo in self.bundle.slos.items()]
         self.checks.extend(results)
         for result in results:
-            self.events.emit("check", message=f"{phase} {result.slo}: "
-                             f"{'holds' if result.passed else 'FAILS'} ({result.detail})")
+            self.events.emit(Checked(f"{phase} {result.slo}: "
+                                     f"{'holds' if result.passed else 'FAILS'} ({result.detail})"))
         return results
 
     async def _fault_phase(self) -> None:
@@ -253,7 +253,7 @@ class Run:
         self._stop_watchers()
         if self._fault_phase_run is not None:
             await self._fault_phase_run.finish_step(
-                lambda message: self.events.emit("warning", message=message))
+                lambda message: self.events.emit(Warned(message)))
         pending = self.faults.pending()
         if not pending:
             return
@@ -264,8 +264,8 @@ class Run:
         finally:
             self._end()
         if self.state.rollback_failed:
-            self.events.emit("error", message="rollback incomplete: " + "; ".join(
-                self.state.rollback_failed) + " -- run `chaosrunner recover`")
+            self.events.emit(Failed("rollback incomplete: " + "; ".join(
+                self.state.rollback_failed) + " -- run `chaosrunner recover`"))
 
     async def _after_phase(self) -> None:
         self._begin("after")
@@ -290,7 +290,7 @@ class Run:
 
     def _begin(self, name: str) -> None:
         self.phases.append(Phase(name=name, start=iso(self.clock.now())))
-        self.events.emit("phase", phase=name)
+        self.events.emit(PhaseBegun(name))
 
     def _end(self) -> None:
         self.phases[-1].end = iso(self.clock.now())

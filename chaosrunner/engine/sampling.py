@@ -8,8 +8,8 @@ import asyncio
 from dataclasses import dataclass
 
 from chaosrunner.engine.clock import Clock
-from chaosrunner.engine.context import EventLog
 from chaosrunner.engine.control import Control
+from chaosrunner.engine.events import EventLog, Sampled, Warned
 from chaosrunner.engine.guard import BudgetGuard
 from chaosrunner.engine.observe import SampleBook, sample_good
 from chaosrunner.errors import SourceError
@@ -66,7 +66,7 @@ class Sampler:
             try:
                 await source.close()
             except Exception as exc:  # noqa: BLE001 - closing must not mask the verdict
-                self.events.emit("warning", message=f"closing an SLI source failed: {exc}")
+                self.events.emit(Warned(f"closing an SLI source failed: {exc}"))
 
     async def budget_statuses(self) -> dict[str, BudgetStatus | None]:
         """Each SLO's error budget over its window as its source tells it (None: cannot)."""
@@ -115,7 +115,7 @@ class Sampler:
                     self.control.request_abort(decision, decision.reason)
         burn = {k: v for n in self.guard.limits for k, v in self.guard.burn_rates(n, t).items()} \
             if guard else None
-        self.events.emit("sample", phase=phase, slos=shown, burn=burn)
+        self.events.emit(Sampled(phase, shown, burn))
         return all_good
 
     async def read(self, name: str, dt: float) -> Reading:

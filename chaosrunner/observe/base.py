@@ -4,7 +4,7 @@ An observer sees the run's events (the journal's dicts) and, once the run has en
 before its reports are written, the report itself:
 
     hub = ObserverHub(inline=[tracing], background=[notifier, grafana])
-    events.listeners.append(hub.listener)
+    events.subscribe(hub.listener)
     ...                                   # the run
     hub.finish(report)                    # fills report.announced
 

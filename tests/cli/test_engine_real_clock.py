@@ -9,7 +9,8 @@ from typing import Any
 
 from chaosrunner.app.load import load_runnable
 from chaosrunner.engine.clock import RealClock
-from chaosrunner.engine.context import EventLog, RunOptions
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.engine.events import EventLog
 from chaosrunner.engine.runner import Run
 from chaosrunner.report.model import RunReport
 from chaosrunner.testing.fakes import World, fake_backends, fake_run
@@ -83,7 +84,7 @@ def test_guard_aborts_while_an_injection_is_still_running(tmp_path: Path) -> Non
         if event["event"] == "inject":
             world.external_availability = 0.0
 
-    events.listeners.append(outage_starts_with_the_inject)
+    events.subscribe(outage_starts_with_the_inject)
     (tmp_path / "steady.yaml").write_text(STEADY)
     (tmp_path / "exp.yaml").write_text(SLOW_INJECT)
     backends = fake_backends(world)
