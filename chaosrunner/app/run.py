@@ -141,8 +141,8 @@ def print_outcome(report: RunReport, files: list[Path], output: str | None) -> N
             "verdict": report.verdict, "exit_code": report.exit_code,
             "experiment": report.experiment, "run_id": report.run_id,
             "reason": report.reason, "report_dir": report.report_dir,
-            "criteria": [{"text": c.text, "observed": c.observed, "passed": c.passed}
-                         for c in report.criteria],
+            "criteria": [{"text": c.text, "observed": c.observed, "passed": c.passed,
+                          "judged": c.judged} for c in report.criteria],
             "recovery_seconds": report.recovery_seconds,
             "files": [str(f) for f in files]}, indent=2))
         return
@@ -151,6 +151,9 @@ def print_outcome(report: RunReport, files: list[Path], output: str | None) -> N
     if report.reason:
         print(f"  reason: {report.reason}", file=out)
     for criterion in report.criteria:
+        if not criterion.judged:
+            print(f"  [{criterion.detail}] {criterion.text}", file=out)
+            continue
         mark = "pass" if criterion.passed else "FAIL"
         observed = "no data" if criterion.observed is None else f"{criterion.observed:.4g}"
         print(f"  [{mark}] {criterion.text}  (observed {observed})", file=out)

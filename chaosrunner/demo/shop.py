@@ -171,11 +171,6 @@ class Shop:
     def payments_pid_files(self) -> tuple[Path, ...]:
         return tuple(service.pid_file for service in self.payments)
 
-    @property
-    def metrics_urls(self) -> dict[str, str]:
-        """name -> /metrics URL of every service (for a Prometheus scrape config)."""
-        return {service.name: f"{service.url}/metrics" for service in self.services}
-
     def alive_payments(self) -> list[Service]:
         """The payments replicas whose process is still running."""
         return [service for service in self.payments if service.alive]

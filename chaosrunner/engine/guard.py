@@ -91,9 +91,6 @@ class BudgetGuard:
     def burn_rates(self, name: str, t: float) -> dict[str, float | None]:
         return {window: figure.burn for window, figure in self.windows(name, t).items()}
 
-    def consumed(self, name: str) -> float:
-        return self.tracks[name].meter.consumed
-
     def meter(self, name: str) -> BudgetMeter | None:
         """The SLO's meter (None when it has no budget and no limit)."""
         track = self.tracks.get(name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from chaosrunner.report.model import CheckResult, CriterionResult
 from chaosrunner.slo.latency import latency_stat
@@ -89,14 +88,6 @@ def evaluate_criterion(criterion: Criterion, slo: SLO,
     passed = compare(observed, criterion.op, criterion.value)
     return CriterionResult(criterion.text, observed, passed,
                            f"observed {observed:.4g}, needs {criterion.op} {criterion.value:g}")
-
-
-@dataclass(frozen=True)
-class RoundVerdict:
-    """Does every SLO hold on one sampling round (used to time recovery)?"""
-
-    all_good: bool
-    per_slo: dict[str, bool | None]
 
 
 def sample_good(slo: SLO, reading: Reading) -> bool | None:

@@ -26,6 +26,8 @@ from chaosrunner.secrets import redact_data
 from chaosrunner.slo.budget import WindowBurn
 from chaosrunner.spec.validate import ExperimentBundle
 
+NOT_JUDGED = "not judged: interrupted"
+
 
 def verdict(state: RunState, criteria: Sequence[CriterionResult], dry_run: bool) -> Verdict:
     """The verdict, worst cause first (DESIGN.md 4)."""
@@ -49,6 +51,9 @@ def criteria(state: RunState, bundle: ExperimentBundle,
     """The success criteria over the fault phase's readings; none when no fault went in."""
     if state.verdict is not None or not state.injected_any:
         return []
+    if state.signal is not None:  # cut short by the operator: neither met nor missed
+        return [CriterionResult(c.text, None, False, NOT_JUDGED, judged=False)
+                for c in bundle.experiment.success_criteria]
     return [evaluate_criterion(c, bundle.slos[c.slo], book.readings("faults", c.slo))
             for c in bundle.experiment.success_criteria]
 

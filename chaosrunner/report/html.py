@@ -172,7 +172,8 @@ def _charts(report: RunReport) -> str:
 def _criteria(report: RunReport) -> str:
     if not report.criteria:
         return "<h2>Success criteria</h2><p class=\"muted\">Not judged: no fault phase.</p>"
-    rows = [(_mark(c.passed), f"<code>{e(c.text)}</code>",
+    rows = [(_mark(c.passed) if c.judged else '<span class="muted">not judged</span>',
+             f"<code>{e(c.text)}</code>",
              e(facts.format_value(c.observed, facts.criterion_unit(c))), e(c.detail or ""))
             for c in report.criteria]
     return "<h2>Success criteria</h2>" + _table(

@@ -78,6 +78,9 @@ def _properties(suite: ET.Element, report: RunReport, impact: Impact) -> None:
 def _criteria_cases(suite: ET.Element, report: RunReport) -> None:
     for criterion in report.criteria:
         case = _case(suite, "criteria", criterion.text, report)
+        if not criterion.judged:
+            ET.SubElement(case, "skipped", {"message": clean(criterion.detail or "not judged")})
+            continue
         if criterion.passed:
             continue
         observed = facts.format_value(criterion.observed, facts.criterion_unit(criterion))
@@ -127,7 +130,7 @@ def _run_case(suite: ET.Element, report: RunReport, impact: Impact) -> None:
 
 
 def _default_reason(report: RunReport) -> str:
-    failed = [criterion.text for criterion in report.criteria if not criterion.passed]
+    failed = [c.text for c in report.criteria if c.judged and not c.passed]
     if failed:
         return f"{report.verdict}: criteria not met: {'; '.join(failed)}"
     return f"{report.verdict} (exit {report.exit_code})"

@@ -95,7 +95,7 @@ def _criteria(report: RunReport) -> list[str]:
     lines = ["## Success criteria", ""]
     if not report.criteria:
         return [*lines, "_Not judged: the fault phase did not run._"]
-    rows = [[_mark(c.passed), code(c.text),
+    rows = [[_mark(c.passed) if c.judged else "not judged", code(c.text),
              facts.format_value(c.observed, facts.criterion_unit(c)),
              text(c.detail) if c.detail else ""] for c in report.criteria]
     return lines + table(["Result", "Criterion", "Observed", "Detail"], rows)

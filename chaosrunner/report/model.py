@@ -51,6 +51,7 @@ class CriterionResult:
     observed: float | None
     passed: bool
     detail: str | None = None
+    judged: bool = True  # False: the run was interrupted before it could be judged
 
 
 @dataclass
