@@ -213,7 +213,7 @@ def test_env_secrets_reach_the_target_but_never_the_handle(
 
 
 def test_old_work_directories_are_swept_and_fresh_ones_kept(tmp_path: Path) -> None:
-    from chaosrunner.drivers.load import WORKDIR_KEEP, sweep_old_workdirs
+    from chaosrunner.load.driver import WORKDIR_KEEP, sweep_old_workdirs
 
     old = Path(tempfile.mkdtemp(prefix="chaosrunner-load-"))
     (old / "status.jsonl").write_text("{}\n")
