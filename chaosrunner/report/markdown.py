@@ -42,7 +42,7 @@ def render_markdown(report: RunReport, impact: Impact) -> str:
     """The whole `report.md` as a string."""
     sections = [_head(report, impact), _abort(report), _search(report), _criteria(report),
                 _checks(report),
-                _budget(report), _faults(report), _phases(report)]
+                _budget(report), _faults(report), _phases(report), _announced(report)]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
 
@@ -144,6 +144,18 @@ def _phases(report: RunReport) -> list[str]:
              facts.human_duration(seconds_between(p.start, p.end))]
             for p in report.phases]
     return ["## Phases (UTC)", "", *table(["Phase", "Start", "End", "Duration"], rows)]
+
+
+def _announced(report: RunReport) -> list[str]:
+    """Where the run was announced (chaosrunner.observe) and its trace id."""
+    if not report.announced and not report.trace_id:
+        return []
+    lines = ["## Announced", ""]
+    if report.trace_id:
+        lines += [f"Trace: {code(report.trace_id)}", ""]
+    rows = [[text(a.channel), code(a.target), str(a.sent), str(a.failed), text(a.detail or "")]
+            for a in report.announced]
+    return lines + table(["Channel", "Where", "Sent", "Failed", "Detail"], rows)
 
 
 def _mark(passed: bool) -> str:

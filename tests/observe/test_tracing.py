@@ -43,6 +43,8 @@ def test_a_run_is_one_trace_of_phases_and_driver_calls(run_experiment: Runner) -
     assert attributes["chaosrunner.run_id"] == outcome.report["run_id"]
     html = (outcome.report_dir / "report.html").read_text()
     assert trace_id in html
+    markdown = (outcome.report_dir / "report.md").read_text()
+    assert "## Announced" in markdown and f"Trace: `{trace_id}`" in markdown
     [announced] = outcome.report["announced"]
     assert announced["channel"] == "otlp" and announced["sent"] == len(receiver.spans)
 
