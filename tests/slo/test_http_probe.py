@@ -36,7 +36,8 @@ def test_summary_statistics_are_exact() -> None:
     assert reading.total == 100 and reading.good == 99
     assert reading.stats["availability"] == 0.99
     assert reading.stats["p50"] == 0.50 and reading.stats["p99"] == 0.99
-    assert reading.stats["max"] == 1.0 and reading.value == 0.99
+    # Latency statistics are over the 99 successful requests: the failed one is left out.
+    assert reading.stats["max"] == 0.99 and reading.value == 0.99
     assert "1 of 100 requests" in (reading.note or "") and "HTTP 503" in (reading.note or "")
     assert summarise([], "availability", "http://x").value is None
 
@@ -109,3 +110,22 @@ def test_slos_on_the_same_probe_share_its_traffic(tmp_path: Path) -> None:
         a, lat = asyncio.run(scenario())
     assert a.total == lat.total and a.total == availability.traffic.sent
     assert a.value == 1.0 and lat.value == pytest.approx(a.stats["p99"])
+
+
+def test_latency_of_an_interval_without_a_successful_request_is_no_data() -> None:
+    """Issue 12.9: ten refused connections never 'hold' a p99 of 0.16 ms."""
+    failed = [Outcome(False, 0.00016, "ConnectError: refused") for _ in range(10)]
+    for stat in ("p99", "p50", "max", "mean", "min"):
+        reading = summarise(failed, stat, "http://x")
+        assert reading.value is None, stat
+        assert reading.latencies == ()
+        assert "no request to http://x succeeded" in (reading.note or "")
+    assert summarise(failed, "availability", "http://x").value == 0.0
+
+
+def test_latency_statistics_are_over_the_successful_requests_only() -> None:
+    outcomes = [Outcome(True, 0.2), Outcome(True, 0.4), Outcome(False, 0.001, "HTTP 500")]
+    reading = summarise(outcomes, "min", "http://x")
+    assert reading.value == 0.2 and reading.stats["max"] == 0.4
+    assert reading.latencies == (0.2, 0.4)
+    assert reading.stats["availability"] == 2 / 3

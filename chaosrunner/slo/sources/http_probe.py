@@ -24,7 +24,7 @@ from typing import Any
 
 from chaosrunner.slo.latency import latency_stat
 from chaosrunner.slo.sources.base import BaseSource, Reading, SourceContext
-from chaosrunner.spec.models import SLO, HttpProbe, SteadyState
+from chaosrunner.spec.models import LATENCY_STATS, SLO, HttpProbe, SteadyState
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,12 @@ def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
     if not outcomes:
         return Reading(value=None, good=0, total=0, note=f"no probe request to {url} completed")
     good = sum(1 for o in outcomes if o.good)
-    latencies = tuple(o.latency for o in outcomes)
+    # Latency is that of the requests that succeeded (docs/design.md): a refused connection
+    # is fast and says nothing about it; an interval with no success has no latency.
+    latencies = tuple(o.latency for o in outcomes if o.good)
     stats = {"availability": good / len(outcomes), "count": float(len(outcomes))}
     ordered = sorted(latencies)  # once; re-sorting a sorted list is linear (timsort)
-    for name in ("p50", "p90", "p95", "p99", "max", "mean"):
+    for name in LATENCY_STATS if ordered else ():
         stats[name] = latency_stat(ordered, name)
     errors = Counter(o.error for o in outcomes if o.error)
     note = None
@@ -174,7 +176,9 @@ def summarise(outcomes: list[Outcome], stat: str, url: str) -> Reading:
         worst, count = errors.most_common(1)[0]
         note = (f"{len(outcomes) - good} of {len(outcomes)} requests to {url} failed "
                 f"({count}x {worst})")
-    return Reading(value=stats[stat], good=good, total=len(outcomes), stats=stats,
+    if not ordered and stat != "availability":
+        note = f"no request to {url} succeeded: no latency" + (f"; {note}" if note else "")
+    return Reading(value=stats.get(stat), good=good, total=len(outcomes), stats=stats,
                    latencies=latencies, note=note)
 
 
