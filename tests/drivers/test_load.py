@@ -227,3 +227,21 @@ def test_old_work_directories_are_swept_and_fresh_ones_kept(tmp_path: Path) -> N
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def test_ramp_spawns_the_users_gradually(server: CountingServer) -> None:
+    from chaosrunner.load.driver import read_status
+
+    driver = LoadDriver()
+    params = driver.validate("load.http", {"url": server.url},
+                             {"rate": "40/s", "per_user": "2/s", "ramp": "5s"})
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.ramp.0")
+    status = Path(str(handle.data["status"]))
+    try:
+        assert wait_until(lambda: any(x.get("users") == 20 for x in read_status(status)),
+                          timeout=60)
+    finally:
+        driver.revert(handle)
+    counts = [x["users"] for x in read_status(status) if x["state"] == "running"]
+    assert counts[0] < 20 and any(0 < c < 20 for c in counts), counts  # not all at once
