@@ -21,7 +21,7 @@ def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = N
     """Revert every fault with an intent and no done record, newest first. Exit 5 if any
     could not be taken back (run again once the cause is fixed). `drivers`: the
     production ones unless a test hands in its fakes."""
-    if getattr(args, "kubernetes", False):
+    if args.kubernetes:
         return command_sweep(args)
     ledger = Ledger(args.state_dir)
     # Open faults first, live runners second: a runner registers before its first intent,
@@ -53,7 +53,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
     driver = KubernetesDriver(DriverContext(run_id="recover"))
     try:
-        swept = sweep(driver, getattr(args, "namespace", None), time.time())
+        swept = sweep(driver, args.namespace, time.time())
     except ChaosRunnerError as exc:
         # Whether something is left in the cluster is unknown: say so, exit as for a revert
         # that did not happen, and the CronJob's next minute tries again.
@@ -180,7 +180,7 @@ def command_halt(args: argparse.Namespace) -> int:
 
     from chaosrunner.engine.halt import StateDirHalt, configured, parse_source
 
-    spec = configured(getattr(args, "source", None) or getattr(args, "halt_source", None))
+    spec = configured(args.source or args.halt_source)
     source = parse_source(spec, Path(args.state_dir)) if spec else StateDirHalt(
         Path(args.state_dir))
     if args.clear:

@@ -189,6 +189,7 @@ class ProcessDriver(BaseDriver):
         handle = Handle(action, instance, key, dict(params))
         if action.endswith("pause"):
             self._signal(pid, signal.SIGSTOP)
+            self._wait_stopped(pid, 5.0)
             return handle.with_data(stopped=True)
         sig = int(params.get("signal", signal.SIGKILL))
         self._signal(pid, sig)
@@ -238,6 +239,16 @@ class ProcessDriver(BaseDriver):
         except PermissionError:
             raise DriverError(f"not allowed to signal process {pid}; run chaosrunner as its "
                               "owner") from None
+
+    @staticmethod
+    def _wait_stopped(pid: int, timeout: float) -> None:
+        """SIGSTOP is delivered asynchronously: an injection is confirmed only once the
+        kernel shows the process stopped, so "injected" means the effect is in."""
+        deadline = time.monotonic() + timeout
+        while process_state(pid) not in ("T", "t", None, "Z"):
+            if time.monotonic() >= deadline:
+                raise DriverError(f"process {pid} did not stop within {timeout:g}s of SIGSTOP")
+            time.sleep(0.005)
 
     def _wait_gone(self, instance: Instance, timeout: float) -> None:
         deadline = time.monotonic() + timeout

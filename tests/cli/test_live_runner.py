@@ -32,7 +32,8 @@ def recover(state: Path, world: World,
             capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
     from chaosrunner.cli.recover import command_recover
 
-    args = argparse.Namespace(state_dir=str(state), force=False, output="json")
+    args = argparse.Namespace(state_dir=str(state), force=False, output="json",
+                              kubernetes=False, namespace=None)
     command_recover(args, fake_drivers(world))
     return json.loads(capsys.readouterr().out)["recovered"]  # type: ignore[no-any-return]
 

@@ -42,7 +42,8 @@ def test_recover_leaves_alone_a_runner_that_starts_while_it_reads_the_ledger(
         return live
 
     monkeypatch.setattr(Ledger, "live_runs", live_runs_then_a_runner_starts)
-    args = argparse.Namespace(state_dir=str(state), force=False, output="json")
+    args = argparse.Namespace(state_dir=str(state), force=False, output="json",
+                              kubernetes=False, namespace=None)
     assert command_recover(args, fake_drivers(world)) == 0
     reverted = [key for kind, key in world.log if kind == "revert"]
     assert "dead-run.old.0" in reverted

@@ -132,4 +132,5 @@ def test_recover_refuses_a_state_dir_writable_by_others(
     Ledger(state).record_intent("r", "f", handle("r.f.0"))
     os.chmod(state, 0o777)
     with pytest.raises(StateError):
-        command_recover(argparse.Namespace(state_dir=str(state), force=False, output=None))
+        command_recover(argparse.Namespace(state_dir=str(state), force=False, output=None, kubernetes=False,
+                                           namespace=None))
