@@ -227,7 +227,9 @@ class Run:
         return True
 
     def _check_all(self, phase: str) -> list[CheckResult]:
-        results = [check_steady(phase, name, slo, self.sampler.book.readings(phase, name))
+        first = self.sampler.recovered_from if phase == "after" else 0
+        results = [check_steady(phase, name, slo,
+                                self.sampler.book.readings(phase, name)[first:])
                    for name, slo in self.bundle.slos.items()]
         self.checks.extend(results)
         for result in results:

@@ -55,6 +55,7 @@ class Sampler:
         self.book = SampleBook()
         self.samples: list[Sample] = []
         self.in_fault_phase = False  # an unreadable SLI aborts only while faults are in
+        self.recovered_from = 0  # the after-phase round where the recovery streak began
 
     async def start(self, registry: SourceRegistry, context: SourceContext) -> None:
         for name, slo in self.bundle.slos.items():
@@ -75,20 +76,27 @@ class Sampler:
     async def observe(self, phase: str, seconds: float, wake: asyncio.Event,
                       until_recovered: float | None = None) -> None:
         """Sample every interval for `seconds` or until `wake`; with until_recovered (the
-        monotonic time the rollback ended), stop once recovered and record when."""
+        monotonic time the rollback ended), stop once recovered and record when.
+
+        Recovered means every SLO held on `needed` rounds in a row (up to three); the
+        after check then judges those rounds (`recovered_from`), not the slow ones
+        before them: one rule for the verdict and every report (docs/design.md).
+        """
         state = self.control.state
         start = self.clock.monotonic()
         deadline, last = start + seconds, start
         needed = max(1, min(3, int(seconds / self.interval)))
-        streak, first_good = 0, None
+        streak, first_good, rounds = 0, None, 0
         while not wake.is_set():
             if await self.clock.sleep_until(min(deadline, last + self.interval), wake):
                 break
             now = self.clock.monotonic()
             good = await self.sample_round(phase, now - last, guard=False)
-            last = now
+            last, rounds = now, rounds + 1
             if until_recovered is not None:
                 streak, first_good = (streak + 1, first_good or now) if good else (0, None)
+                if streak == 1:
+                    self.recovered_from = rounds - 1
                 if streak >= needed and first_good is not None:
                     state.recovered = True
                     state.recovery_seconds = round(first_good - until_recovered, 3)
@@ -96,7 +104,7 @@ class Sampler:
             if now >= deadline:
                 break
         if until_recovered is not None:
-            state.recovered = False
+            state.recovered, self.recovered_from = False, 0
 
     async def sample_round(self, phase: str, dt: float, guard: bool) -> bool:
         """Read every SLI once; feed the guard; True when every SLO held on this round."""
