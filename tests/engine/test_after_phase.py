@@ -13,7 +13,6 @@ from chaosrunner.engine.context import RunOptions
 from chaosrunner.report.writer import write_reports
 from chaosrunner.testing.fakes import World, fake_run
 
-
 STEADY = """
 apiVersion: chaosrunner/v1
 kind: SteadyState
