@@ -26,6 +26,7 @@ from docker_fixtures import (
 from chaosrunner.drivers.base import Handle, ParamError, get_driver
 from chaosrunner.drivers.docker import DockerDriver, normalise_signal, parse_target
 from chaosrunner.errors import DriverError, DriverUnavailable, TargetNotFound
+from chaosrunner.testing.contract import ContractCase, DriverContract
 
 # --- validate: no engine needed ------------------------------------------------------------
 
@@ -426,3 +427,14 @@ def test_instance_failure_experiment_passes_on_the_compose_stack(
     assert audit.returncode == 0, audit.stdout + audit.stderr
     accepted = int(audit.stdout.split()[0].split("=")[1])
     assert accepted > 100
+
+
+class TestDockerDriverContract(DriverContract):
+    """The shared driver contract against a real engine, with docker.pause."""
+
+    @pytest.fixture
+    def case(self, containers: Containers) -> ContractCase:
+        container = containers.sleeper("contract")
+        return ContractCase(
+            driver=DockerDriver(), action="docker.pause", target={"container": container.name},
+            params={}, faulted=lambda instance: state_of(container).get("Paused") is True)
