@@ -129,3 +129,19 @@ def redact_standard_streams() -> None:
         sys.stdout = cast(TextIO, RedactingStream(sys.stdout))
     if not isinstance(sys.stderr, RedactingStream):
         sys.stderr = cast(TextIO, RedactingStream(sys.stderr))
+
+
+def display_url(url: str) -> str:
+    """The URL without user:password, for messages and reports.
+
+    >>> display_url("https://admin:hunter22@grafana.example.com/x")
+    'https://grafana.example.com/x'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))

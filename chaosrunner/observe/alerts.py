@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from chaosrunner.errors import SourceError
+from chaosrunner.secrets import display_url
 from chaosrunner.spec.models import AlertsAbort
 
 
@@ -55,8 +56,8 @@ class AlertStop:
     @property
     def source(self) -> str:
         if self.spec.alertmanager is not None:
-            return f"Alertmanager {self.spec.alertmanager}"
-        return f"Prometheus {self.spec.prometheus}"
+            return f"Alertmanager {display_url(self.spec.alertmanager)}"
+        return f"Prometheus {display_url(self.spec.prometheus or '')}"
 
     async def check(self) -> str | None:
         """`alert NAME is firing (...)` for the first matching alert, else None."""

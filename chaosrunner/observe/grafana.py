@@ -17,6 +17,7 @@ import httpx
 
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
+from chaosrunner.secrets import display_url
 from chaosrunner.spec.models import GrafanaAnnotations
 
 
@@ -54,7 +55,8 @@ class GrafanaAnnotator:
         self.run_id = run_id
         self.run_region: Region | None = None
         self.faults: dict[str, Region] = {}
-        self.announcement = Announcement("grafana", spec.url, detail=spec.dashboard_uid)
+        self.shown_url = display_url(spec.url)
+        self.announcement = Announcement("grafana", self.shown_url, detail=spec.dashboard_uid)
 
     def on_event(self, event: Event) -> None:
         kind = event["event"]
@@ -141,7 +143,7 @@ class GrafanaAnnotator:
             answer = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             self.announcement.failed += 1
-            warn(f"Grafana annotation ({method} {path}) at {self.spec.url} failed: "
+            warn(f"Grafana annotation ({method} {path}) at {self.shown_url} failed: "
                  f"{_describe(exc)}; the run goes on")
             return None
         self.announcement.sent += 1

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
+from chaosrunner.secrets import display_url
 
 SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -87,13 +88,14 @@ class RunnerMetrics:
              grouping: dict[str, str] | None = None) -> Announcement:
         from prometheus_client import push_to_gateway
 
-        announcement = Announcement("pushgateway", gateway, detail=f"job={job}")
+        shown = display_url(gateway)
+        announcement = Announcement("pushgateway", shown, detail=f"job={job}")
         try:
             push_to_gateway(gateway, job=job, registry=self.registry,
                             grouping_key=grouping, timeout=10)
         except Exception as exc:  # noqa: BLE001 - the run is over; a failed push is told
             announcement.failed = 1
-            warn(f"pushing metrics to {gateway} failed: {type(exc).__name__}: {exc}")
+            warn(f"pushing metrics to {shown} failed: {type(exc).__name__}")
         else:
             announcement.sent = 1
         return announcement

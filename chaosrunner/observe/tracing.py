@@ -27,6 +27,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from chaosrunner import __version__
 from chaosrunner.observe.base import Event
 from chaosrunner.report.model import Announcement, RunReport
+from chaosrunner.secrets import display_url
 
 FLUSH_TIMEOUT_MS = 10_000
 
@@ -131,9 +132,9 @@ class RunTracer:
         self.provider.shutdown()
 
     def announcements(self) -> list[Announcement]:
-        return [Announcement("otlp", traces_url(self.endpoint), sent=self.exporter.sent,
-                             failed=self.exporter.failed, detail=self.trace_id,
-                             link=self.link)]
+        return [Announcement("otlp", display_url(traces_url(self.endpoint)),
+                             sent=self.exporter.sent, failed=self.exporter.failed,
+                             detail=self.trace_id, link=self.link)]
 
     def _child(self, parent: Span, name: str, attributes: dict[str, Any]) -> Span:
         return self.tracer.start_span(name, context=trace.set_span_in_context(parent),

@@ -89,3 +89,15 @@ def test_the_config_file_can_hold_the_grafana_settings(run_experiment: Runner,
     assert outcome.code == 0 and server.errors == []
     assert len(server.annotations) == 2
     assert all(a.current["timeEnd"] > a.current["time"] for a in server.annotations.values())
+
+
+def test_credentials_in_the_url_are_not_shown(run_experiment: Runner) -> None:
+    with grafana(TOKEN) as server:
+        url = server.url.replace("http://", "http://admin:hunter2-in-url@")
+        outcome = run_experiment(annotations_yaml(url), "--pushgateway",
+                                 "http://push:also-secret@127.0.0.1:1")
+    assert outcome.code == 0
+    shown = outcome.everything_written()
+    assert "hunter2-in-url" not in shown and "also-secret" not in shown
+    assert {a["target"] for a in outcome.report["announced"]} == {server.url,
+                                                                  "http://127.0.0.1:1"}

@@ -55,12 +55,12 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import yaml
 
 from chaosrunner.errors import InvalidInput, SourceError
+from chaosrunner.secrets import display_url as _display
 from chaosrunner.secrets import remember
 from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn
 from chaosrunner.slo.promql import PromQLSyntaxError, SLIShape, at_window, shape
@@ -484,16 +484,6 @@ def resolve_secret(text: str, where: str) -> str:
         return value
 
     return _ENV_REF.sub(lookup, text)
-
-
-def _display(url: str) -> str:
-    """The URL without user:password, for messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _api_error(response: httpx.Response) -> str:
