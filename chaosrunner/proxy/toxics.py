@@ -15,6 +15,7 @@ and bandwidth's `rate` (KB/s, 1 KB = 1000 bytes).
 from __future__ import annotations
 
 import enum
+import math
 import random
 import re
 from collections.abc import Mapping
@@ -124,7 +125,8 @@ def _set_expiry(merged: dict[str, Any], value: Any) -> None:
     if value is None:
         merged.pop(EXPIRES_AT, None)
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value):
         raise bad_request(f"attributes.{EXPIRES_AT} must be Unix time in seconds (a number) "
                           f"or null, got {_json_kind(value)}")
     merged[EXPIRES_AT] = value

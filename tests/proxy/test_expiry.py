@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -60,11 +61,13 @@ def test_a_toxic_without_expiry_shows_no_new_attribute(api: httpx.Client,
     assert created.json()["attributes"] == {"latency": 5, "jitter": 0}
 
 
-@pytest.mark.parametrize("value", ["tomorrow", True, [1]])
+@pytest.mark.parametrize("value", ["tomorrow", True, [1], "Infinity", "NaN"])
 def test_a_bad_expiry_is_refused(api: httpx.Client, echo: EchoServer, value: object) -> None:
     make_proxy(api, "db", echo.address)
-    response = api.post("/proxies/db/toxics", json={"type": "latency",
-                                                    "attributes": {"expires_at": value}})
+    body = json.dumps({"type": "latency", "attributes": {"expires_at": value}})
+    if value in ("Infinity", "NaN"):  # what Python's json (and some clients) emit
+        body = body.replace(f'"{value}"', str(value))
+    response = api.post("/proxies/db/toxics", content=body)
     assert response.status_code == 400
     assert "expires_at must be Unix time" in response.json()["error"]
     assert _names(api) == []
