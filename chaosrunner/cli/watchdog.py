@@ -22,12 +22,14 @@ import os
 import selectors
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from chaosrunner.cli.recover import KILLED_EXIT, take_back
+from chaosrunner.drivers.base import DriverContext, DriverRegistry, get_driver
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.engine.watchdog import DONE, READY
 from chaosrunner.errors import Verdict
@@ -47,18 +49,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.write(args.ready_fd, READY)
     os.close(args.ready_fd)
     _log(f"watching run {args.run_id} (runner pid {args.runner_pid})")
-    reason = watch(args.pipe_fd, pidfd, ledger, args.run_id)
+    ready = ready_drivers(args.drivers, args.run_id)
+    reason = watch(args.pipe_fd, pidfd, ledger, args.run_id, ready)
     if reason is None:
         _log("the runner finished its rollback; exiting")
         return 0
     # Lost by its heartbeat, a runner may still be alive (frozen): its marker stays.
-    return take_back_run(ledger, args, reason, dead=not reason.startswith(NO_HEARTBEAT))
+    return take_back_run(ledger, args, reason, dead=not reason.startswith(NO_HEARTBEAT),
+                         drivers=ready)
 
 
 NO_HEARTBEAT = "no heartbeat"
 
 
-def watch(pipe_fd: int, pidfd: int | None, ledger: Ledger, run_id: str) -> str | None:
+def ready_drivers(names: str, run_id: str) -> DriverRegistry:
+    """The run's drivers, made ready in a background thread (client imported, backend
+    reached once) while the watchdog watches: a revert then costs only its own calls.
+    Until one is ready, the registry builds it afresh when asked."""
+    registry = DriverRegistry()
+
+    def prepare() -> None:
+        for name in filter(None, names.split(",")):
+            with contextlib.suppress(Exception):
+                driver = get_driver(name, DriverContext(run_id=run_id, allow_exec=True))
+                driver.health()
+                registry.instances[name] = driver
+
+    threading.Thread(target=prepare, name="ready-drivers", daemon=True).start()
+    return registry
+
+
+def watch(pipe_fd: int, pidfd: int | None, ledger: Ledger, run_id: str,
+          drivers: DriverRegistry | None = None) -> str | None:
     """Watch until the runner says its rollback is done (None) or is lost (why)."""
     os.set_blocking(pipe_fd, False)
     last_beat = next_deadline_check = time.monotonic()
@@ -82,27 +104,29 @@ def watch(pipe_fd: int, pidfd: int | None, ledger: Ledger, run_id: str) -> str |
             if now - last_beat > HEARTBEAT_TIMEOUT:
                 return f"{NO_HEARTBEAT} from the runner for {now - last_beat:.0f}s"
             if now >= next_deadline_check:
-                enforce_deadlines(ledger, run_id)
+                enforce_deadlines(ledger, run_id, drivers)
                 next_deadline_check = now + DEADLINE_CHECK
 
 
-def enforce_deadlines(ledger: Ledger, run_id: str) -> None:
+def enforce_deadlines(ledger: Ledger, run_id: str,
+                      drivers: DriverRegistry | None = None) -> None:
     """Take back this run's faults still open past their deadline (a hung runner)."""
     now = time.time()
     for item in reversed(_open(ledger, run_id)):
         if item.deadline is not None and item.deadline < now:
-            error = take_back(ledger, item, how="deadline")
+            error = take_back(ledger, item, how="deadline", drivers=drivers)
             _log(f"{item.handle.key}: past its deadline; "
                  f"{'reverted' if error is None else 'revert FAILED: ' + error}")
 
 
-def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: bool) -> int:
+def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: bool,
+                  drivers: DriverRegistry | None = None) -> int:
     """Revert the run's open faults, newest first; record it in the ledger and history."""
     _log(f"{reason}: taking back its faults")
     reverted: list[str] = []
     failed: list[str] = []
     for item in reversed(_open(ledger, args.run_id)):
-        error = take_back(ledger, item, how="watchdog")
+        error = take_back(ledger, item, how="watchdog", drivers=drivers)
         (failed if error else reverted).append(item.handle.key)
         _log(f"{item.handle.key}: {'reverted' if error is None else 'revert FAILED: ' + error}")
     summary = (f"{reason}; the watchdog took back {len(reverted)} fault(s)"
@@ -162,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runner-pid", type=int, required=True)
     parser.add_argument("--pipe-fd", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
+    parser.add_argument("--drivers", default="", help="the run's driver names, comma-separated")
     return parser
 
 

@@ -164,10 +164,14 @@ class Run:
             return True
         try:
             await self.watchdog.start(self.options, self.run_id, self.experiment.name,
-                                      self.started_at, self.control)
+                                      self.started_at, self.control, self._driver_names())
         except StateError as exc:
             return self.control.refuse(str(exc))
         return True
+
+    def _driver_names(self) -> tuple[str, ...]:
+        faults = self.plan.faults if self.plan is not None else ()
+        return tuple(sorted({p.fault.action.split(".", 1)[0] for p in faults}))
 
     async def _plan_phase(self) -> bool:
         self._begin("plan")

@@ -46,8 +46,10 @@ class Watchdog:
 
     @classmethod
     def start(cls, state_dir: Path, run_id: str, experiment: str, started_at: str,
-              timeout: float = START_TIMEOUT) -> Watchdog:
-        """Start the watchdog and wait until it watches; StateError when it cannot."""
+              drivers: tuple[str, ...] = (), timeout: float = START_TIMEOUT) -> Watchdog:
+        """Start the watchdog and wait until it watches; StateError when it cannot.
+        `drivers`: the run's driver names, which the watchdog readies while it waits, so
+        that a revert does not first import a client library."""
         log = log_path(state_dir, run_id)
         try:
             log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -60,7 +62,8 @@ class Watchdog:
         argv = [sys.executable, "-m", "chaosrunner.cli.watchdog", "--state-dir",
                 str(state_dir), "--run-id", run_id, "--experiment", experiment,
                 "--started-at", started_at, "--runner-pid", str(os.getpid()),
-                "--pipe-fd", str(beat_r), "--ready-fd", str(ready_w)]
+                "--pipe-fd", str(beat_r), "--ready-fd", str(ready_w),
+                "--drivers", ",".join(drivers)]
         try:
             with log_file:
                 process = subprocess.Popen(

@@ -113,13 +113,13 @@ class WatchdogLink:
         self._heartbeat: asyncio.Future[None] | None = None
 
     async def start(self, options: RunOptions, run_id: str, name: str, started_at: str,
-                    control: Control) -> None:
+                    control: Control, drivers: tuple[str, ...] = ()) -> None:
         """Raises StateError when no watchdog can be started."""
         # Imported here: only runs with a watchdog (the CLI's) need its process machinery.
         from chaosrunner.engine.watchdog import HEARTBEAT_INTERVAL, Watchdog
 
         self.watchdog = await asyncio.to_thread(Watchdog.start, options.state_dir, run_id,
-                                                name, started_at)
+                                                name, started_at, drivers)
         self._heartbeat = asyncio.ensure_future(self._beat(control, HEARTBEAT_INTERVAL))
 
     async def _beat(self, control: Control, interval: float) -> None:
