@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 import requests
 from helpers import answers, free_port, wait_until
 from httphelp import PlainServer, read_responses
-from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
+from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_all, recv_exact
 
 PAY = {"method": "^POST$", "path": "^/pay"}
 
@@ -304,3 +306,82 @@ def test_each_http_toxic_against_demo_payments(api: httpx.Client, payments: str)
             session.get(base + "/pay?order_id=boom")
         assert session.get(base + "/pay?order_id=o-4").status_code == 200
         assert client.get("/payments").json()["confirmed"] == 2
+
+
+# --- edges: HEAD, Connection: close, HTTP/1.0, Expect: 100-continue ------------------------
+
+
+def test_error_answers_respect_head_close_and_http10(api: httpx.Client, base: str) -> None:
+    add(api, "http_error", status=503, body="down", path="^/pay")
+    port = int(base.rsplit(":", 1)[1])
+    with connect(port) as sock:  # HEAD: the head only, and the connection stays
+        sock.sendall(b"HEAD /pay HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_responses(sock, [b"HEAD", b"GET"]) == [(503, b""), (200, b"hello /hello")]
+    for request in (b"GET /pay HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    b"GET /pay HTTP/1.0\r\n\r\n"):
+        with connect(port) as sock:
+            sock.sendall(request)
+            answer = recv_all(sock)  # answered, then closed by the proxy
+            assert answer.startswith(b"HTTP/1.1 503 ") and answer.endswith(b"\r\n\r\ndown")
+            assert b"Connection: close" in answer
+
+
+def test_an_expect_continue_request_is_answered_without_its_body(api: httpx.Client,
+                                                                 base: str,
+                                                                 web: PlainServer) -> None:
+    add(api, "http_error", status=413, method="^PUT$")
+    port = int(base.rsplit(":", 1)[1])
+    with connect(port) as sock:
+        sock.sendall(b"PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        [(status, _)] = read_responses(sock, [b"PUT"])  # no body sent, yet answered
+        assert status == 413
+    assert web.paths() == []
+
+
+@pytest.fixture
+def upgrading() -> Iterator[str]:
+    """An upstream that switches protocols on any request, then echoes bytes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\n\r\n" + head.split(b"\r\n\r\n", 1)[1])
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_an_upgrade_passes_through_quietly(api: httpx.Client, upgrading: str,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    proxy = make_proxy(api, "ws", upgrading)
+    api.post("/proxies/ws/toxics", json={"type": "http_error",
+                                         "attributes": {"path": "^/never"}})
+    with caplog.at_level(logging.WARNING, logger="chaosrunner.proxy"), \
+            connect(port_of(proxy)) as sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        frame = b"\x81\x05hello" * 100
+        sock.sendall(frame)
+        assert recv_exact(sock, len(frame)) == frame
+    assert not caplog.records
