@@ -9,16 +9,16 @@ actions), so `spec` depends on none of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chaosrunner.drivers.base import DriverRegistry, ParamError
 from chaosrunner.errors import InvalidInput, SpecError
-from chaosrunner.spec.loader import Document, load_document, resolve_vars
+from chaosrunner.spec.loader import Document, KeyPath, load_document, resolve_vars
 from chaosrunner.spec.messages import did_you_mean
-from chaosrunner.spec.models import Experiment, GameDay
+from chaosrunner.spec.models import Experiment, GameDay, SteadyState
 from chaosrunner.spec.validate import (
     CHAOSTOOLKIT,
     KINDS,
@@ -47,7 +47,12 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
         return kind, load_experiment(path, variables)
     if kind == "GameDay":  # also its cron expression and every experiment it lists
         return kind, load_gameday(Path(path), variables)
-    return kind, validate_model(document, KINDS[kind], data)
+    model = validate_model(document, KINDS[kind], data)
+    if isinstance(model, SteadyState):
+        problems = check_ctk_probes(document, model)
+        if problems:
+            raise SpecError(problems)
+    return kind, model
 
 
 def load_runnable(path: str | Path, variables: Mapping[str, str] | None = None,
@@ -68,9 +73,31 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
                     drivers: DriverRegistry | None = None) -> ExperimentBundle:
     """Load an experiment and its steady state, and check every cross-reference and every
     action against `drivers` (default: the production drivers)."""
-    return read_experiment(path, variables,
-                           lambda document, experiment: check_actions(document, experiment,
-                                                                      drivers))
+    bundle = read_experiment(path, variables,
+                             lambda document, experiment: check_actions(document, experiment,
+                                                                        drivers))
+    problems = check_ctk_probes(load_document(bundle.steady_state_path), bundle.steady_state)
+    if problems:
+        raise SpecError(nested_problems(bundle.document.where(("steady_state", "from")),
+                                        "in the steady state it refers to", problems))
+    return bundle
+
+
+def check_ctk_probes(document: Document, steady: SteadyState) -> list[str]:
+    """A `ctk_probe` SLI's probe is checked when the file is, not when it is first run."""
+    problems: list[str] = []
+    for name, slo in steady.service_level_objectives.items():
+        if slo.sli.ctk_probe is None:
+            continue
+        from chaosrunner.ctk.activities import activity_problems
+
+        key: KeyPath = ("service_level_objectives", name, "sli", "ctk_probe", "probe")
+        problems += activity_problems(slo.sli.ctk_probe.probe, _under(document, key))
+    return problems
+
+
+def _under(document: Document, key: KeyPath) -> Callable[[KeyPath], str]:
+    return lambda path: document.where((*key, *path))
 
 
 def check_actions(document: Document, experiment: Experiment,

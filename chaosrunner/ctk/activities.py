@@ -32,6 +32,8 @@ from chaosrunner.ctk.model import Activity, HttpProvider, ProcessProvider, Pytho
 from chaosrunner.drivers.python import call_function, resolve_values, run_with_timeout, substitute
 from chaosrunner.errors import DriverError, InvalidInput
 from chaosrunner.secrets import remember
+from chaosrunner.spec.loader import KeyPath, format_key_path
+from chaosrunner.spec.messages import describe
 
 __all__ = ["PROVIDERS", "run_action", "run_activity", "run_rollbacks", "substitute"]
 
@@ -52,11 +54,20 @@ def provider(kind: str) -> Callable[[Runner], Runner]:
 def parse_activity(raw: Mapping[str, Any]) -> Activity:
     try:
         return _ACTIVITY.validate_python(dict(raw))
+    except ValidationError:
+        name = raw.get("name", "?") if isinstance(raw, Mapping) else "?"
+        problems = activity_problems(raw, lambda path: f"Chaos Toolkit activity {name!r}: "
+                                     f"{format_key_path(path) or '(top level)'}")
+        raise InvalidInput("; ".join(problems)) from None
+
+
+def activity_problems(raw: Any, where: Callable[[KeyPath], str]) -> list[str]:
+    """What is wrong with one Chaos Toolkit activity, in the user's words (empty: nothing)."""
+    try:
+        _ACTIVITY.validate_python(dict(raw) if isinstance(raw, Mapping) else raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"Chaos Toolkit activity {raw.get('name', '?')!r}: {where}: "
-                           f"{first['msg']}") from None
+        return describe(exc.errors(), Activity, where)
+    return []
 
 
 def run_activity(raw: Mapping[str, Any], configuration: Mapping[str, Any] | None = None,

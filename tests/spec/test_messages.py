@@ -100,3 +100,32 @@ def test_an_unknown_sli_statistic_lists_those_that_exist(
     err = capsys.readouterr().err
     assert f"{path}:6: service_level_objectives.probe.sli.stat: unknown statistic 'p99.9' " \
         "(did you mean 'p99'?); the statistics are availability, p50, p90, p95, p99" in err
+
+
+CTK_PROBE_STEADY = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: s
+service_level_objectives:
+  probe:
+    sli:
+      ctk_probe:
+        probe: {type: probe, name: up, tolerance: 200, provider: {type: pythn, url: 'http://127.0.0.1:1/'}}
+    target: 1
+"""
+
+
+def test_a_ctk_probe_sli_is_checked_by_validate(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    steady = tmp_path / "steady.yaml"
+    steady.write_text(CTK_PROBE_STEADY)
+    assert main(["validate", str(steady)]) == 4
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"invalid  {steady}:8: service_level_objectives.probe.sli.ctk_probe.probe."
+                     "provider: unknown type 'pythn'; expected one of python, process, http "
+                     "(did you mean 'python'?)"]
+    (tmp_path / "exp.yaml").write_text(BASE)
+    assert main(["validate", str(tmp_path / "exp.yaml")]) == 4
+    err = capsys.readouterr().err
+    assert "exp.yaml:5: steady_state.from: in the steady state it refers to" in err
+    assert f"{steady}:8:" in err
