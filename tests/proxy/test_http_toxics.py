@@ -166,6 +166,10 @@ def test_http_latency_delays_only_matching_responses(api: httpx.Client, base: st
         fast = time.monotonic() - start
     assert slow >= 1.5
     assert fast < 1.5  # two requests on the same connection, neither delayed
+    with httpx.Client(base_url=base) as client:
+        start = time.monotonic()
+        assert client.get("/slow/x").status_code == 200
+        assert time.monotonic() - start >= 1.5
 
 
 def test_http_latency_on_a_chunked_download_with_aiohttp(api: httpx.Client, base: str) -> None:
@@ -202,6 +206,16 @@ def test_http_reset_resets_before_any_response_byte(api: httpx.Client, base: str
             client.post("/pay", content=b"x")
     with requests.Session() as session, pytest.raises(requests.ConnectionError):
         session.post(base + "/pay", data=b"x")
+
+    async def with_aiohttp() -> None:
+        async with aiohttp.ClientSession(base) as session:
+            async with session.get("/hello") as answer:
+                assert answer.status == 200
+            with pytest.raises(aiohttp.ClientError):
+                async with session.post("/pay", data=b"x") as answer:
+                    await answer.read()
+
+    asyncio.run(with_aiohttp())
     assert "/pay" not in web.paths()
 
 
