@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from chaosrunner.engine.events import Injecting, PhaseBegun, Reverted
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
 from chaosrunner.secrets import display_url
@@ -60,14 +61,14 @@ class GrafanaAnnotator:
 
     def on_event(self, event: Event) -> None:
         kind = event["event"]
-        if self.run_region is None and kind == "phase":
+        if self.run_region is None and kind == PhaseBegun.kind:
             self.run_region = Region(epoch_ms(event["time"]),
                                      f"chaosrunner run {self.run_id} ({self.experiment})",
                                      self._tags("run"))
             self._post(self.run_region)
-        elif kind == "inject":
+        elif kind == Injecting.kind:
             self._fault_injected(event)
-        elif kind == "revert":
+        elif kind == Reverted.kind:
             self._fault_reverted(event)
 
     def _fault_injected(self, event: Event) -> None:

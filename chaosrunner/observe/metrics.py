@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from chaosrunner.engine.events import Injecting, Reverted, Sampled
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
 from chaosrunner.secrets import display_url
@@ -159,11 +160,11 @@ class MetricsObserver:
 
     def on_event(self, event: Event) -> None:
         kind = event["event"]
-        if kind == "inject":
+        if kind == Injecting.kind:
             self.in_effect.add(str(event["key"]))
-        elif kind == "revert":
+        elif kind == Reverted.kind:
             self.in_effect.discard(str(event["key"]))
-        elif kind == "sample":
+        elif kind == Sampled.kind:
             for slo, (value, good) in event["slos"].items():
                 if value is not None:
                     self.metrics.sli.labels(self.experiment, slo).set(value)

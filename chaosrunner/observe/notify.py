@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosrunner.engine.events import AbortRequested, PhaseBegun
 from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
@@ -80,11 +81,11 @@ class Notifier:
 
     def on_event(self, event: Event) -> None:
         kind = event["event"]
-        if kind == "phase" and not self._started:
+        if kind == PhaseBegun.kind and not self._started:
             self._started = True
             self.send("start", f"chaos experiment {self.experiment} started",
                       f"run {self.run_id} started at {event['time']}")
-        elif kind == "abort":
+        elif kind == AbortRequested.kind:
             reason = str(event.get("message", ""))
             which: NotifyEvent = "halt" if reason.startswith("halt") else "abort"
             self.send(which, f"chaos experiment {self.experiment}: {which}",

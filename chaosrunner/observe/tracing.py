@@ -25,6 +25,14 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from chaosrunner import __version__
+from chaosrunner.engine.events import (
+    AbortRequested,
+    Injected,
+    Injecting,
+    PhaseBegun,
+    Reverted,
+    Reverting,
+)
 from chaosrunner.observe.base import Event
 from chaosrunner.report.model import Announcement, RunReport
 from chaosrunner.secrets import display_url
@@ -97,21 +105,21 @@ class RunTracer:
 
     def on_event(self, event: Event) -> None:
         kind = event["event"]
-        if kind == "phase":
+        if kind == PhaseBegun.kind:
             self._end_phase()
             self.phase = self._child(self.root, f"phase {event['phase']}",
                                      {"chaosrunner.phase": str(event["phase"])})
-        elif kind in ("inject", "reverting"):
-            verb = "inject" if kind == "inject" else "revert"
+        elif kind in (Injecting.kind, Reverting.kind):
+            verb = "inject" if kind == Injecting.kind else "revert"
             self._end_call(str(event["key"]), None)
             self.calls[str(event["key"])] = self._child(
                 self.phase or self.root, f"{verb} {event['fault']} -> {event['target']}",
                 {"chaosrunner.fault": str(event["fault"]),
                  "chaosrunner.target": str(event["target"]),
                  "chaosrunner.driver_call": verb, "chaosrunner.key": str(event["key"])})
-        elif kind in ("injected", "revert"):
+        elif kind in (Injected.kind, Reverted.kind):
             self._end_call(str(event["key"]), None)
-        elif kind == "abort":
+        elif kind == AbortRequested.kind:
             attributes = {"chaosrunner.reason": str(event.get("message", ""))}
             for span in (self.root, self.phase):
                 if span is not None:
