@@ -66,3 +66,31 @@ def test_toxiproxy_python_creates_each_http_toxic(client: toxiproxy.Toxiproxy,
         while "expiring" in proxy.toxics():
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_the_chaos_toolkit_extension_creates_each_http_toxic(server: ProxyServerHandle,
+                                                             web: PlainServer) -> None:
+    from chaostoxi.toxic.actions import create_toxic, delete_toxic
+
+    configuration = {"toxiproxy_url": server.url}
+    created = httpx.post(f"{server.url}/proxies", json={
+        "name": "payments", "listen": "127.0.0.1:0", "upstream": web.address}).json()
+    base = f"http://{created['listen']}"
+    with httpx.Client(base_url=base) as http:
+        assert create_toxic("payments", "err", "http_error",
+                            attributes={"status": 502, "path": "^/pay"},
+                            configuration=configuration)
+        assert http.post("/pay", content=b"x").status_code == 502
+        assert create_toxic("payments", "slow", "http_latency", toxicity=1.0,
+                            attributes={"latency": 300, "method": "^GET$"},
+                            configuration=configuration)
+        start = time.monotonic()
+        assert http.get("/hello").status_code == 200
+        assert time.monotonic() - start >= 0.3
+        assert create_toxic("payments", "rst", "http_reset",
+                            attributes={"path": "^/boom"}, configuration=configuration)
+        with pytest.raises(httpx.TransportError):
+            http.get("/boom")
+        for name in ("err", "slow", "rst"):
+            assert delete_toxic("payments", name, configuration=configuration)
+    assert httpx.get(f"{server.url}/proxies/payments/toxics").json() == []
