@@ -31,12 +31,13 @@ def run_file(path: Path, options: Any, output: str | None = None,
     production drivers and sources unless a test hands in its fakes; `display`: the
     terminal's live view (not with `output` json)."""
     # Imported here: `chaosrunner validate` imports this package and never runs anything.
-    from chaosrunner.app.load import load_runnable
-    from chaosrunner.engine.events import EventLog
-    from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
     from chaosrunner.engine.signals import SIGNALS
 
     SIGNALS.arm()  # from here on a signal ends in 130/143, never in death by the signal
+    from chaosrunner.app.load import load_runnable
+    from chaosrunner.engine.events import EventLog
+    from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
+
     bundle = load_runnable(path, options.variables, backends.drivers if backends else None)
     events = EventLog()
     shown: Any = contextlib.nullcontext()
