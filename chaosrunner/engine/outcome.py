@@ -11,6 +11,7 @@ from chaosrunner.drivers.base import Handle
 from chaosrunner.engine.control import RunState
 from chaosrunner.engine.guard import BudgetGuard
 from chaosrunner.engine.observe import SampleBook, evaluate_criterion
+from chaosrunner.engine.plan import effective_radius
 from chaosrunner.errors import Verdict
 from chaosrunner.report.model import (
     BudgetRecord,
@@ -145,4 +146,22 @@ def build_report(run: RunRecord) -> RunReport:
         recovery_seconds=run.state.recovery_seconds,
         slos=[SLOInfo(n, s.sli.kind, s.target, s.op, s.is_ratio, s.window, s.sli.stat)
               for n, s in run.bundle.slos.items()],
-        events=run.events, search=search(run)))
+        events=run.events, search=search(run), **settings(run.bundle)))
+
+
+def settings(bundle: ExperimentBundle) -> dict[str, Any]:
+    """What the run was told to do, for the reports: each fault's `with:`, `at`, `for` and
+    `select` as written, the blast radius enforced and the `abort:` policy."""
+    experiment = bundle.experiment
+    radius = effective_radius(bundle)
+    plan = {f.name: {"with": dict(f.with_), "at": f.at, "for": f.for_,
+                     "select": f.select if isinstance(f.select, str)
+                     else f.select.model_dump(mode="json")}
+            for f in experiment.faults}
+    abort = experiment.abort.model_dump(exclude_none=True, exclude_defaults=True)
+    abort["error_budget"] = [  # durations in seconds, as everywhere in report.json
+        {"slo": limit.slo, "burn_rate": limit.burn_rate, "max_consumed": limit.max_consumed,
+         "windows": list(limit.windows)} for limit in experiment.abort.budget_limits]
+    return {"fault_plan": plan, "abort_policy": abort,
+            "blast_radius": {key: value for key, value in vars(radius).items()
+                             if value is not None}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC
+from typing import Any
 
 from chaosrunner.report.model import (
     BudgetRecord,
@@ -198,3 +199,78 @@ def unreverted_faults(report: RunReport) -> list[FaultRecord]:
     """Faults injected and not (provably) taken back."""
     return [fault for fault in report.faults
             if fault.injected_at is not None and fault.reverted_at is None]
+
+
+def _seconds(value: object) -> str:
+    return f"{value:g} s" if isinstance(value, int | float) else str(value)
+
+
+def _mapping_text(values: dict[str, Any]) -> str:
+    def shown(value: object) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    return ", ".join(f"{key}: {shown(value)}" for key, value in values.items())
+
+
+def fault_parameters(report: RunReport, fault: FaultRecord) -> str:
+    """`latency: 500ms, jitter: 0ms; at t+0 s, until the fault phase ends` — the fault's
+    `with:` as the user wrote it, what the action does, and when it was in place."""
+    plan = report.fault_plan.get(fault.name)
+    if plan is None:  # a report without the plan (a Chaos Toolkit run, an old report)
+        return _mapping_text(fault.params) or "—"
+    parts = [_mapping_text(dict(plan.get("with") or {}))]
+    if fault.action.endswith(".pause"):
+        parts.insert(0, "SIGSTOP, then SIGCONT" if fault.action.startswith("process.")
+                     else "frozen, then unfrozen")
+    timing = f"at t+{_seconds(plan.get('at') or 0)}"
+    if plan.get("for") is not None:
+        timing += f", for {_seconds(plan['for'])}"
+    else:
+        timing += ", until the fault phase ends"
+    select = plan.get("select")
+    if select not in (None, "all"):
+        timing += f"; select {_mapping_text(select) if isinstance(select, dict) else select}"
+    return "; ".join(part for part in (*parts, timing) if part)
+
+
+def blast_radius_lines(report: RunReport) -> list[str]:
+    """The blast radius the run enforced, one limit per line."""
+    radius = report.blast_radius
+    if not radius:
+        return ["not recorded"]
+    lines = []
+    if radius.get("default"):
+        lines.append("no blast_radius written: the default ceiling applies")
+    if radius.get("per_fault"):
+        lines.append("one instance per fault")
+    if radius.get("max_targets") is not None and not radius.get("per_fault"):
+        count = radius["max_targets"]
+        lines.append(f"at most {count} target{'s' if count != 1 else ''} in all")
+    if radius.get("max_percent") is not None:
+        lines.append(f"at most {percent(radius['max_percent'])} of a selector's matches")
+    if radius.get("namespaces"):
+        lines.append("namespaces " + ", ".join(map(str, radius["namespaces"])))
+    return lines or ["no limit"]
+
+
+def abort_policy_lines(report: RunReport) -> list[str]:
+    """The abort conditions the guard watched, one per line."""
+    policy = report.abort_policy
+    lines = []
+    for limit in policy.get("error_budget") or []:
+        slo = limit.get("slo")
+        if limit.get("burn_rate") is not None:
+            windows = " and ".join(_seconds(w) for w in limit.get("windows") or [])
+            lines.append(f"{slo} burn rate above {limit['burn_rate']:g}x over {windows}")
+        if limit.get("max_consumed") is not None:
+            lines.append(f"{slo}: this run consumes more than "
+                         f"{percent(limit['max_consumed'])} of the error budget")
+    if policy.get("min_budget_remaining") is not None:
+        lines.append(f"less than {percent(policy['min_budget_remaining'])} of the error "
+                     "budget left")
+    alerts = policy.get("alerts")
+    if alerts:
+        source = alerts.get("alertmanager") or alerts.get("prometheus")
+        matchers = ", ".join(alerts.get("matchers") or []) or "any alert"
+        lines.append(f"an alert firing in {source} ({matchers})")
+    return lines or ["no abort policy: the run is stopped only by a signal, a halt or a "
+                     "driver error"]

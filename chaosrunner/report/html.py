@@ -82,8 +82,8 @@ def render_html(report: RunReport, impact: Impact) -> str:
     title = report.title or report.experiment
     body = "".join([
         _head(report, impact), _abort(report), _search(report), _charts(report),
-        _criteria(report), _checks(report), _budget(report), _faults(report), _phases(report),
-        _announced(report), _journal(report),
+        _criteria(report), _checks(report), _budget(report), _faults(report), _limits(report),
+        _phases(report), _announced(report), _journal(report),
     ])
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -210,11 +210,20 @@ def _faults(report: RunReport) -> str:
         reverted = (e(facts.stamp(f.reverted_at)) if f.reverted_at else
                     '<span class="fail">NOT REVERTED</span>' if f.injected_at else "—")
         rows.append((f"<code>{e(f.name)}</code>", f"<code>{e(f.action)}</code>",
-                     e(", ".join(f.targets) or "—"),
+                     e(facts.fault_parameters(report, f)), e(", ".join(f.targets) or "—"),
                      e(facts.stamp(f.injected_at)) if f.injected_at else "not injected",
                      reverted, e(f.error or "")))
     return "<h2>Faults</h2>" + _table(
-        ["Fault", "Action", "Targets", "Injected", "Reverted", "Error"], rows)
+        ["Fault", "Action", "Parameters", "Targets", "Injected", "Reverted", "Error"], rows)
+
+
+def _limits(report: RunReport) -> str:
+    """The blast radius the run enforced and the abort policy its guard watched."""
+    def items(lines: list[str]) -> str:
+        return "<ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
+    return ("<h2>Limits</h2><table class=\"facts\"><tr><th>Blast radius</th><td>"
+            f"{items(facts.blast_radius_lines(report))}</td></tr><tr><th>Abort policy</th>"
+            f"<td>{items(facts.abort_policy_lines(report))}</td></tr></table>")
 
 
 def _announced(report: RunReport) -> str:

@@ -42,7 +42,8 @@ def render_markdown(report: RunReport, impact: Impact) -> str:
     """The whole `report.md` as a string."""
     sections = [_head(report, impact), _abort(report), _search(report), _criteria(report),
                 _checks(report),
-                _budget(report), _faults(report), _phases(report), _announced(report)]
+                _budget(report), _faults(report), _limits(report), _phases(report),
+                _announced(report)]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
 
@@ -128,13 +129,21 @@ def _faults(report: RunReport) -> list[str]:
     lines = ["## Faults", ""]
     if not report.faults:
         return [*lines, "_No faults were injected._"]
-    rows = [[code(f.name), code(f.action), text(", ".join(f.targets) or "—"),
+    rows = [[code(f.name), code(f.action), text(facts.fault_parameters(report, f)),
+             text(", ".join(f.targets) or "—"),
              facts.stamp(f.injected_at) if f.injected_at else "not injected",
              facts.stamp(f.reverted_at) if f.reverted_at else
              ("**NOT REVERTED**" if f.injected_at else "—"),
              text(f.error) if f.error else ""] for f in report.faults]
-    header = ["Fault", "Action", "Targets", "Injected", "Reverted", "Error"]
+    header = ["Fault", "Action", "Parameters", "Targets", "Injected", "Reverted", "Error"]
     return lines + table(header, rows)
+
+
+def _limits(report: RunReport) -> list[str]:
+    """The blast radius the run enforced and the abort policy its guard watched."""
+    rows = [["Blast radius", text("; ".join(facts.blast_radius_lines(report)))],
+            ["Abort policy", text("; ".join(facts.abort_policy_lines(report)))]]
+    return ["## Limits", "", *table(["", ""], rows)]
 
 
 def _phases(report: RunReport) -> list[str]:

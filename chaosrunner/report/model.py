@@ -156,6 +156,12 @@ class RunReport:
     announced: list[Announcement] = field(default_factory=list)
     trace_id: str | None = None
     search: dict[str, Any] | None = None  # a breaking-point search (chaosrunner.load.search)
+    # What the run was told to do, as written (report.facts words them):
+    # fault name -> {"with": {...}, "at": s, "for": s | None, "select": ...}
+    fault_plan: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the blast radius enforced: max_targets, max_percent, namespaces, per_fault, default
+    blast_radius: dict[str, Any] = field(default_factory=dict)
+    abort_policy: dict[str, Any] = field(default_factory=dict)  # the file's `abort:`
 
     def to_json(self) -> dict[str, Any]:
         """report.json as a dict. Built field by field: `dataclasses.asdict` deep-copies
