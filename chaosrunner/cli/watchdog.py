@@ -33,6 +33,7 @@ from chaosrunner.drivers.base import DriverContext, DriverRegistry, get_driver
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.engine.watchdog import DONE, READY
 from chaosrunner.errors import Verdict
+from chaosrunner.secrets import redact
 
 HEARTBEAT_TIMEOUT = 10.0  # seconds without a beat: the runner is hung or frozen
 TICK = 0.2
@@ -174,7 +175,7 @@ def _pidfd(pid: int) -> int | None:
 def _log(message: str) -> None:
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     with contextlib.suppress(OSError, ValueError):
-        print(f"{stamp} {message}", file=sys.stderr, flush=True)
+        print(f"{stamp} {redact(message)}", file=sys.stderr, flush=True)  # its log file
 
 
 def _parser() -> argparse.ArgumentParser:

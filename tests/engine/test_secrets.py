@@ -148,3 +148,12 @@ def test_history_rows_written_by_any_process_are_redacted(tmp_path: Path) -> Non
     with connect(tmp_path) as db:
         rows = [tuple(row) for row in db.execute("SELECT reason FROM runs").fetchall()]
     assert rows == [("revert failed: token *** refused",)]
+
+
+def test_the_watchdogs_log_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    from chaosrunner.cli.watchdog import _log
+
+    remember("watchdog-log-secret-7")
+    _log("python-1: revert FAILED: token watchdog-log-secret-7 refused")
+    err = capsys.readouterr().err
+    assert "token *** refused" in err and "watchdog-log-secret-7" not in err
