@@ -33,7 +33,7 @@ PRODUCTION_NAMES_VARIABLE = "CHAOSRUNNER_PRODUCTION_NAMES"
 # Without `blast_radius` in the file: one instance per fault, and never more than this share
 # of a selector's matches (a `cmdline_regex: .` must not plan every process on the host).
 DEFAULT_MAX_PERCENT = 0.25
-SHOWN_INSTANCES = 10
+SHOWN_INSTANCES = 5
 
 
 @dataclass(frozen=True)
