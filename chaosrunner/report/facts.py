@@ -27,15 +27,16 @@ _DURATION_SUFFIXES = ("us", "µs", "ms", "s", "m", "h", "d")
 
 
 def clock(text: str | None) -> str:
-    """`HH:MM:SS` in UTC, or an em dash when unknown."""
+    """`HH:MM:SS.mmm` in UTC, or an em dash when unknown. To the millisecond, as recorded:
+    moments within one second (an abort, the rollback, the revert) read in their order."""
     moment = parse_time(text)
-    return moment.astimezone(UTC).strftime("%H:%M:%S") if moment else "—"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[11:23] if moment else "—"
 
 
 def stamp(text: str | None) -> str:
-    """`YYYY-MM-DD HH:MM:SS UTC`, or an em dash when unknown."""
+    """`YYYY-MM-DD HH:MM:SS.mmm UTC`, or an em dash when unknown."""
     moment = parse_time(text)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+    return f"{moment.astimezone(UTC).strftime('%Y-%m-%d')} {clock(text)} UTC" if moment else "—"
 
 
 def offset(report: RunReport, text: str | None) -> float | None:

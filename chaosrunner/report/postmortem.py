@@ -30,6 +30,13 @@ def todo(what: str) -> str:
 class _Moment:
     at: str
     what: str
+    rank: int = 0  # the causal order of moments recorded in the same millisecond
+
+
+# Run started, phases up to the faults, injection and symptoms, the abort, the rollback and
+# after phases it starts, the reverts, the restore, the end.
+_RANK = {"start": 0, "phase": 1, "inject": 2, "abort": 3, "rollback": 4, "revert": 5,
+         "restore": 6, "end": 7}
 
 
 def render_postmortem(report: RunReport, impact: Impact) -> str:
@@ -79,33 +86,40 @@ def _known_cause(report: RunReport) -> str:
 
 
 def _moments(report: RunReport) -> list[_Moment]:
-    moments = [_Moment(report.started_at, "Run started")]
+    moments = [_Moment(report.started_at, "Run started", _RANK["start"])]
     for phase in report.phases:
-        moments.append(_Moment(phase.start, f"Phase {text(phase.name)} started"))
+        rank = _RANK["rollback" if phase.name in ("rollback", "after") else "phase"]
+        moments.append(_Moment(phase.start, f"Phase {text(phase.name)} started", rank))
     for fault in report.faults:
         targets = text(", ".join(fault.targets) or "its targets")
         if fault.injected_at:
             moments.append(_Moment(fault.injected_at,
                                    f"Fault {code(fault.name)} ({code(fault.action)}) "
-                                   f"injected on {targets}"))
+                                   f"injected on {targets}", _RANK["inject"]))
         if fault.reverted_at:
-            moments.append(_Moment(fault.reverted_at, f"Fault {code(fault.name)} reverted"))
+            moments.append(_Moment(fault.reverted_at, f"Fault {code(fault.name)} reverted",
+                                   _RANK["revert"]))
     first_bad = facts.first_bad_sample(report)
     if first_bad is not None:
         moments.append(_Moment(first_bad.time,
                                f"Initial symptoms detected: {code(first_bad.slo)} missed its "
-                               f"SLO ({_sample_value(report, first_bad.slo, first_bad.value)})"))
+                               f"SLO ({_sample_value(report, first_bad.slo, first_bad.value)})",
+                               _RANK["inject"]))
     if report.abort is not None:
         moments.append(_Moment(report.abort.at, f"Abort triggered (incident declared): "
-                                                f"{text(report.abort.reason)}"))
+                                                f"{text(report.abort.reason)}",
+                                 _RANK["abort"]))
     restored = _restored_at(report)
     if restored:
         moments.append(_Moment(restored, f"Service fully restored (SLOs held again "
-                                         f"{report.recovery_seconds:.1f} s after rollback)"))
+                                         f"{report.recovery_seconds:.1f} s after rollback)",
+                                 _RANK["restore"]))
     if report.ended_at:
-        moments.append(_Moment(report.ended_at, f"Run ended: {report.verdict}"))
-    # Stable sort: moments at the same second keep the order they happen in a run.
-    return sorted(moments, key=lambda moment: facts.offset(report, moment.at) or 0.0)
+        moments.append(_Moment(report.ended_at, f"Run ended: {report.verdict}", _RANK["end"]))
+    # By time to the millisecond; moments in the same millisecond in causal order (an
+    # abort before the rollback and the reverts it causes).
+    return sorted(moments, key=lambda moment: (facts.offset(report, moment.at) or 0.0,
+                                               moment.rank))
 
 
 def _restored_at(report: RunReport) -> str | None:

@@ -44,7 +44,7 @@ def test_checks_budget_faults_times_recovery() -> None:
     assert "`checkout_probe`" in budget and "unknown" in budget
     faults = section(markdown, "Faults")
     assert "`slow-payments`" in faults and "`toxiproxy.latency`" in faults
-    assert "2024-05-14 10:00:30 UTC" in faults and "2024-05-14 10:02:30 UTC" in faults
+    assert "2024-05-14 10:00:30.050 UTC" in faults and "2024-05-14 10:02:30.300 UTC" in faults
     assert "| Recovery time | 2.5 s after rollback |" in markdown
     assert "| Impact | SEV3:" in markdown
 
@@ -53,7 +53,7 @@ def test_abort_section_with_reason_and_burn_rates() -> None:
     markdown = render(build_report("aborted"))
     abort = section(markdown, "Abort")
     assert "burn rate above 14.4x" in abort and "| Burn rate 1m | 100.00x |" in abort
-    assert "10:00:50 UTC" in abort
+    assert "10:00:50.000 UTC" in abort
     assert "## Abort" not in render(build_report("passed"))
 
 

@@ -44,7 +44,7 @@ def test_follows_the_seed_template_in_order() -> None:
 def test_timeline_in_utc_in_order_with_fault_abort_and_restore() -> None:
     text = render(build_report("aborted"))
     timeline = text[text.index("## Timeline"):text.index("## Root Cause")]
-    entries = re.findall(r"^- \*\*(\d\d:\d\d:\d\d)\*\* - (.*)$", timeline, re.M)
+    entries = re.findall(r"^- \*\*(\d\d:\d\d:\d\d)\.\d\d\d\*\* - (.*)$", timeline, re.M)
     times = [t for t, _ in entries]
     assert times == sorted(times)
     assert entries[0] == ("10:00:00", "Run started")
@@ -79,3 +79,25 @@ def test_rollback_incomplete_puts_recover_first() -> None:
     first_row = actions.splitlines()[4]
     assert "chaosrunner recover" in first_row and "Critical" in first_row
     assert "could not be taken back" in text
+
+
+def test_timeline_to_the_millisecond_in_the_real_order() -> None:
+    """Issue 12.14: times to the millisecond; moments in the same millisecond keep the
+    order they happen in (the abort, then rollback, then the revert it caused)."""
+    report = build_report("aborted")
+    assert report.abort is not None
+    fault = report.faults[0]
+    fault.reverted_at = report.abort.at  # the revert lands in the abort's millisecond
+    for phase in report.phases:
+        if phase.name == "rollback":
+            phase.start = report.abort.at
+    text = render(report)
+    timeline = text[text.index("## Timeline"):text.index("## Root Cause")]
+    entries = re.findall(r"^- \*\*(\d\d:\d\d:\d\d\.\d\d\d)\*\* - (.*)$", timeline, re.M)
+    assert entries[0] == ("10:00:00.000", "Run started")
+    whats = [what for _, what in entries]
+    abort = next(i for i, what in enumerate(whats) if what.startswith("Abort triggered"))
+    assert whats[abort + 1] == "Phase rollback started"
+    assert whats[abort + 2] == "Fault `slow-payments` reverted"
+    injected = next(t for t, e in entries if "injected on payments" in e)
+    assert injected == "10:00:30.050"
