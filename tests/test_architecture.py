@@ -86,3 +86,27 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b": ["x"]}, "b": {"c": ["y"]}, "c": {"a": ["z"]}}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b": ["x"]}}) is None
+
+
+def test_every_function_level_import_of_chaosrunner_says_why() -> None:
+    """Issue 11.7: a lazy import pays (a heavy client, a cycle inside a package, process
+    state) and says so in a comment on the line or the line above."""
+    silent: list[str] = []
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0
+                        and (node.module or "").startswith("chaosrunner")):
+                    continue
+                said = "#" in lines[node.lineno - 1]
+                for above in reversed(lines[:node.lineno - 1]):  # this block of imports
+                    if above.strip().startswith("#"):
+                        said = True
+                    if not above.strip().startswith(("#", "from chaosrunner")):
+                        break
+                if not said:
+                    silent.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not silent, "function-level imports without a reason: " + ", ".join(silent)

@@ -89,6 +89,7 @@ def check_ctk_probes(document: Document, steady: SteadyState) -> list[str]:
     for name, slo in steady.service_level_objectives.items():
         if slo.sli.ctk_probe is None:
             continue
+        # Imported here: the Chaos Toolkit layer loads only for files that use it.
         from chaosrunner.ctk.activities import activity_problems
 
         key: KeyPath = ("service_level_objectives", name, "sli", "ctk_probe", "probe")

@@ -14,7 +14,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chaosrunner.engine.events import EventLog
+from chaosrunner.history import record_run
 from chaosrunner.report.model import RunReport
+from chaosrunner.report.writer import write_reports
 
 if TYPE_CHECKING:
     from chaosrunner.engine.backends import Backends
@@ -30,12 +33,12 @@ def run_file(path: Path, options: Any, output: str | None = None,
     """Load, run with signal handling, write reports, print the outcome. `backends`:
     production drivers and sources unless a test hands in its fakes; `display`: the
     terminal's live view (not with `output` json)."""
-    # Imported here: `chaosrunner validate` imports this package and never runs anything.
+    # Imported here: process-wide signal state, armed only when a file runs.
     from chaosrunner.engine.signals import SIGNALS
 
     SIGNALS.arm()  # from here on a signal ends in 130/143, never in death by the signal
+    # Imported here: the engine loads only when a file runs, never for validate.
     from chaosrunner.app.load import load_runnable
-    from chaosrunner.engine.events import EventLog
     from chaosrunner.engine.runner import Run, report_dir_for, run_with_signals
 
     bundle = load_runnable(path, options.variables, backends.drivers if backends else None)
@@ -73,6 +76,7 @@ def run_file(path: Path, options: Any, output: str | None = None,
 def observe_run(run: Any, options: Any, events: Any) -> Any:
     """Notifications, annotations, trace, metrics and alert stop conditions for `run`
     (chaosrunner.observe), hooked on its event stream."""
+    # Imported here: observers (apprise, OpenTelemetry) load only for real runs.
     from chaosrunner.observe.settings import ObserveSettings, build
 
     settings = options.observe
@@ -106,14 +110,12 @@ def _not_saved(report: RunReport, what: str, exc: Exception) -> None:
 
 
 def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Path]:
-    from chaosrunner.report.writer import write_reports
 
     return write_reports(report, directory, junit)
 
 
 def record_history(state_dir: Path, report: RunReport) -> None:
     """Keep the run in the history database (`chaosrunner runs`)."""
-    from chaosrunner.history import record_run
 
     record_run(state_dir, report)
 

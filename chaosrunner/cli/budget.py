@@ -33,6 +33,7 @@ from chaosrunner.slo.sources.prometheus import (
     PrometheusSource,
     budget_method,
 )
+from chaosrunner.spec.loader import parse_vars
 from chaosrunner.spec.models import SLO, SteadyState
 from chaosrunner.spec.units import format_duration
 from chaosrunner.spec.validate import load_steady_state
@@ -72,7 +73,6 @@ class BudgetRow:
 
 def command(args: argparse.Namespace) -> int:
     """Print the budget table (or JSON) of a SteadyState file."""
-    from chaosrunner.spec.loader import parse_vars
 
     steady = load_steady_state(args.file, parse_vars(getattr(args, "var", None) or []))
     override = getattr(args, "prometheus", None)

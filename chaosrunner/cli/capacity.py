@@ -20,12 +20,14 @@ import sys
 from pathlib import Path
 
 from chaosrunner.errors import InvalidInput, SourceError
+from chaosrunner.history import query_runs
 from chaosrunner.load.capacity import (
     CapacityPlan,
     parse_growth,
     plan_capacity,
     prometheus_for,
 )
+from chaosrunner.load.capacity_report import render_capacity_html
 from chaosrunner.spec.loader import parse_vars
 from chaosrunner.spec.units import parse_duration, parse_rate, parse_ratio
 from chaosrunner.spec.validate import load_steady_state
@@ -85,7 +87,6 @@ def breaking_point(given: str | None, state_dir: Path) -> tuple[float | None, st
             raise InvalidInput(f"--breaking-point {given!r}: give a rate such as 450/s, or "
                                "the report.json (or report directory) of a search run"
                                ) from None
-    from chaosrunner.history import query_runs
 
     for row in sorted(query_runs(state_dir), key=lambda r: r.started_at, reverse=True):
         if row.report_dir:
@@ -115,7 +116,6 @@ def _from_report(path: Path, strict: bool) -> tuple[float | None, str | None]:
 
 
 def _write_reports(plan: CapacityPlan, directory: Path) -> None:
-    from chaosrunner.load.capacity_report import render_capacity_html
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "capacity.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n")

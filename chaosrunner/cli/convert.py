@@ -13,14 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from chaosrunner.ctk.convert import convert_document
 from chaosrunner.errors import InvalidInput
+from chaosrunner.spec.loader import load_document
+from chaosrunner.spec.validate import is_chaostoolkit
 
 
 def command(args: argparse.Namespace) -> int:
     """Convert one Chaos Toolkit experiment file; returns 0, or raises InvalidInput."""
-    from chaosrunner.ctk.convert import convert_document
-    from chaosrunner.spec.loader import load_document
-    from chaosrunner.spec.validate import is_chaostoolkit
 
     source = Path(args.file)
     document = load_document(source)

@@ -21,7 +21,13 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+from chaosrunner.app.run import run_file
+from chaosrunner.cli.progress import progress_listener
+from chaosrunner.demo.shop import Shop
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.engine.signals import SIGNALS
 from chaosrunner.errors import InvalidInput
+from chaosrunner.proxy.server import start_background
 from chaosrunner.report.model import RunReport
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +44,6 @@ OPT_IN = ("experiments/checkout-capacity.yaml",)
 @contextlib.contextmanager
 def demo_system(state_dir: Path) -> Iterator[None]:
     """The shop with a proxy in front of every payments replica; all stopped on exit."""
-    from chaosrunner.demo.shop import Shop
-    from chaosrunner.proxy.server import start_background
 
     proxies = [{"name": f"payments-{i}", "listen": f"127.0.0.1:{SHOP_PORT + 10 + i}",
                 "upstream": f"127.0.0.1:{SHOP_PORT + i}", "enabled": True}
@@ -63,7 +67,6 @@ def command(args: argparse.Namespace) -> int:
     if missing:
         raise InvalidInput(f"demo experiments {missing} are missing; run the demo from a "
                            "checkout of the chaosrunner repository")
-    from chaosrunner.engine.signals import SIGNALS
 
     results: list[RunReport] = []
     with demo_system(Path(args.state_dir)):
@@ -91,9 +94,6 @@ def selected(names: list[str]) -> list[str]:
 
 
 def run_one(path: Path, args: argparse.Namespace) -> RunReport:
-    from chaosrunner.app.run import run_file
-    from chaosrunner.cli.progress import progress_listener
-    from chaosrunner.engine.context import RunOptions
 
     options = RunOptions(state_dir=Path(args.state_dir))
     if args.report_dir:

@@ -9,23 +9,19 @@ import argparse
 import os
 from pathlib import Path
 
+from chaosrunner.app.load import load_gameday
+from chaosrunner.app.run import run_file
+from chaosrunner.cli.progress import progress_listener
+from chaosrunner.cli.run import options_from
+from chaosrunner.engine.signals import SIGNALS
+from chaosrunner.gameday.lock import gameday_lock
+from chaosrunner.gameday.run import TRIGGER_ENV, default_report_dir, print_summary, run_gameday
+
 
 def command(args: argparse.Namespace) -> int:
     """Run the game day in FILE; exit with its overall exit code."""
     from functools import partial
 
-    from chaosrunner.app.load import load_gameday
-    from chaosrunner.app.run import run_file
-    from chaosrunner.cli.progress import progress_listener
-    from chaosrunner.cli.run import options_from
-    from chaosrunner.engine.signals import SIGNALS
-    from chaosrunner.gameday.lock import gameday_lock
-    from chaosrunner.gameday.run import (
-        TRIGGER_ENV,
-        default_report_dir,
-        print_summary,
-        run_gameday,
-    )
 
     SIGNALS.arm()  # a signal ends the day in 130/143, never in death by the signal
     options = options_from(args)

@@ -240,6 +240,7 @@ def parse_command_line(parser: argparse.ArgumentParser,
 def main(argv: Sequence[str] | None = None, backends: Backends | None = None) -> int:
     """Run one command; returns its exit code (DESIGN.md 4). `backends`: the production
     drivers and SLI sources unless a test hands in its fakes (`run`, `plan`)."""
+    # Imported here: kept out of the parser's import time.
     from chaosrunner.secrets import redact_standard_streams
 
     redact_standard_streams()  # a resolved secret is never printed
@@ -269,10 +270,12 @@ def entrypoint() -> None:
     # chaosrunner uses no pydantic plugins; looking them up scans every installed
     # distribution's entry points and costs a third of `validate`'s cold start.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # Imported here: only the console entry point touches the real streams.
     from chaosrunner.cli.pipes import flush_standard_streams, quiet_standard_streams
 
     quiet_standard_streams()  # `chaosrunner ... | head` keeps its exit status
     code = main()
+    # Imported here: only the console entry point owns the process's signals.
     from chaosrunner.engine.signals import SIGNALS
 
     flush_standard_streams()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import InvalidInput
+from chaosrunner.proxy.server import loop_factory, start
 
 
 def command(args: argparse.Namespace) -> int:
@@ -34,7 +35,6 @@ def command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"chaosrunner proxy: warning: the API on {args.host} has no authentication; "
               "anyone who can reach it can inject faults", file=sys.stderr)
-    from chaosrunner.proxy.server import loop_factory
 
     try:
         factory = loop_factory(getattr(args, "loop", "asyncio"))
@@ -70,7 +70,6 @@ def _log_to_stderr() -> None:
 
 async def _serve(host: str, port: int, config: list[dict[str, Any]] | None,
                  zero_copy: bool = True) -> int:
-    from chaosrunner.proxy.server import start
 
     try:
         running = await start(host, port, config, zero_copy)

@@ -13,8 +13,11 @@ from typing import Any
 from chaosrunner.drivers.base import DriverContext, DriverRegistry
 from chaosrunner.engine.faults import RevertPolicy
 from chaosrunner.engine.faults import revert_with_retries as retrying
+from chaosrunner.engine.halt import StateDirHalt, configured, parse_source
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.errors import ChaosRunnerError, Verdict
+from chaosrunner.history import record_recovered
+from chaosrunner.timestamps import iso
 
 
 def command_recover(args: argparse.Namespace, drivers: DriverRegistry | None = None) -> int:
@@ -48,6 +51,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     """`recover --kubernetes`: revert what chaosrunner left in the cluster past its deadline
     (chaosrunner.drivers.kubernetes_sweep); the local ledger, if it knows a fault swept,
     records it done. Exit 5 when something could not be reverted."""
+    # Imported here: the kubernetes client loads only for --kubernetes.
     from chaosrunner.drivers.kubernetes import KubernetesDriver
     from chaosrunner.drivers.kubernetes_sweep import sweep
 
@@ -84,8 +88,6 @@ KILLED_EXIT = 137  # what a parent saw of a runner that died without a rollback 
 def keep_in_history(ledger: Ledger, run_id: str, open_faults: list[OpenFault],
                     results: list[dict[str, Any]]) -> None:
     """`chaosrunner runs` shows the dead run with an honest verdict and what was done."""
-    from chaosrunner.history import record_recovered
-    from chaosrunner.timestamps import iso
 
     done = [r for r in results if r["run"] == run_id and r["status"] != "skipped"]
     if not done:
@@ -178,7 +180,6 @@ def command_halt(args: argparse.Namespace) -> int:
     run starts until `halt --clear` re-arms it."""
     from pathlib import Path
 
-    from chaosrunner.engine.halt import StateDirHalt, configured, parse_source
 
     spec = configured(args.source or args.halt_source)
     source = parse_source(spec, Path(args.state_dir)) if spec else StateDirHalt(

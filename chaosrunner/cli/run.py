@@ -8,12 +8,12 @@ from typing import Any
 
 from chaosrunner.app.run import run_file
 from chaosrunner.cli.progress import progress_listener
+from chaosrunner.engine.context import RunOptions
+from chaosrunner.observe.settings import settings_from_args
 from chaosrunner.spec.loader import parse_vars
 
 
 def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
-    from chaosrunner.engine.context import RunOptions
-    from chaosrunner.observe.settings import settings_from_args
 
     return RunOptions(
         state_dir=Path(args.state_dir),

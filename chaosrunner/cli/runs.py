@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import InvalidInput, Verdict
+from chaosrunner.history import query_runs
+from chaosrunner.report import facts
+from chaosrunner.spec.units import parse_duration
 
 VERDICT_STYLES = {Verdict.PASSED: "green", Verdict.FAILED: "red",
                   Verdict.ABORTED: "dark_orange", Verdict.ROLLBACK_INCOMPLETE: "bold red",
@@ -17,7 +20,6 @@ VERDICT_STYLES = {Verdict.PASSED: "green", Verdict.FAILED: "red",
 
 def command(args: argparse.Namespace) -> int:
     """Print the recorded runs, newest first."""
-    from chaosrunner.history import query_runs
 
     since = parse_since(args.since) if args.since else None
     rows = query_runs(Path(args.state_dir), since=since, experiment=args.experiment,
@@ -35,7 +37,6 @@ def command(args: argparse.Namespace) -> int:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """'7d' / '12h' (that long ago) or '2026-11-01' / '2026-11-01T10:00' (UTC unless given)."""
-    from chaosrunner.spec.units import parse_duration
 
     now = now or datetime.now(UTC)
     try:
@@ -54,7 +55,6 @@ def print_table(rows: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from chaosrunner.report import facts
 
     table = Table(title="chaosrunner runs (newest first)", title_justify="left")
     for column in ("Started (UTC)", "Experiment", "Verdict", "Exit", "Duration",

@@ -11,12 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from chaosrunner.errors import InvalidInput
+from chaosrunner.gameday.schedule import Scheduler, load_entries
+from chaosrunner.spec.loader import parse_vars
+from chaosrunner.spec.units import parse_duration
 
 
 def command(args: argparse.Namespace) -> int:
     """Run as a long-lived scheduler, or with --once start what is due now and exit."""
-    from chaosrunner.gameday.schedule import Scheduler, load_entries
-    from chaosrunner.spec.loader import parse_vars
 
     variables = parse_vars(args.var)
     entries = load_entries([Path(f) for f in args.files], variables)
@@ -34,7 +35,6 @@ def command(args: argparse.Namespace) -> int:
 
 
 def parse_grace(text: str) -> timedelta:
-    from chaosrunner.spec.units import parse_duration
 
     try:
         seconds = parse_duration(text)

@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 
+from chaosrunner.app.load import load_kind
 from chaosrunner.errors import SpecError, Verdict
+from chaosrunner.spec.loader import parse_vars
+from chaosrunner.spec.models import RunnerConfig, SteadyState
+from chaosrunner.spec.validate import KINDS
 
 
 def command_validate(args: argparse.Namespace) -> int:
     """Validate every file; report all problems, exit 4 if any file is bad."""
-    from chaosrunner.app.load import load_kind
-    from chaosrunner.spec.loader import parse_vars
 
     variables = parse_vars(getattr(args, "var", None) or [])
     problems: list[str] = []
@@ -40,7 +42,6 @@ def command_validate(args: argparse.Namespace) -> int:
 
 def _notes(model: object) -> list[str]:
     """What a valid file should know: SLI strings whose budget figures are approximations."""
-    from chaosrunner.spec.models import SteadyState
 
     if not isinstance(model, SteadyState):
         return []
@@ -59,8 +60,6 @@ def command_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of each file kind (for editors' YAML completion)."""
     from pydantic import BaseModel
 
-    from chaosrunner.spec.models import RunnerConfig
-    from chaosrunner.spec.validate import KINDS
 
     # The --config file is a file users write too (kind: Config), though no run loads it.
     models: dict[str, type[BaseModel]] = {**KINDS, "Config": RunnerConfig}

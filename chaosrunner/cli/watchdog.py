@@ -33,6 +33,7 @@ from chaosrunner.drivers.base import DriverContext, DriverRegistry, get_driver
 from chaosrunner.engine.ledger import Ledger, OpenFault
 from chaosrunner.engine.watchdog import DONE, READY
 from chaosrunner.errors import Verdict
+from chaosrunner.history import record_lost_run
 from chaosrunner.secrets import redact
 
 HEARTBEAT_TIMEOUT = 10.0  # seconds without a beat: the runner is hung or frozen
@@ -138,7 +139,6 @@ def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: b
     if dead:
         ledger.unregister_runner(args.run_id)
     with contextlib.suppress(Exception):
-        from chaosrunner.history import record_lost_run
 
         record_lost_run(Path(args.state_dir), args.run_id, args.experiment, args.started_at,
                         Verdict.ROLLBACK_INCOMPLETE if failed else Verdict.INTERRUPTED,

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from functools import singledispatch
 from typing import Any
 
-from chaosrunner.errors import InvalidInput
+from chaosrunner.errors import ChaosRunnerError, InvalidInput
 
 Checker = Callable[[Mapping[str, Any], Any, "ToleranceContext"], bool]
 
@@ -113,6 +113,7 @@ def _range(tolerance: Mapping[str, Any], value: Any, context: ToleranceContext) 
 
 @tolerance_kind("regex")
 def _regex(tolerance: Mapping[str, Any], value: Any, context: ToleranceContext) -> bool:
+    # Imported here: activities import this module (probe tolerances).
     from chaosrunner.ctk.activities import substitute
 
     pattern = substitute(str(tolerance["pattern"]), context.configuration, context.secrets)
@@ -124,6 +125,7 @@ def _regex(tolerance: Mapping[str, Any], value: Any, context: ToleranceContext) 
 
 @tolerance_kind("jsonpath")
 def _jsonpath(tolerance: Mapping[str, Any], value: Any, context: ToleranceContext) -> bool:
+    # Imported here: activities import this module (probe tolerances).
     from chaosrunner.ctk.activities import substitute
 
     try:
@@ -149,8 +151,8 @@ def _jsonpath(tolerance: Mapping[str, Any], value: Any, context: ToleranceContex
 
 @tolerance_kind("probe")
 def _probe(tolerance: Mapping[str, Any], value: Any, context: ToleranceContext) -> bool:
+    # Imported here: activities import this module (probe tolerances).
     from chaosrunner.ctk.activities import run_activity
-    from chaosrunner.errors import ChaosRunnerError
 
     provider = dict(tolerance["provider"])
     provider["arguments"] = {**dict(provider.get("arguments") or {}), "value": value}

@@ -177,6 +177,7 @@ class BaseDriver:
         """The verb of `driver.verb`, or ParamError naming the known ones."""
         verb = action.split(".", 1)[1] if "." in action else ""
         if verb not in self.actions:
+            # Imported here: only an unknown action needs the suggestion machinery.
             from chaosrunner.spec.messages import did_you_mean
 
             known = [f"{self.name}.{a}" for a in sorted(self.actions)]

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from chaosrunner.drivers.base import JSON, BaseDriver, Handle, Instance, ParamError
-from chaosrunner.errors import ChaosRunnerError, DriverError, InvalidInput
+from chaosrunner.errors import ChaosRunnerError, DriverError, ExecNotAllowed, InvalidInput
 from chaosrunner.secrets import remember
 from chaosrunner.spec.units import parse_duration
 
@@ -223,7 +223,6 @@ class PythonDriver(BaseDriver):
     def inject(self, instance: Instance, action: str, params: Mapping[str, JSON],
                key: str) -> Handle:
         if not self.context.allow_exec:
-            from chaosrunner.errors import ExecNotAllowed
 
             raise ExecNotAllowed(f"python call {params['call']} needs --allow-exec")
         result = self._run(str(params["call"]), params.get("args") or {}, params)

@@ -25,8 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from chaosrunner.drivers.base import DriverContext
 from chaosrunner.engine.ledger import HALT_FILE, Ledger
-from chaosrunner.errors import ChaosRunnerError, DriverError, InvalidInput, StateError
+from chaosrunner.errors import (
+    ChaosRunnerError,
+    DriverError,
+    InvalidInput,
+    StateError,
+    TargetNotFound,
+)
 
 ENV = "CHAOSRUNNER_HALT_SOURCE"
 API_TIMEOUT = 5.0
@@ -121,7 +128,6 @@ class ConfigMapHalt:
                  self.namespace, {"data": {"halted": "false", "reason": None, "at": _now()}})
 
     def _data(self) -> dict[str, Any] | None:
-        from chaosrunner.errors import TargetNotFound
 
         core = self._core()
         try:
@@ -134,7 +140,7 @@ class ConfigMapHalt:
 
     def _core(self) -> Any:
         if self._driver is None:
-            from chaosrunner.drivers.base import DriverContext
+            # Imported here: the kubernetes client loads only for a ConfigMap halt source.
             from chaosrunner.drivers.kubernetes import KubernetesDriver
 
             self._driver = KubernetesDriver(DriverContext(api_timeout=API_TIMEOUT, retries=1))
@@ -144,7 +150,6 @@ class ConfigMapHalt:
             raise HaltSourceError(f"halt source {self.description}: {exc}") from None
 
     def _do(self, verb: str, fn: Any, *args: Any, raw: bool = False) -> Any:
-        from chaosrunner.errors import TargetNotFound
 
         what = f"{verb} ConfigMap {self.namespace}/{self.name}"
         try:

@@ -53,6 +53,7 @@ from chaosrunner.gameday.report import (
     GameDayReport,
     write_gameday_reports,
 )
+from chaosrunner.history import RUNNING, GameDayRow, record_gameday, tag_gameday
 from chaosrunner.report.model import RunReport
 from chaosrunner.timestamps import iso, seconds_between
 
@@ -161,6 +162,7 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
 def _run_one(runner: RunExperiment, path: Path, options: RunOptions, output: str | None,
              stop: StopRequest) -> RunReport | None:
     """One experiment through `runner` (run_file); None when a signal stopped the day first."""
+    # Imported here: process-wide signal state: only a running game day arms it.
     from chaosrunner.engine.signals import SIGNALS
 
     stop.starting = True
@@ -282,7 +284,6 @@ def _notes(report: GameDayReport, ran: list[ExperimentOutcome]) -> list[str]:
 
 
 def _tag(state_dir: Path, run: RunReport, report: GameDayReport) -> None:
-    from chaosrunner.history import tag_gameday
 
     if not run.run_id:
         return
@@ -290,7 +291,6 @@ def _tag(state_dir: Path, run: RunReport, report: GameDayReport) -> None:
 
 
 def _record(state_dir: Path, report: GameDayReport, running: bool = False) -> None:
-    from chaosrunner.history import RUNNING, GameDayRow, record_gameday
 
     record_gameday(state_dir, GameDayRow(
         run_id=report.run_id, name=report.name,

@@ -45,6 +45,7 @@ from chaosrunner.app.load import load_gameday
 from chaosrunner.errors import InvalidInput, SpecError, Verdict
 from chaosrunner.gameday.lock import LOCK_FD_ENV, acquire_lock, lock_holder, release_lock
 from chaosrunner.gameday.run import TRIGGER_ENV
+from chaosrunner.history import last_gameday_start
 from chaosrunner.timestamps import iso
 
 if TYPE_CHECKING:
@@ -260,7 +261,6 @@ class Scheduler:
             release_lock(fd)
 
     def _already_started(self, entry: Entry, slot: datetime) -> bool:
-        from chaosrunner.history import last_gameday_start
 
         last = last_gameday_start(self.state_dir, entry.name)
         if last is None or last < slot:

@@ -136,6 +136,7 @@ def recommend(plan: CapacityPlan) -> str:
 def prometheus_for(steady: SteadyState, url: str | None = None) -> Prometheus:
     """A client for `url`, else the SteadyState's `prometheus:` with its credentials
     (never sent to another server)."""
+    # Imported here: httpx loads only when Prometheus is queried.
     from chaosrunner.slo.sources.prometheus import resolve_secret
 
     target = url or steady.prometheus

@@ -18,7 +18,7 @@ import httpx
 from chaosrunner.engine.events import Injecting, PhaseBegun, Reverted
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
-from chaosrunner.secrets import display_url
+from chaosrunner.secrets import display_url, resolve_env_refs
 from chaosrunner.spec.models import GrafanaAnnotations
 
 
@@ -43,7 +43,6 @@ class GrafanaAnnotator:
 
     def __init__(self, spec: GrafanaAnnotations, experiment: str, run_id: str,
                  timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        from chaosrunner.secrets import resolve_env_refs
 
         headers = {"Accept": "application/json"}
         if spec.token is not None:

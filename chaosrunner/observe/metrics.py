@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chaosrunner.engine.events import Injecting, Reverted, Sampled
+from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
 from chaosrunner.secrets import display_url
@@ -137,7 +138,6 @@ class RunnerMetrics:
 
 
 def parse_listen(address: str) -> tuple[str, int]:
-    from chaosrunner.errors import InvalidInput
 
     host, _, port = address.rpartition(":")
     if not port.isdigit() or not 0 <= int(port) <= 65535:

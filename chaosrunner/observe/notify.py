@@ -20,6 +20,7 @@ from chaosrunner.engine.events import AbortRequested, PhaseBegun
 from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
+from chaosrunner.secrets import resolve_env_refs
 from chaosrunner.spec.models import NotifyEvent, NotifyTarget
 
 # apprise logs through `logging`; without a handler Python's last-resort handler would
@@ -55,7 +56,6 @@ def open_channel(target: NotifyTarget, where: str) -> Channel:
     """Resolve `${env:...}` and check apprise knows the URL; InvalidInput otherwise."""
     apprise = _apprise()
 
-    from chaosrunner.secrets import resolve_env_refs
 
     url = resolve_env_refs(target.url.get_secret_value(), where)
     plugin = apprise.Apprise.instantiate(url)

@@ -21,8 +21,9 @@ from chaosrunner.engine.context import RunHooks
 from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Observer, ObserverHub
 from chaosrunner.observe.metrics import RunnerMetrics, parse_listen
+from chaosrunner.spec.loader import load_document
 from chaosrunner.spec.models import AnnotationsSpec, GameDay, NotifyTarget, RunnerConfig
-from chaosrunner.spec.validate import ExperimentBundle
+from chaosrunner.spec.validate import ExperimentBundle, validate_model
 
 DEFAULT_CONFIG = Path("~/.config/chaosrunner/config.yaml")
 
@@ -79,8 +80,6 @@ def _url(where: str, value: str | None) -> str | None:
 
 def load_config(path: str | None) -> RunnerConfig:
     """The config file; the default path may be missing, an explicit one may not."""
-    from chaosrunner.spec.loader import load_document
-    from chaosrunner.spec.validate import validate_model
 
     file = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
     if not file.exists():
@@ -97,6 +96,7 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
           run_id: str) -> tuple[ObserverHub, RunHooks]:
     """The observers and engine hooks of one run. InvalidInput (exit 4, before anything
     runs) for an unset `${env:...}` or a URL apprise does not know."""
+    # Imported here: each observer (and its client library) loads only when configured.
     from chaosrunner.observe.alerts import AlertStop
 
     settings = settings or ObserveSettings()
@@ -106,6 +106,7 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
     background: list[Observer] = []
     headers = None
     if settings.otlp_endpoint:
+        # Imported here: each observer (and its client library) loads only when configured.
         from chaosrunner.observe.tracing import RunTracer, otlp_exporter
 
         tracer = RunTracer(otlp_exporter(settings.otlp_endpoint), experiment.name, run_id,
@@ -113,6 +114,7 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
         inline.append(tracer)
         headers = tracer.trace_headers
     if settings.metrics is not None:
+        # Imported here: each observer (and its client library) loads only when configured.
         from chaosrunner.observe.metrics import MetricsObserver
 
         inline.append(MetricsObserver(settings.metrics, experiment.name, settings.pushgateway))
@@ -122,6 +124,7 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
     annotations = (experiment.annotations or settings.gameday_annotations
                    or settings.config.annotations)
     if annotations is not None and annotations.grafana is not None:
+        # Imported here: each observer (and its client library) loads only when configured.
         from chaosrunner.observe.grafana import GrafanaAnnotator
 
         background.append(GrafanaAnnotator(annotations.grafana, experiment.name, run_id))
@@ -130,6 +133,7 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
 
 
 def _notifier(bundle: ExperimentBundle, settings: ObserveSettings, run_id: str) -> Any:
+    # Imported here: each observer (and its client library) loads only when configured.
     from chaosrunner.observe.notify import Notifier, open_channel
 
     sources = (("experiment", bundle.experiment.notify), ("game day", settings.gameday_notify),

@@ -21,6 +21,7 @@ _TOKEN = re.compile(
 
 
 def _check_statistic(text: str) -> None:
+    # Imported here: models import this module (criteria parse at validation).
     from chaosrunner.spec.models import HTTP_STATS
 
     match = _STAT_LIKE.match(text)

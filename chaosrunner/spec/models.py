@@ -200,6 +200,7 @@ class SLISpec(Frozen):
     @classmethod
     def _known_stat(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and value not in HTTP_STATS:
+            # Imported here: messages import the models (cycle inside spec).
             from chaosrunner.spec.messages import did_you_mean
 
             raise ValueError(f"unknown statistic {value!r}{did_you_mean(value, HTTP_STATS)}; "
@@ -529,6 +530,7 @@ class Criterion(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _parse(cls, value: Any) -> Any:
+        # Imported here: criteria import the models (cycle inside spec).
         from chaosrunner.spec.criteria import parse_criterion
 
         return parse_criterion(value) if isinstance(value, str) else value

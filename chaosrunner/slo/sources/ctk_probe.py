@@ -16,6 +16,7 @@ from chaosrunner.slo.sources.base import BaseSource, Reading
 
 class CtkProbeSource(BaseSource):
     async def start(self) -> None:
+        # Imported here: the Chaos Toolkit layer loads only for ctk_probe SLIs.
         from chaosrunner.ctk.activities import parse_activity
 
         spec = self.slo.sli.ctk_probe
@@ -30,6 +31,7 @@ class CtkProbeSource(BaseSource):
 
     def check(self) -> Reading:
         """Run the probe once and judge its value by its tolerance."""
+        # Imported here: the Chaos Toolkit layer loads only for ctk_probe SLIs.
         from chaosrunner.ctk.activities import run_activity
         from chaosrunner.ctk.tolerance import ToleranceContext, within_tolerance
         from chaosrunner.drivers.python import resolve_values

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chaosrunner.secrets import resolve_env_refs
 from chaosrunner.slo.latency import latency_stat
 from chaosrunner.slo.sources.base import BaseSource, Reading, SourceContext
 from chaosrunner.spec.models import LATENCY_STATS, SLO, HttpProbe, SteadyState
@@ -68,7 +69,6 @@ class ProbeTraffic:
 
     def _headers(self) -> dict[str, str]:
         """Headers with `${env:NAME}` resolved (a token is a secret: never printed)."""
-        from chaosrunner.secrets import resolve_env_refs
 
         return {name: resolve_env_refs(value, f"http probe {self.probe.url}: header {name}")
                 for name, value in self.probe.headers.items()}
