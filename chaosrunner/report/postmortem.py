@@ -79,7 +79,7 @@ def _known_cause(report: RunReport) -> str:
         return f"fault(s) {stuck or '?'} could not be taken back after injecting {faults}."
     if report.abort is not None:
         return f"injecting {faults} triggered an abort: {text(report.abort.reason)}."
-    failed = [code(c.text) for c in report.criteria if not c.passed]
+    failed = [code(c.text) for c in report.criteria if c.judged and not c.passed]
     if failed:
         return f"under {faults}, success criteria were not met: {', '.join(failed)}."
     return f"under {faults}: {text(report.reason or report.verdict)}."
@@ -161,8 +161,9 @@ def _root_cause(report: RunReport) -> list[str]:
                          f"{'; error: ' + text(fault.error) if fault.error else ''}")
     for criterion in report.criteria:
         observed = facts.format_value(criterion.observed, facts.criterion_unit(criterion))
-        lines.append(f"- Criterion {code(criterion.text)}: observed {observed} — "
-                     f"{'met' if criterion.passed else '**not met**'}")
+        result = ("not judged" if not criterion.judged else
+                  "met" if criterion.passed else "**not met**")
+        lines.append(f"- Criterion {code(criterion.text)}: observed {observed} — {result}")
     for check in report.checks:
         if not check.passed:
             lines.append(f"- Steady state {text(check.phase)} the faults: {code(check.slo)} "
@@ -221,17 +222,25 @@ def _actions(report: RunReport, impact: Impact) -> list[str]:
                      f"{text(', '.join(fault.targets))}: run `chaosrunner recover`",
                      owner, "Critical", "now"])
     for criterion in report.criteria:
-        if not criterion.passed:
+        if criterion.judged and not criterion.passed:
             rows.append([f"Find out why {code(criterion.text)} was not met", owner, priority,
                          due])
     if report.abort is not None:
         rows.append([f"Make the system withstand what triggered the abort "
                      f"({text(report.abort.reason)})", owner, priority, due])
-    if any(not check.passed and check.phase == "after" for check in report.checks):
-        rows.append(["Speed up recovery after the fault is removed", owner, priority, due])
+    if _never_recovered(report):
+        rows.append(["The SLOs did not hold again within the after phase: find what keeps "
+                     "them down once the fault is removed", owner, priority, due])
     rerun = f" ({code('chaosrunner run ' + report.source)})" if report.source else ""
     rows.append([f"Re-run the experiment after the fix{rerun}", owner, "Medium", due])
     return ["## Action Items", "", *table(["Action", "Owner", "Priority", "Due Date"], rows)]
+
+
+def _never_recovered(report: RunReport) -> bool:
+    """A recovery action only when the run's own figures show no recovery: a measured
+    recovery time (the SLOs held again) contradicts any "speed up recovery" item."""
+    return report.recovery_seconds is None and any(
+        not check.passed and check.phase == "after" for check in report.checks)
 
 
 def _lessons(report: RunReport) -> list[str]:
@@ -244,7 +253,8 @@ def _lessons(report: RunReport) -> list[str]:
     if report.recovery_seconds is not None:
         good.append(f"The SLOs held again {report.recovery_seconds:.1f} s after rollback")
     good += [f"Criterion {code(c.text)} was met" for c in report.criteria if c.passed]
-    better = [f"Criterion {code(c.text)} was not met" for c in report.criteria if not c.passed]
+    better = [f"Criterion {code(c.text)} was not met" for c in report.criteria
+              if c.judged and not c.passed]
     better += [f"{code(c.slo)} did not hold {text(c.phase)} the faults"
                for c in report.checks if not c.passed]
     return ["## Lessons Learned", "### What Went Well",

@@ -101,3 +101,35 @@ def test_timeline_to_the_millisecond_in_the_real_order() -> None:
     assert whats[abort + 2] == "Fault `slow-payments` reverted"
     injected = next(t for t, e in entries if "injected on payments" in e)
     assert injected == "10:00:30.050"
+
+
+def actions(report: RunReport) -> str:
+    text = render(report)
+    return text[text.index("## Action Items"):text.index("## Lessons")]
+
+
+def test_no_stock_action_the_figures_contradict() -> None:
+    """Issue 12.14: no "Speed up recovery" after a run that recovered in 2 s."""
+    from chaosrunner.report.model import CheckResult
+
+    report = build_report("failed")
+    report.recovery_seconds = 2.0
+    report.checks.append(CheckResult("after", "checkout_probe", 0.98, False))
+    assert "recovery" not in actions(report).lower()
+
+
+def test_a_run_that_never_recovered_gets_the_recovery_action() -> None:
+    from chaosrunner.report.model import CheckResult
+
+    report = build_report("failed")
+    report.recovery_seconds = None
+    report.checks.append(CheckResult("after", "checkout_probe", 0.5, False))
+    assert "did not hold again within the after phase" in actions(report)
+
+
+def test_criteria_not_judged_are_not_actions_or_lessons() -> None:
+    report = build_report("failed")
+    for criterion in report.criteria:
+        criterion.passed, criterion.judged = False, False
+    text = render(report)
+    assert "Find out why" not in text and "was not met" not in text
