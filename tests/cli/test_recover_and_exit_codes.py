@@ -1,4 +1,5 @@
-"""Review of `recover` and of `run`'s exit code around the engine (fakes, no real faults)."""
+"""`recover` takes back what a dead runner left (and leaves a live one alone); `run` keeps
+its exit code when its reports cannot be written (fakes, no real faults)."""
 
 from __future__ import annotations
 

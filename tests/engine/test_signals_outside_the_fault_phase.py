@@ -1,4 +1,4 @@
-"""Review: signals and halts outside the fault phase give the verdicts of DESIGN.md 4."""
+"""Signals and halts outside the fault phase give the verdicts of DESIGN.md 4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review of the one promise: every fault injected is taken back, and the verdict says so.
+"""The one promise: every fault injected is taken back, and the verdict says so.
 
 Each test is a path that used to leave a fault behind, lose track of it in the ledger,
 or end without a report / with the wrong exit code.
