@@ -20,37 +20,8 @@ from chaosrunner.engine.context import RunOptions
 from chaosrunner.errors import Verdict
 from chaosrunner.history import query_runs
 from chaosrunner.report.model import RunReport
+from chaosrunner.testing.experiments import write_fake_experiment
 from chaosrunner.testing.fakes import FakeClock, World, fake_backends, fake_run
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 99%
-    window: 1h
-"""
-
-EXPERIMENT = """
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: {name}
-hypothesis: losing one of four instances keeps availability above {criterion}
-steady_state: {{from: steady.yaml, before: 500ms, after: 1s, interval: 250ms}}
-duration: {duration}
-blast_radius: {{max_targets: 1, max_percent: 25%}}
-faults:
-  - name: down
-    action: fake.down
-    target: {{prefix: api}}
-    select: {{names: [api-1]}}
-success_criteria:
-  - availability >= {criterion}
-abort:
-  error_budget: {{slo: availability, burn_rate: {burn}, windows: [1s, 2s]}}
-"""
 
 CASES = {  # name -> (criterion, burn, expected verdict)
     "passing": ("70%", 1000, Verdict.PASSED),
@@ -85,11 +56,10 @@ def html_text(path: Path) -> str:
 
 
 def write(tmp_path: Path, name: str, criterion: str, burn: int, duration: str = "2s") -> Path:
-    (tmp_path / "steady.yaml").write_text(STEADY)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(EXPERIMENT.format(name=name, criterion=criterion, burn=burn,
-                                      duration=duration))
-    return path
+    return write_fake_experiment(tmp_path, name=name, criterion=criterion, burn=burn,
+                                 duration=duration, before="500ms", after="1s",
+                                 select="{names: [api-1]}", latency=False,
+                                 blast_radius="{max_targets: 1, max_percent: 25%}")
 
 
 def run_case(name: str, tmp_path: Path, world: World) -> tuple[int, RunReport]:

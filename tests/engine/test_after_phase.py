@@ -11,18 +11,10 @@ from typing import Any
 
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.report.writer import write_reports
+from chaosrunner.testing.experiments import fake_steady_state
 from chaosrunner.testing.fakes import World, fake_run
 
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 99%
-    window: 1h
-"""
+STEADY = fake_steady_state(latency=False)
 
 
 def slow_first_after_sample(world: World) -> Any:

@@ -15,40 +15,11 @@ from chaosrunner.engine.context import RunOptions
 from chaosrunner.history import record_run
 from chaosrunner.report.model import RunReport
 from chaosrunner.report.writer import write_reports
+from chaosrunner.testing.experiments import write_fake_experiment
 from chaosrunner.testing.fakes import FakeClock, World, fake_run
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 99%
-    window: 1h
-"""
 
 # One of four instances down: availability 75%. `criterion` decides pass (70%) or fail
 # (90%); a low `burn` aborts on the first fault sample.
-EXPERIMENT = """
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: {name}
-hypothesis: losing one of four instances keeps availability above {criterion}
-steady_state: {{from: steady.yaml, before: 2s, after: 2s, interval: 250ms}}
-duration: 3s
-blast_radius: {{max_targets: 1}}
-faults:
-  - name: down
-    action: fake.down
-    target: {{prefix: api}}
-    select: {{random: 1}}
-success_criteria:
-  - availability >= {criterion}
-abort:
-  error_budget: {{slo: availability, burn_rate: {burn}, windows: [1s, 2s]}}
-"""
-
 PASS = {"criterion": "70%", "burn": 1000}
 FAIL = {"criterion": "90%", "burn": 1000}
 ABORT = {"criterion": "70%", "burn": 5}
@@ -65,13 +36,11 @@ def write_gameday(tmp_path: Path) -> Callable[..., Path]:
 
     def write(experiments: list[tuple[str, dict[str, object]]], stop_on: str = "failure",
               extra: str = "", name: str = "day") -> Path:
-        (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY))
         files = []
         for exp_name, knobs in experiments:
-            (tmp_path / "experiments").mkdir(exist_ok=True)
-            path = tmp_path / "experiments" / f"{exp_name}.yaml"
-            path.write_text(EXPERIMENT.format(name=exp_name, **knobs)
-                            .replace("from: steady.yaml", "from: ../steady.yaml"))
+            write_fake_experiment(tmp_path / "experiments", name=exp_name, duration="3s",
+                                  after="2s", blast_radius="{max_targets: 1}", latency=False,
+                                  **knobs)  # type: ignore[arg-type]
             files.append(f"experiments/{exp_name}.yaml")
         gameday = tmp_path / f"{name}.yaml"
         gameday.write_text(textwrap.dedent(f"""\

@@ -1,0 +1,70 @@
+"""One builder for the experiment files tests run on the fakes (`testing.fakes`):
+`fake.down` on `api-*` instances of a `World`, http SLIs read from it.
+
+    path = write_fake_experiment(tmp_path, criterion="90%")            # fails
+    path = write_fake_experiment(tmp_path, burn=5, duration="60s")     # aborts
+    report = asyncio.run(fake_run(path, world, options).execute())
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+AVAILABILITY = """\
+  availability:
+    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
+    target: 99%
+    window: 1h
+"""
+
+LATENCY = """\
+  latency:
+    sli: {http: {url: "http://127.0.0.1:1/"}, stat: p99}
+    target: 500ms
+    op: "<"
+"""
+
+EXPERIMENT = """\
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: {name}
+hypothesis: losing api instances keeps availability above {criterion}
+steady_state: {{from: {steady}, before: {before}, after: {after}, interval: {interval}}}
+duration: {duration}
+blast_radius: {blast_radius}
+faults:
+  - name: down
+    action: fake.down
+    target: {{prefix: api}}
+    select: {select}
+{extra_fault}
+success_criteria:
+  - availability >= {criterion}
+abort:
+  error_budget: {{slo: availability, burn_rate: {burn}, windows: [1s, 2s]}}
+"""
+
+
+def fake_steady_state(latency: bool = True) -> str:
+    """The steady state of the fakes: availability (a ratio with a budget) and, unless
+    `latency` is False, a p99 latency threshold."""
+    return ("apiVersion: chaosrunner/v1\nkind: SteadyState\nname: fake\n"
+            "service_level_objectives:\n" + AVAILABILITY + (LATENCY if latency else ""))
+
+
+def write_fake_experiment(directory: Path, *, name: str = "lose-one", duration: str = "5s",
+                          select: str = "{random: 1}", criterion: str = "70%",
+                          burn: float = 1000, extra_fault: str = "", before: str = "2s",
+                          after: str = "3s", interval: str = "250ms",
+                          blast_radius: str = "{max_targets: 2, max_percent: 50%}",
+                          steady: str | None = None, latency: bool = True) -> Path:
+    """Write `steady.yaml` (`steady`, or the fakes' own) and `<name>.yaml` into
+    `directory`; returns the experiment's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "steady.yaml").write_text(steady or fake_steady_state(latency))
+    path = directory / f"{name}.yaml"
+    path.write_text(EXPERIMENT.format(
+        name=name, steady="steady.yaml", before=before, after=after, interval=interval,
+        duration=duration, blast_radius=blast_radius, select=select, criterion=criterion,
+        burn=burn, extra_fault=extra_fault))
+    return path
