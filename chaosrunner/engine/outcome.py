@@ -11,7 +11,7 @@ from chaosrunner.drivers.base import Handle
 from chaosrunner.engine.control import RunState
 from chaosrunner.engine.guard import BudgetGuard
 from chaosrunner.engine.observe import SampleBook, evaluate_criterion
-from chaosrunner.engine.plan import effective_radius
+from chaosrunner.engine.plan import effective_radius, is_production
 from chaosrunner.errors import Verdict
 from chaosrunner.report.model import (
     BudgetRecord,
@@ -149,6 +149,18 @@ def build_report(run: RunRecord) -> RunReport:
         events=run.events, search=search(run), **settings(run.bundle)))
 
 
+def severity_policy(bundle: ExperimentBundle) -> dict[str, Any]:
+    """The steady-state file's incident_severity, with whether this run's environment is
+    one where incidents are declared (its `environments`, else the production names)."""
+    policy = bundle.steady_state.incident_severity
+    environment = bundle.experiment.environment
+    declared = (is_production(environment) if policy.environments is None else
+                environment.strip().lower() in {e.strip().lower() for e in policy.environments})
+    return {"sev1_at": policy.sev1_at, "sev2_above": policy.sev2_above,
+            "min_seconds": policy.min_duration, "capped_at": policy.capped_at,
+            "incident_environment": declared}
+
+
 def settings(bundle: ExperimentBundle) -> dict[str, Any]:
     """What the run was told to do, for the reports: each fault's `with:`, `at`, `for` and
     `select` as written, the blast radius enforced and the `abort:` policy."""
@@ -163,5 +175,6 @@ def settings(bundle: ExperimentBundle) -> dict[str, Any]:
         {"slo": limit.slo, "burn_rate": limit.burn_rate, "max_consumed": limit.max_consumed,
          "windows": list(limit.windows)} for limit in experiment.abort.budget_limits]
     return {"fault_plan": plan, "abort_policy": abort,
+            "severity_policy": severity_policy(bundle),
             "blast_radius": {key: value for key, value in vars(radius).items()
                              if value is not None}}

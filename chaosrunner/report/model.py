@@ -162,6 +162,9 @@ class RunReport:
     # the blast radius enforced: max_targets, max_percent, namespaces, per_fault, default
     blast_radius: dict[str, Any] = field(default_factory=dict)
     abort_policy: dict[str, Any] = field(default_factory=dict)  # the file's `abort:`
+    # The steady-state file's incident_severity (report/severity.py): sev1_at, sev2_above,
+    # min_seconds, capped_at, and incident_environment (this run's environment is one)
+    severity_policy: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """report.json as a dict. Built field by field: `dataclasses.asdict` deep-copies

@@ -6,13 +6,24 @@ traffic: the share of probe requests that failed during the fault phase
 (`1 - events_good / events_total` summed over the fault phase's samples) stands in for the
 share of users affected. With several SLOs carrying event counts, the worst one decides.
 
+Probe traffic stands for users only where it runs beside them, and a one-second blip is
+not an outage: the level is at most `capped_at` (SEV3) when the failures lasted less than
+`min_seconds` (the fault-phase samples with failed requests, times the sampling interval),
+or when the run's environment is not one where incidents are declared (the steady-state
+file's `incident_severity.environments`, by default the production names). The summary
+says what the level would have been. Thresholds: `incident_severity:` in the SteadyState
+file (docs/design.md 5), recorded in report.json as `severity_policy`.
+
     >>> classify_share(0.25).level
     'SEV2'
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from itertools import pairwise
+from typing import Any
 
 from chaosrunner.report.model import RunReport
 
@@ -30,18 +41,32 @@ SEVERITY_LEVELS: dict[str, dict[str, str]] = {
 }
 
 
+_ORDER = ("none", "SEV3", "SEV2", "SEV1")
+
+
 @dataclass(frozen=True)
 class SeverityThresholds:
-    """SEV1 when the failed share reaches `sev1_at`; SEV2 above `sev2_above`; else SEV3."""
+    """SEV1 when the failed share reaches `sev1_at`; SEV2 above `sev2_above`; else SEV3.
+    Failures lasting less than `min_seconds` are at most `capped_at`."""
 
     sev1_at: float = 1.0
     sev2_above: float = 0.10
+    min_seconds: float = 10.0
+    capped_at: str = "SEV3"
+
+    @classmethod
+    def from_policy(cls, policy: Mapping[str, Any]) -> SeverityThresholds:
+        """From report.json's `severity_policy` (the steady-state file's settings)."""
+        return cls(**{key: policy[key] for key in
+                      ("sev1_at", "sev2_above", "min_seconds", "capped_at") if key in policy})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sev2_above < self.sev1_at <= 1.0:
             raise ValueError(
                 f"severity thresholds must satisfy 0 <= sev2_above < sev1_at <= 1, got "
                 f"sev2_above={self.sev2_above}, sev1_at={self.sev1_at}")
+        if self.capped_at not in _ORDER:
+            raise ValueError(f"capped_at must be one of {', '.join(_ORDER)}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,8 @@ class Impact:
     failed_events: float | None = None
     total_events: float | None = None
     slo: str | None = None
+    uncapped: str | None = None  # the level before the cap, when it was capped
+    capped_because: str | None = None
 
     @property
     def description(self) -> str:
@@ -69,7 +96,10 @@ class Impact:
                   "requests failed)" if self.total_events is not None else "")
         if self.level == "none":
             return f"none: no probe traffic failed during the fault phase{counts}"
-        return f"{self.level}: {share}% of probe traffic failed in the fault phase{counts}"
+        capped = (f" (would be {self.uncapped} by share alone; at most {self.level} because "
+                  f"{self.capped_because})" if self.uncapped else "")
+        return (f"{self.level}: {share}% of probe traffic failed in the fault phase"
+                f"{counts}{capped}")
 
 
 def classify_share(failed_share: float,
@@ -91,9 +121,47 @@ def classify_impact(report: RunReport,
                     thresholds: SeverityThresholds | None = None) -> Impact:
     """Severity of a run from the probe traffic that failed during its fault phase.
 
-    Thresholds default to the seed's (SEV1: all traffic failed, SEV2: more than 10 %);
-    pass `SeverityThresholds(sev1_at=0.9, sev2_above=0.05)` to be stricter.
+    Thresholds: `thresholds`, else the run's `severity_policy`, else the seed's (SEV1: all
+    traffic failed, SEV2: more than 10 %); then capped for short failures and for
+    environments where no incident is declared (module docstring).
     """
+    limits = thresholds or SeverityThresholds.from_policy(report.severity_policy)
+    impact = _by_share(report, limits)
+    reason = _cap_reason(report, impact, limits)
+    if reason is None or _ORDER.index(impact.level) <= _ORDER.index(limits.capped_at):
+        return impact
+    return replace(impact, level=limits.capped_at, uncapped=impact.level,
+                   capped_because=reason)
+
+
+def _cap_reason(report: RunReport, impact: Impact, limits: SeverityThresholds) -> str | None:
+    if impact.level not in _ORDER or impact.slo is None:
+        return None
+    if report.severity_policy.get("incident_environment") is False:
+        return (f"environment {report.environment!r} is not one where incidents are "
+                "declared (incident_severity.environments)")
+    lasted = failing_seconds(report, impact.slo)
+    if lasted < limits.min_seconds:
+        return (f"the failures lasted {lasted:g} s, less than "
+                f"incident_severity.min_duration ({limits.min_seconds:g} s)")
+    return None
+
+
+def failing_seconds(report: RunReport, slo: str) -> float:
+    """How long the fault phase had failed requests of `slo`: samples with failures times
+    the sampling interval (the smallest step between the SLO's samples)."""
+    times = sorted(sample.t for sample in report.samples if sample.slo == slo)
+    steps = [later - earlier for earlier, later in pairwise(times)
+             if later > earlier]
+    interval = min(steps) if steps else 1.0
+    failing = sum(1 for sample in report.samples
+                  if sample.slo == slo and sample.phase == "faults"
+                  and sample.events_total and sample.events_good is not None
+                  and sample.events_good < sample.events_total)
+    return round(failing * interval, 3)
+
+
+def _by_share(report: RunReport, thresholds: SeverityThresholds) -> Impact:
     totals: dict[str, list[float]] = {}
     for sample in report.samples:
         if (sample.phase != "faults" or sample.events_total is None

@@ -302,6 +302,26 @@ class PolicyThresholds(Frozen):
     feature_freeze: Ratio = 0.10
 
 
+class IncidentSeverity(Frozen):
+    """When a run's failed probe traffic reads as an incident level (report/severity.py):
+    the seed's SEV1/SEV2 shares, and when to hold the level at most `capped_at`."""
+
+    sev1_at: Ratio = Field(default=1.0, description="failed share that is SEV1")
+    sev2_above: Ratio = Field(default=0.10, description="failed share above which it is SEV2")
+    min_duration: Duration = Field(default=10.0, description="failures lasting less are at "
+                                   "most capped_at")
+    environments: tuple[str, ...] | None = Field(
+        default=None, description="environments where probe failures stand for users; "
+        "elsewhere the level is at most capped_at (default: the production names)")
+    capped_at: Literal["SEV1", "SEV2", "SEV3", "none"] = "SEV3"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IncidentSeverity:
+        if not self.sev2_above < self.sev1_at:
+            raise ValueError("sev2_above must be below sev1_at")
+        return self
+
+
 class SteadyState(Frozen):
     api_version: Literal["chaosrunner/v1"] = Field(alias="apiVersion")
     kind: Literal["SteadyState"]
@@ -312,6 +332,7 @@ class SteadyState(Frozen):
         default=None, description="credentials for the default Prometheus server")
     service_level_objectives: dict[str, SLO] = Field(min_length=1)
     error_budget_policy: PolicyThresholds = Field(default_factory=PolicyThresholds)
+    incident_severity: IncidentSeverity = Field(default_factory=IncidentSeverity)
 
     @field_validator("service_level_objectives")
     @classmethod

@@ -7,6 +7,7 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from report_builders import build_report
 
 from chaosrunner.app.run import run_file
@@ -132,3 +133,30 @@ def test_a_run_reports_what_it_was_told(tmp_path: Path) -> None:
     assert "availability burn rate above 1000x over 1 s and 2 s" in markdown
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["blast_radius"] == {"max_targets": 1, "max_percent": 0.25, "default": False}
+
+
+def test_incident_severity_from_the_steady_state_file(tmp_path: Path) -> None:
+    """The thresholds are configurable in the SteadyState file (`incident_severity:`);
+    the run records them, resolved for its environment, in report.json."""
+    (tmp_path / "steady.yaml").write_text(
+        STEADY + "incident_severity: {sev2_above: 5%, min_duration: 2s, "
+                 "environments: [staging]}\n")
+    (tmp_path / "settings.yaml").write_text(EXPERIMENT)
+    world = World(["api-1", "api-2", "api-3", "api-4"])
+    options = RunOptions(state_dir=tmp_path / "state", report_dir=tmp_path / "out", seed=1)
+    run_file(tmp_path / "settings.yaml", options, output="json",
+             backends=fake_backends(world))
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["severity_policy"] == {"sev1_at": 1.0, "sev2_above": 0.05, "min_seconds": 2.0,
+                                       "capped_at": "SEV3", "incident_environment": True}
+
+
+def test_a_bad_incident_severity_is_exit_4(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from chaosrunner.cli.main import main
+
+    path = tmp_path / "steady.yaml"
+    path.write_text(STEADY + "incident_severity: {sev2_above: 50%, sev1_at: 20%}\n")
+    assert main(["validate", str(path)]) == 4
+    err = capsys.readouterr().err
+    assert "sev2_above must be below sev1_at" in err and "Traceback" not in err

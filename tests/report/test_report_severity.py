@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from report_builders import build_report, latency_slo
 
+from chaosrunner.report.model import RunReport
 from chaosrunner.report.severity import SeverityThresholds, classify_impact, classify_share
 
 
@@ -57,3 +58,46 @@ def test_threshold_passed_through_write_reports(tmp_path) -> None:  # type: igno
                   severity=SeverityThresholds(sev1_at=0.5, sev2_above=0.05))
     assert "| Impact | SEV2:" in (tmp_path / "report.md").read_text()
     assert "SEV2" in (tmp_path / "postmortem.md").read_text()
+
+
+def blip(environment: str, *, declared: bool, failing: int = 1) -> RunReport:
+    """A fault phase of 30 samples at 1 s; `failing` of them lose half their requests."""
+    report = build_report("passed", duration=30.0)
+    report.environment = environment
+    report.severity_policy = {"incident_environment": declared}
+    faults = [s for s in report.samples if s.phase == "faults" and s.slo == "checkout_probe"
+              and s.events_total]
+    for index, sample in enumerate(faults):
+        sample.events_good = sample.events_total if index >= failing else 0.0
+    return report
+
+
+def test_a_one_second_blip_in_staging_is_not_sev2() -> None:
+    impact = classify_impact(blip("staging", declared=False))
+    assert impact.failed_share is not None and impact.failed_share > 0.01
+    assert impact.level == "SEV3"
+
+
+def test_staging_caps_even_a_long_outage_and_says_why() -> None:
+    impact = classify_impact(blip("staging", declared=False, failing=30))
+    assert (impact.level, impact.uncapped) == ("SEV3", "SEV1")
+    assert "would be SEV1" in impact.summary() and "'staging'" in impact.summary()
+
+
+def test_in_production_a_short_blip_is_capped_a_long_one_is_not() -> None:
+    short = classify_impact(blip("production", declared=True, failing=1))
+    assert short.level == "SEV3"
+    # 1 of 30 samples fully failed: 3.3 % of traffic is SEV3 by share anyway; make it larger
+    half = classify_impact(blip("production", declared=True, failing=5))
+    assert (half.level, half.uncapped) == ("SEV3", "SEV2")
+    assert "lasted 5 s" in half.summary()
+    long = classify_impact(blip("production", declared=True, failing=12))
+    assert long.level == "SEV2" and long.uncapped is None
+
+
+def test_the_policy_is_read_from_the_report() -> None:
+    report = blip("production", declared=True, failing=5)
+    report.severity_policy["min_seconds"] = 2.0
+    assert classify_impact(report).level == "SEV2"
+    report.severity_policy.update(sev2_above=0.5)
+    assert classify_impact(report).level == "SEV3"
