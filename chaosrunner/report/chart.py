@@ -21,7 +21,23 @@ from chaosrunner.report.model import Sample, SLOInfo
 from chaosrunner.spec.units import shorten_middle
 
 Point = tuple[float, float]
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+Spot = tuple[float, float, str]  # x, baseline y, text-anchor
 MAX_POINTS = 1000
+# An 11 px sans-serif label, measured in Chromium at about 5.6 px a character; estimated
+# wider, with room above the baseline and below it, so estimated boxes hold the real ones.
+CHAR_WIDTH = 7.0
+ASCENT, DESCENT = 11.0, 4.0
+
+
+def _box(text: str, x: float, y: float, anchor: str) -> Box:
+    width = CHAR_WIDTH * len(text) + 2
+    x0 = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
+    return (x0, y - ASCENT, x0 + width, y + DESCENT)
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,24 @@ class _Frame:
     top: int = 22
     bottom: int = 30
     parts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # labels, drawn last, on top
+    boxes: list[Box] = field(default_factory=list)  # where labels already are
+
+    def label(self, text: str, css: str, spots: Sequence[Spot], force: bool = False) -> bool:
+        """Put `text` at the first of `spots` (x, baseline y, anchor) where it overlaps no
+        label already placed and stays inside the drawing; False (not drawn) if none is
+        free. `force` places it at the first spot regardless (the axes' ticks)."""
+        for x, y, anchor in spots:
+            box = _box(text, x, y, anchor)
+            inside = box[0] >= 0 and box[2] <= self.width and box[1] >= 0 \
+                and box[3] <= self.height
+            if force or (inside and not any(_overlaps(box, other) for other in self.boxes)):
+                self.boxes.append(box)
+                anchor_attr = "" if anchor == "start" else f' text-anchor="{anchor}"'
+                self.texts.append(f'<text class="{css}" x="{x:.1f}" y="{y:.1f}"{anchor_attr}>'
+                                  f"{escape(text)}</text>")
+                return True
+        return False
 
     @property
     def plot_bottom(self) -> float:
@@ -135,17 +169,20 @@ def render_chart(chart: ChartInput) -> str:
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'viewBox="0 0 {frame.width} {frame.height}" width="{frame.width}" '
         f'height="{frame.height}" aria-label="{escape(label)}"><title>{escape(label)}</title>')
-    _axes(frame, unit)
-    _windows(frame, chart.faults, "fault", 6)
-    _windows(frame, _merge(frame, gaps), "nodata", 0)
-    _bad_strip(frame, chart.samples)
-    _phases(frame, chart.phases)
-    _target(frame, chart.info, unit)
-    _lines(frame, segments, chart.max_points)
-    _abort(frame, chart.abort_at)
     if not segments:
-        frame.parts.append(f'<text class="empty" x="{frame.width / 2:.0f}" '
-                           f'y="{frame.height / 2:.0f}" text-anchor="middle">no data</text>')
+        frame.label("no data", "empty", [(frame.width / 2, frame.height / 2, "middle")],
+                    force=True)
+    # Shapes in drawing order; labels by priority (ticks, abort, target, phases, faults),
+    # each where it overlaps none placed before it, drawn last.
+    _axes(frame, unit)
+    _abort(frame, chart.abort_at)
+    _target(frame, chart.info, unit)
+    _phases(frame, chart.phases)
+    _windows(frame, chart.faults, "fault", labelled=True)
+    _windows(frame, _merge(frame, gaps), "nodata")
+    _bad_strip(frame, chart.samples)
+    _lines(frame, segments, chart.max_points)
+    frame.parts += frame.texts
     frame.parts.append("</svg>")
     return "".join(frame.parts)
 
@@ -190,14 +227,13 @@ def _axes(frame: _Frame, unit: str) -> None:
     while tick <= frame.y_max + step * 1e-9:
         y = frame.y(tick)
         parts.append(f'<line class="grid" x1="{frame.left}" y1="{y:.1f}" x2="{right}" '
-                     f'y2="{y:.1f}"/><text class="tick" x="{frame.left - 4}" y="{y + 3:.1f}" '
-                     f'text-anchor="end">{escape(facts.format_value(tick, unit))}</text>')
+                     f'y2="{y:.1f}"/>')
+        frame.label(facts.format_value(tick, unit), "tick", [(frame.left - 4, y + 3, "end")],
+                    force=True)
         tick += step
     t_step, t = _time_step(frame.t_max), 0.0
     while t <= frame.t_max + 1e-9:
-        x = frame.x(t)
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{frame.plot_bottom + 14:.1f}" '
-                     f'text-anchor="middle">{escape(_t_label(t))}</text>')
+        frame.label(_t_label(t), "tick", [(frame.x(t), frame.plot_bottom + 16, "middle")])
         t += t_step
 
 
@@ -211,9 +247,12 @@ def _t_label(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _windows(frame: _Frame, windows: Sequence[Window], css: str, label_gap: int) -> None:
+def _windows(frame: _Frame, windows: Sequence[Window], css: str,
+             labelled: bool = False) -> None:
     height = frame.plot_bottom - frame.top
-    for index, window in enumerate(windows):
+    rows = [frame.top + 12 + row * (ASCENT + DESCENT + 1)
+            for row in range(int((height - 30) // (ASCENT + DESCENT + 1)))]
+    for window in windows:
         x0 = frame.x(window.start)
         x1 = frame.x(window.end if window.end is not None else frame.t_max)
         open_css = " open" if window.end is None else ""
@@ -221,11 +260,9 @@ def _windows(frame: _Frame, windows: Sequence[Window], css: str, label_gap: int)
             f'<rect class="{css}{open_css}" x="{x0:.1f}" y="{frame.top}" '
             f'width="{max(x1 - x0, 1.5):.1f}" height="{height:.1f}">'
             f"<title>{escape(window.label or css)}</title></rect>")
-        if window.label and label_gap:
-            frame.parts.append(
-                f'<text class="wlabel" x="{x0 + 3:.1f}" '
-                f'y="{frame.top + 11 + (index % 3) * (label_gap + 6):.1f}">'
-                f"{escape(shorten_middle(window.label, 40))}</text>")
+        if window.label and labelled:  # else the band's <title> names it on hover
+            frame.label(shorten_middle(window.label, 40), "wlabel",
+                        [(x0 + 3, y, "start") for y in rows])
 
 
 def _merge(frame: _Frame, windows: Sequence[Window]) -> list[Window]:
@@ -266,9 +303,8 @@ def _phases(frame: _Frame, phases: Sequence[tuple[str, float, float | None]]) ->
         frame.parts.append(f'<line class="phase" x1="{x:.1f}" y1="{frame.top - 8}" '
                            f'x2="{x:.1f}" y2="{frame.plot_bottom:.1f}"/>')
         # Short phases (plan, rollback) get a line but no label, which would overlap.
-        if frame.x(end if end is not None else frame.t_max) - x >= 8 * len(name):
-            frame.parts.append(f'<text class="plabel" x="{x + 2:.1f}" y="{frame.top - 10}">'
-                               f"{escape(shorten_middle(name, 12))}</text>")
+        if frame.x(end if end is not None else frame.t_max) - x >= CHAR_WIDTH * len(name):
+            frame.label(shorten_middle(name, 12), "plabel", [(x + 2, frame.top - 8, "start")])
 
 
 def _target(frame: _Frame, info: SLOInfo | None, unit: str) -> None:
@@ -278,9 +314,10 @@ def _target(frame: _Frame, info: SLOInfo | None, unit: str) -> None:
     label = f"target {info.op} {facts.format_value(info.target, unit)}"
     frame.parts.append(
         f'<line class="target" x1="{frame.left}" y1="{y:.1f}" '
-        f'x2="{frame.width - frame.right}" y2="{y:.1f}"><title>{escape(label)}</title></line>'
-        f'<text class="tlabel" x="{frame.width - frame.right - 4}" y="{y - 4:.1f}" '
-        f'text-anchor="end">{escape(label)}</text>')
+        f'x2="{frame.width - frame.right}" y2="{y:.1f}"><title>{escape(label)}</title></line>')
+    right, left = frame.width - frame.right - 4, frame.left + 4
+    frame.label(label, "tlabel", [(right, y - 4, "end"), (right, y + 14, "end"),
+                                  (left, y - 4, "start"), (left, y + 14, "start")])
 
 
 def _lines(frame: _Frame, segments: list[list[Point]], max_points: int) -> None:
@@ -303,7 +340,8 @@ def _abort(frame: _Frame, abort_at: float | None) -> None:
     x = frame.x(abort_at)
     frame.parts.append(
         f'<line class="abort" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" '
-        f'y2="{frame.plot_bottom:.1f}"><title>abort</title></line>'
-        f'<text class="alabel" x="{x - 3:.1f}" y="{frame.plot_bottom - 8:.1f}" '
-        f'text-anchor="end">abort</text>')
+        f'y2="{frame.plot_bottom:.1f}"><title>abort</title></line>')
+    low = frame.plot_bottom - 8
+    frame.label("abort", "alabel", [(x - 3, low, "end"), (x + 3, low, "start"),
+                                    (x - 3, low - 16, "end"), (x + 3, low - 16, "start")])
 

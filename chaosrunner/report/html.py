@@ -9,6 +9,7 @@ Every string from the user or the run goes through `html.escape`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from html import escape
 from typing import Any
@@ -40,7 +41,7 @@ th{background:#f6f8fa}td.num{font-variant-numeric:tabular-nums;white-space:nowra
 .facts th{width:160px}.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
 .abortbox{border:1px solid #cf222e;background:#fff5f5;padding:8px 12px;border-radius:4px}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#eff1f3;padding:1px 4px;
-border-radius:3px;word-break:break-all}
+border-radius:3px;word-break:normal;overflow-wrap:normal}code .w{white-space:nowrap}
 figure{margin:10px 0 18px}figcaption{font-weight:600;margin-bottom:4px}
 svg.chart{width:100%;height:auto;display:block}
 svg .plot{fill:#fff;stroke:#d0d7de}svg .grid{stroke:#eaeef2}
@@ -94,6 +95,22 @@ def render_html(report: RunReport, impact: Impact) -> str:
         f'<p class="muted">chaosrunner run {e(report.run_id)}</p></main></body></html>\n')
 
 
+def code(value: object) -> str:
+    """User text as code that wraps only between words and after a `/`, never inside a
+    word: each word is a no-wrap span, with a <wbr> after each `/` of a path or URL."""
+    pieces = re.split(r"(\s+)", str(value))
+    html = []
+    for piece in pieces:
+        if not piece:
+            continue
+        if piece.isspace():
+            html.append(" ")
+            continue
+        parts = [part for part in re.split(r"(?<=/)", piece) if part]
+        html.append("<wbr>".join(f'<span class="w">{e(part)}</span>' for part in parts))
+    return f"<code>{''.join(html)}</code>"
+
+
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]], css: str = "") -> str:
     """A table; header labels are ours, cells must already be escaped HTML."""
     head = "".join(f"<th>{e(label)}</th>" for label in header)
@@ -111,13 +128,13 @@ def _head(report: RunReport, impact: Impact) -> str:
     verdict = report.verdict
     rows = [("Verdict", f"{e(verdict)} (exit {report.exit_code}): "
                         f"{e(verdict.description)}"),
-            ("Experiment", f"<code>{e(report.experiment)}</code>")]
+            ("Experiment", code(report.experiment))]
     if report.reason:
         rows.append(("Reason", e(report.reason)))
     if report.environment:
         rows.append(("Environment", e(report.environment)))
     if report.source:
-        rows.append(("File", f"<code>{e(report.source)}</code>"))
+        rows.append(("File", code(report.source)))
     rows += [("Started", e(facts.stamp(report.started_at))),
              ("Ended", e(facts.stamp(report.ended_at))),
              ("Duration", e(facts.human_duration(facts.run_seconds(report)))),
@@ -138,7 +155,7 @@ def _abort(report: RunReport) -> str:
         return ""
     rates = ", ".join(f"{e(window)}: {'unknown' if rate is None else f'{rate:.2f}x'}"
                       for window, rate in abort.burn_rates.items())
-    slo = f" on <code>{e(abort.slo)}</code>" if abort.slo else ""
+    slo = f" on {code(abort.slo)}" if abort.slo else ""
     return (f'<h2>Abort</h2><div class="abortbox"><strong>{e(abort.reason)}</strong><br>'
             f"at {e(facts.stamp(abort.at))}{slo}; budget consumed by this run's traffic "
             f"{e(facts.percent(abort.budget_consumed))}"
@@ -150,11 +167,7 @@ def _charts(report: RunReport) -> str:
     if not series:
         return ""
     slos = facts.slo_by_name(report)
-    faults = []
-    for fault in report.faults:
-        window = facts.fault_window(report, fault)
-        if window is not None:
-            faults.append(Window(window[0], window[1], fault.name))
+    faults = fault_bands(report)
     phases = [(phase.name, t, facts.offset(report, phase.end)) for phase in report.phases
               if (t := facts.offset(report, phase.start)) is not None]
     figures = []
@@ -163,17 +176,34 @@ def _charts(report: RunReport) -> str:
                            phases=phases, abort_at=facts.abort_offset(report),
                            t_end=facts.run_seconds(report))
         target = facts.target_text(slos.get(slo))
-        figures.append(f'<figure id="chart-{e(slo)}"><figcaption><code>{e(slo)}</code> '
+        figures.append(f'<figure id="chart-{e(slo)}"><figcaption>{code(slo)} '
                        f'<span class="muted">target {e(target)}</span></figcaption>'
                        f"{render_chart(chart)}</figure>")
     return "<h2>SLI timelines</h2>" + _LEGEND + "".join(figures)
+
+
+def fault_bands(report: RunReport) -> list[Window]:
+    """One band per fault, however many targets it hit: from its first injection to its
+    last revert (open while any target's is not taken back), labelled `name ×N`."""
+    spans: dict[str, list[tuple[float, float | None]]] = {}
+    for fault in report.faults:
+        window = facts.fault_window(report, fault)
+        if window is not None:
+            spans.setdefault(fault.name, []).append(window)
+    bands = []
+    for name, windows in spans.items():
+        ends = [end for _, end in windows]
+        end = None if None in ends else max(end for end in ends if end is not None)
+        label = name if len(windows) == 1 else f"{name} ×{len(windows)}"
+        bands.append(Window(min(start for start, _ in windows), end, label))
+    return bands
 
 
 def _criteria(report: RunReport) -> str:
     if not report.criteria:
         return "<h2>Success criteria</h2><p class=\"muted\">Not judged: no fault phase.</p>"
     rows = [(_mark(c.passed) if c.judged else '<span class="muted">not judged</span>',
-             f"<code>{e(c.text)}</code>",
+             code(c.text),
              e(facts.format_value(c.observed, facts.criterion_unit(c))), e(c.detail or ""))
             for c in report.criteria]
     return "<h2>Success criteria</h2>" + _table(
@@ -187,7 +217,7 @@ def _checks(report: RunReport) -> str:
     rows = []
     for check in report.checks:
         info = slos.get(check.slo)
-        rows.append((_mark(check.passed), e(check.phase), f"<code>{e(check.slo)}</code>",
+        rows.append((_mark(check.passed), e(check.phase), code(check.slo),
                      e(facts.format_value(check.observed, facts.slo_unit(info))),
                      e(facts.target_text(info)), e(check.detail or "")))
     return "<h2>Steady state</h2>" + _table(
@@ -197,7 +227,7 @@ def _checks(report: RunReport) -> str:
 def _budget(report: RunReport) -> str:
     if not report.budget:
         return ""
-    rows = [(f"<code>{e(name)}</code>", *map(e, facts.budget_cells(r)))
+    rows = [(code(name), *map(e, facts.budget_cells(r)))
             for name, r in report.budget.items()]
     return "<h2>Error budget</h2>" + _table(list(facts.BUDGET_HEADER), rows)
 
@@ -209,7 +239,7 @@ def _faults(report: RunReport) -> str:
     for f in report.faults:
         reverted = (e(facts.stamp(f.reverted_at)) if f.reverted_at else
                     '<span class="fail">NOT REVERTED</span>' if f.injected_at else "—")
-        rows.append((f"<code>{e(f.name)}</code>", f"<code>{e(f.action)}</code>",
+        rows.append((code(f.name), code(f.action),
                      e(facts.fault_parameters(report, f)), e(", ".join(f.targets) or "—"),
                      e(facts.stamp(f.injected_at)) if f.injected_at else "not injected",
                      reverted, e(f.error or "")))
@@ -235,12 +265,12 @@ def _announced(report: RunReport) -> str:
         detail = e(a.detail or "")
         if a.link and a.link.startswith(("http://", "https://")):
             detail = f'<a href="{e(a.link)}">{detail or e(a.link)}</a>'
-        rows.append((e(a.channel), f"<code>{e(a.target)}</code>", e(a.sent), e(a.failed),
+        rows.append((e(a.channel), code(a.target), e(a.sent), e(a.failed),
                      detail))
     trace = ""
     if report.trace_id:
         link = next((a.link for a in report.announced if a.channel == "otlp" and a.link), None)
-        shown = f"<code>{e(report.trace_id)}</code>"
+        shown = code(report.trace_id)
         if link and link.startswith(("http://", "https://")):
             shown = f'<a href="{e(link)}">{shown}</a>'
         trace = f"<p>Trace: {shown}</p>"
