@@ -10,7 +10,9 @@ circuit breakers are seen at work. Checkout's payment
 timeout is 1.5 s here: the shop is built to absorb that latency.
 
 Everything it starts is stopped before it returns, also when an experiment fails or the
-user presses Ctrl-C.
+user presses Ctrl-C. To keep the shop for your own commands (`chaosrunner plan
+experiments/instance-failure.yaml` in another terminal), `chaosrunner demo shop` starts it
+and holds it until Ctrl-C or SIGTERM; `--keep` holds it after the experiments ran.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +64,30 @@ def demo_system(state_dir: Path) -> Iterator[None]:
         proxy.stop()
 
 
+SHOP_ONLY = "shop"  # `chaosrunner demo shop`: the system alone, held until a signal
+NEXT_STEPS = """the shop stays up until Ctrl-C (or SIGTERM). In another terminal:
+  chaosrunner plan experiments/instance-failure.yaml
+  chaosrunner run experiments/network-latency.yaml
+  curl -s 127.0.0.1:8080/breakers"""
+
+
+def hold() -> None:
+    """Until SIGINT or SIGTERM: the guard notes the signal (the exit status is 130/143),
+    and the `with` around this call stops the shop."""
+    SIGNALS.arm()
+    wake = threading.Event()
+    while not SIGNALS.received:
+        wake.wait(0.2)
+
+
 def command(args: argparse.Namespace) -> int:
-    paths = [REPO_ROOT / file for file in selected(getattr(args, "only", None) or [])]
+    names = list(getattr(args, "only", None) or [])
+    if names == [SHOP_ONLY]:
+        with demo_system(Path(args.state_dir)):
+            print(NEXT_STEPS, flush=True)
+            hold()
+        return 0
+    paths = [REPO_ROOT / file for file in selected(names)]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise InvalidInput(f"demo experiments {missing} are missing; run the demo from a "
@@ -74,11 +99,20 @@ def command(args: argparse.Namespace) -> int:
             results.append(run_one(path, args))
             if SIGNALS.received:  # Ctrl-C / SIGTERM: no further experiment
                 break
+        if getattr(args, "keep", False) and not SIGNALS.received:
+            _summary(results)
+            print(NEXT_STEPS, flush=True)
+            hold()
+            return max(report.exit_code for report in results)
+    _summary(results)
+    return max(report.exit_code for report in results)
+
+
+def _summary(results: list[RunReport]) -> None:
     print("\ndemo summary:")
     for report in results:
         print(f"  {report.experiment:20} {report.verdict:20} exit {report.exit_code}  "
-              f"reports: {report.report_dir}")
-    return max(report.exit_code for report in results)
+              f"reports: {report.report_dir}", flush=True)
 
 
 def selected(names: list[str]) -> list[str]:
@@ -87,7 +121,8 @@ def selected(names: list[str]) -> list[str]:
     unknown = [name for name in names if name not in stems]
     if unknown:
         raise InvalidInput(f"no demo experiment named {', '.join(unknown)}; "
-                           f"the demo has: {', '.join(stems)}")
+                           f"the demo has: {', '.join(stems)} (or `chaosrunner demo "
+                           f"{SHOP_ONLY}` alone: the shop, kept running)")
     if not names:
         return list(EXPERIMENTS)
     return [file for stem, file in stems.items() if stem in names]

@@ -213,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[_global_options()],
                        help="start the demo shop locally and run the shipped experiments")
     p.add_argument("only", nargs="*", metavar="NAME",
-                   help="run only these shipped experiments (e.g. payments-errors)")
+                   help="run only these shipped experiments (e.g. payments-errors); "
+                   "`shop` alone starts the shop and keeps it running until Ctrl-C")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the shop running after the experiments, until Ctrl-C")
     p.add_argument("--report-dir", default=None, metavar="D")
     p.add_argument("--quick", action="store_true", help="shorter phases")
     return parser

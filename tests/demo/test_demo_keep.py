@@ -1,0 +1,75 @@
+"""Issue 12.15: `chaosrunner demo shop` starts the demo shop and keeps it running, so that
+the README's next command (`chaosrunner plan experiments/instance-failure.yaml`) finds its
+targets; Ctrl-C or SIGTERM stops everything it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chaosrunner.cli.demo import PROXY_API_PORT, REPO_ROOT, SHOP_PORT
+
+PORTS = [SHOP_PORT, PROXY_API_PORT, *range(SHOP_PORT + 1, SHOP_PORT + 5),
+         *range(SHOP_PORT + 11, SHOP_PORT + 15)]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(condition: object, what: str, bound: float = 60.0) -> None:
+    deadline = time.monotonic() + bound
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {bound:g}s: {what}")
+        time.sleep(0.1)
+
+
+def checkout_up() -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{SHOP_PORT}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_demo_shop_keeps_the_shop_for_the_next_command(tmp_path: Path,
+                                                       stop: signal.Signals) -> None:
+    if any(listening(port) for port in PORTS):
+        pytest.skip("the demo's fixed ports are in use on this machine")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "chaosrunner", "demo", "shop", "--state-dir",
+         str(tmp_path / "state")], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: checkout_up() or demo.poll() is not None, "the shop answers")
+        assert demo.poll() is None, demo.communicate()[0]
+        plan = subprocess.run(
+            [sys.executable, "-m", "chaosrunner", "plan", "experiments/instance-failure.yaml",
+             "--output", "json", "--state-dir", str(tmp_path / "plan-state")],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        assert "matches nothing" not in plan.stdout + plan.stderr
+        [target] = json.loads(plan.stdout)["faults"][0]["targets"]
+        assert "payments-" in json.dumps(target)
+        assert demo.poll() is None  # still up after the command
+        demo.send_signal(stop)
+        output, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.kill(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[stop]
+    assert "chaosrunner plan experiments/instance-failure.yaml" in output
+    wait_until(lambda: not any(listening(port) for port in PORTS), "every port is free")
