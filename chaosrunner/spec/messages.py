@@ -207,6 +207,9 @@ def _message(error: Error, model: type[BaseModel]) -> str:
                 f"{', '.join(expected)}" + _did_you_mean(tag, expected))
     if kind == "literal_error" and loc and loc[-1] == "apiVersion":
         return "must be chaosrunner/v1"
+    if kind == "literal_error" and isinstance(error.get("input"), str):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"must be {ctx.get('expected')}" + _did_you_mean(error["input"], choices)
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern"))
         return _PATTERNS.get(pattern, f"does not have the expected form ({pattern})")

@@ -194,19 +194,22 @@ class SLISpec(Frozen):
                 "an SLI needs exactly one source out of a PromQL string, ratio, prometheus, "
                 f"http, command, sloth, ctk_probe; got {', '.join(given) or 'none'}"
             )
+        # Here, not in the field validator: only once every key is valid, so a typo in
+        # `http:` or a bad rate is one error, not also "stat ... is only for http SLIs".
+        if self.stat is not None and self.http is None:
+            raise ValueError(f"stat {self.stat!r} is only for http SLIs (the probe "
+                             "measures it)")
         return self
 
     @field_validator("stat")
     @classmethod
-    def _known_stat(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _known_stat(cls, value: str | None) -> str | None:
         if value is not None and value not in HTTP_STATS:
             # Imported here: messages import the models (cycle inside spec).
             from chaosrunner.spec.messages import did_you_mean
 
             raise ValueError(f"unknown statistic {value!r}{did_you_mean(value, HTTP_STATS)}; "
                              f"the statistics are {', '.join(HTTP_STATS)}")
-        if value is not None and info.data.get("http") is None:
-            raise ValueError(f"stat {value!r} is only for http SLIs (the probe measures it)")
         return value
 
     @property

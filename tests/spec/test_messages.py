@@ -129,3 +129,49 @@ def test_a_ctk_probe_sli_is_checked_by_validate(tmp_path: Path,
     err = capsys.readouterr().err
     assert "exp.yaml:5: steady_state.from: in the steady state it refers to" in err
     assert f"{steady}:8:" in err
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("      http:", "      htp:", "sli.htp: unknown key (did you mean 'http'?)"),
+    ("rate: 20/s", "rate: [20]", "expected a positive rate such as 20/s"),
+])
+def test_a_broken_sli_source_is_one_error(old: str, new: str, expected: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Not also "stat 'p99' is only for http SLIs" for the http source it could not read."""
+    steady = tmp_path / "steady.yaml"
+    steady.write_text(STEADY_WITH_STAT.replace(old, new, 1))
+    assert main(["validate", str(steady)]) == 4
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], lines
+
+
+STEADY_WITH_STAT = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: s
+service_level_objectives:
+  probe:
+    sli:
+      http:
+        url: "http://127.0.0.1:1/x"
+        rate: 20/s
+      stat: p99
+    target: 2s
+    op: "<"
+"""
+
+
+def test_a_misspelt_choice_gets_did_you_mean(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    day = tmp_path / "day.yaml"
+    day.write_text("apiVersion: chaosrunner/v1\nkind: GameDay\nname: d\n"
+                   "experiments: [x.yaml]\nstop_on: allways\n")
+    assert main(["validate", str(day)]) == 4
+    err = capsys.readouterr().err
+    assert "stop_on: must be 'failure', 'abort' or 'never'" in err
+    ctk = tmp_path / "ctk.json"
+    ctk.write_text(json.dumps({"title": "t", "description": "d", "method": [
+        {"type": "acton", "name": "a", "provider": {"type": "process", "path": "true"}}]}))
+    assert main(["validate", str(ctk)]) == 4
+    err = capsys.readouterr().err
+    assert "must be 'probe' or 'action' (did you mean 'action'?)" in err
