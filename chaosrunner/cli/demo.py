@@ -51,7 +51,13 @@ def demo_system(state_dir: Path) -> Iterator[None]:
     proxies = [{"name": f"payments-{i}", "listen": f"127.0.0.1:{SHOP_PORT + 10 + i}",
                 "upstream": f"127.0.0.1:{SHOP_PORT + i}", "enabled": True}
                for i in range(1, REPLICAS + 1)]
-    proxy = start_background("127.0.0.1", PROXY_API_PORT, proxies)
+    try:
+        proxy = start_background("127.0.0.1", PROXY_API_PORT, proxies)
+    except (OSError, ValueError) as exc:  # a port taken: another demo, or anything else
+        raise InvalidInput(f"the demo's proxies cannot start: {exc}; the demo needs ports "
+                           f"{PROXY_API_PORT}, {SHOP_PORT}-{SHOP_PORT + REPLICAS} and "
+                           f"{SHOP_PORT + 11}-{SHOP_PORT + 10 + REPLICAS}: stop what uses "
+                           "them (another `chaosrunner demo`?)") from None
     try:
         via_proxies = ",".join(f"http://{p['listen']}" for p in proxies)
         with Shop.start(base_port=SHOP_PORT, replicas=REPLICAS, state_dir=state_dir / "shop",

@@ -73,3 +73,18 @@ def test_demo_shop_keeps_the_shop_for_the_next_command(tmp_path: Path,
     assert demo.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[stop]
     assert "chaosrunner plan experiments/instance-failure.yaml" in output
     wait_until(lambda: not any(listening(port) for port in PORTS), "every port is free")
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Another demo (or anything) on the demo's ports: one line saying so, exit 4, no
+    traceback, nothing left running."""
+    from chaosrunner.cli.main import main
+
+    with socket.socket() as taken:
+        if not listening(PROXY_API_PORT):
+            taken.bind(("127.0.0.1", PROXY_API_PORT))
+            taken.listen()
+        assert main(["demo", "shop", "--state-dir", str(tmp_path)]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "in use" in err, err
