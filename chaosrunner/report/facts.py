@@ -21,6 +21,7 @@ from chaosrunner.report.model import (
 )
 from chaosrunner.spec.criteria import tokenize
 from chaosrunner.spec.models import LATENCY_STATS
+from chaosrunner.spec.units import shorten_middle
 from chaosrunner.timestamps import parse_time, seconds_between
 
 _DURATION_SUFFIXES = ("us", "µs", "ms", "s", "m", "h", "d")
@@ -207,9 +208,13 @@ def _seconds(value: object) -> str:
 
 
 def _mapping_text(values: dict[str, Any]) -> str:
-    def shown(value: object) -> str:
-        return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    def shown(value: object) -> str:  # a long body or header map, shortened in the middle
+        text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        return shorten_middle(text, PARAM_WIDTH)
     return ", ".join(f"{key}: {shown(value)}" for key, value in values.items())
+
+
+PARAM_WIDTH = 80  # characters of one parameter's value in a report
 
 
 def fault_parameters(report: RunReport, fault: FaultRecord) -> str:

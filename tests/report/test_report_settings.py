@@ -160,3 +160,10 @@ def test_a_bad_incident_severity_is_exit_4(tmp_path: Path,
     assert main(["validate", str(path)]) == 4
     err = capsys.readouterr().err
     assert "sev2_above must be below sev1_at" in err and "Traceback" not in err
+
+
+def test_a_long_parameter_is_shortened_in_the_middle() -> None:
+    report = configured()
+    report.fault_plan["slow-payments"]["with"] = {"body": "x" * 500 + "END"}
+    shown = md_text(report)
+    assert "END" in shown and "x" * 200 not in shown
