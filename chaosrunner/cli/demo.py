@@ -136,7 +136,7 @@ def selected(names: list[str]) -> list[str]:
 
 def run_one(path: Path, args: argparse.Namespace) -> RunReport:
 
-    options = RunOptions(state_dir=Path(args.state_dir))
+    options = RunOptions(state_dir=Path(args.state_dir), watchdog=True)  # as `run` has
     if args.report_dir:
         options = dataclasses.replace(options, report_dir=Path(args.report_dir) / path.stem)
     report: RunReport = run_file(path, options, output=args.output, display=progress_listener)
