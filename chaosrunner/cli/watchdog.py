@@ -137,9 +137,8 @@ def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: b
     with contextlib.suppress(Exception):
         ledger.record_watchdog(args.run_id, summary, reverted, failed)
     if dead:
-        ledger.unregister_runner(args.run_id)
+        ledger.forget_dead_runner(args.run_id)  # only when its lock is free
     with contextlib.suppress(Exception):
-
         record_lost_run(Path(args.state_dir), args.run_id, args.experiment, args.started_at,
                         Verdict.ROLLBACK_INCOMPLETE if failed else Verdict.INTERRUPTED,
                         Verdict.ROLLBACK_INCOMPLETE.exit_code if failed else KILLED_EXIT,
