@@ -218,7 +218,7 @@ PARAM_WIDTH = 80  # characters of one parameter's value in a report
 
 
 def fault_parameters(report: RunReport, fault: FaultRecord) -> str:
-    """`latency: 500ms, jitter: 0ms; at t+0 s, until the fault phase ends` — the fault's
+    """`latency: 500ms; from 0 s into the fault phase, until its end` — the fault's
     `with:` as the user wrote it, what the action does, and when it was in place."""
     plan = report.fault_plan.get(fault.name)
     if plan is None:  # a report without the plan (a Chaos Toolkit run, an old report)
@@ -227,11 +227,11 @@ def fault_parameters(report: RunReport, fault: FaultRecord) -> str:
     if fault.action.endswith(".pause"):
         parts.insert(0, "SIGSTOP, then SIGCONT" if fault.action.startswith("process.")
                      else "frozen, then unfrozen")
-    timing = f"at t+{_seconds(plan.get('at') or 0)}"
+    timing = f"from {_seconds(plan.get('at') or 0)} into the fault phase"
     if plan.get("for") is not None:
         timing += f", for {_seconds(plan['for'])}"
     else:
-        timing += ", until the fault phase ends"
+        timing += ", until its end"
     select = plan.get("select")
     if select not in (None, "all"):
         timing += f"; select {_mapping_text(select) if isinstance(select, dict) else select}"

@@ -57,8 +57,8 @@ def md_text(report: RunReport) -> str:
 def test_fault_parameters_as_written_with_timing() -> None:
     for shown in (md_text(configured()), html_text(configured())):
         assert "latency: 500ms" in shown and "jitter: 0ms" in shown
-        assert "SIGSTOP" in shown and "for 5 s" in shown and "at t+10 s" in shown
-        assert "until the fault phase ends" in shown
+        assert "SIGSTOP" in shown and "for 5 s" in shown and "from 10 s into the fault phase" in shown
+        assert "until its end" in shown
 
 
 def test_blast_radius_and_abort_policy() -> None:
@@ -128,7 +128,7 @@ def test_a_run_reports_what_it_was_told(tmp_path: Path) -> None:
     run_file(tmp_path / "settings.yaml", options, output="json",
              backends=fake_backends(world))
     markdown = (tmp_path / "out" / "report.md").read_text()
-    assert "at t+0.25 s, for 1 s; select names: api-1" in markdown
+    assert "from 0.25 s into the fault phase, for 1 s; select names: api-1" in markdown
     assert "at most 1 target in all; at most 25% of a selector's matches" in markdown
     assert "availability burn rate above 1000x over 1 s and 2 s" in markdown
     data = json.loads((tmp_path / "out" / "report.json").read_text())
