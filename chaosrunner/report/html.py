@@ -53,6 +53,7 @@ svg .target{stroke:#1a7f37;stroke-width:1.2;stroke-dasharray:6 4}svg .tlabel{fil
 svg .fault{fill:#fb8500;fill-opacity:.16;stroke:#fb8500;stroke-opacity:.5}
 svg .fault.open{fill:#cf222e;fill-opacity:.14;stroke:#cf222e;stroke-dasharray:4 3}
 svg .wlabel{fill:#9a3f00}
+svg text{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 svg .nodata{fill:#8c959f;fill-opacity:.28}
 svg .bad{fill:#cf222e}svg .phase{stroke:#8c959f;stroke-dasharray:2 3}
 svg .abort{stroke:#cf222e;stroke-width:2}svg .alabel{fill:#cf222e;font-weight:600}
