@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, wait_until
 
-from chaosrunner.drivers.process import ProcessDriver
+from chaosrunner.drivers.process import ProcessDriver, cmdline
 from chaosrunner.spec.units import shorten_middle
 
 STEADY = """\
@@ -103,6 +103,9 @@ def test_two_long_command_lines_stay_apart(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, str(script), "--port", str(port)])
              for port in (8001, 8002)]
     try:
+        # Popen returns once execve has closed the child's close-on-exec pipe, which is
+        # before the kernel publishes the new argv: /proc/PID/cmdline reads empty until then.
+        assert wait_until(lambda: all(cmdline(p.pid).endswith(("8001", "8002")) for p in procs))
         names = [ProcessDriver()._instance(p.pid).name for p in procs]  # type: ignore[union-attr]
     finally:
         for proc in procs:

@@ -12,7 +12,7 @@ import pytest
 from helpers import proc_state, wait_until
 
 from chaosrunner.drivers.base import DriverContext, Handle, ParamError
-from chaosrunner.drivers.process import ProcessDriver
+from chaosrunner.drivers.process import ProcessDriver, cmdline
 from chaosrunner.errors import TargetNotFound
 from chaosrunner.testing.contract import ContractCase, DriverContract
 
@@ -21,6 +21,9 @@ from chaosrunner.testing.contract import ContractCase, DriverContract
 def sleeper(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     marker = f"chaosrunner-test-sleeper-{os.getpid()}-{tmp_path.name}"
     proc = subprocess.Popen([sys.executable, "-c", "import time,sys; time.sleep(300)", marker])
+    # Popen returns before the kernel publishes the new argv (/proc/PID/cmdline reads empty
+    # for a moment after execve closed the close-on-exec pipe Popen waits on).
+    assert wait_until(lambda: cmdline(proc.pid).endswith(marker))
     pid_file = tmp_path / "sleeper.pid"
     pid_file.write_text(f"{proc.pid}\n")
     yield proc, pid_file
