@@ -8,6 +8,7 @@ latency statistic as milliseconds or seconds. These helpers keep every writer co
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC
 from typing import Any
 
@@ -210,6 +211,9 @@ def _seconds(value: object) -> str:
 def _mapping_text(values: dict[str, Any]) -> str:
     def shown(value: object) -> str:  # a long body or header map, shortened in the middle
         text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        duration = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d)", text)
+        if duration:  # 500ms reads "500 ms", as everywhere in the reports
+            return f"{duration.group(1)} {duration.group(2)}"
         return shorten_middle(text, PARAM_WIDTH)
     return ", ".join(f"{key}: {shown(value)}" for key, value in values.items())
 

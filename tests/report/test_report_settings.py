@@ -56,7 +56,7 @@ def md_text(report: RunReport) -> str:
 
 def test_fault_parameters_as_written_with_timing() -> None:
     for shown in (md_text(configured()), html_text(configured())):
-        assert "latency: 500ms" in shown and "jitter: 0ms" in shown
+        assert "latency: 500 ms" in shown and "jitter: 0 ms" in shown
         assert "SIGSTOP" in shown and "for 5 s" in shown and "from 10 s into the fault phase" in shown
         assert "until its end" in shown
 
