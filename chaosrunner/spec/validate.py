@@ -24,6 +24,7 @@ from chaosrunner.spec.models import (
     Criterion,
     Experiment,
     GameDay,
+    RunnerConfig,
     SteadyState,
 )
 
@@ -31,6 +32,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "SteadyState": SteadyState,
     "Experiment": Experiment,
     "GameDay": GameDay,
+    "Config": RunnerConfig,  # the --config file: validated like the others, never run
 }
 
 CHAOSTOOLKIT = "Chaos Toolkit experiment"
