@@ -3,6 +3,7 @@ retry and breaker logic in-process against closed and open ports."""
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import httpx
 from demo_support import free_base_port
 
 from chaosrunner.demo._server import Request
-from chaosrunner.demo.checkout import Checkout
+from chaosrunner.demo.checkout import Checkout, PaymentFailed, Replica
 
 
 def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
@@ -91,3 +92,28 @@ def test_checkout_skips_a_replica_whose_breaker_is_open() -> None:
     assert attempts == {"error": 2.0, "skipped": 2.0}
     assert open_gauge == 1.0
     assert checkout.replicas[0].is_open
+
+
+def test_one_call_in_ten_failing_opens_no_breaker_but_the_failing_replicas() -> None:
+    """payments-errors: 10% of calls fail on every replica, all of them on payments-1.
+    Checkout's default breaker must open payments-1's only: with a breaker that opened
+    after 3 failures in a row, the 10% alone opened another replica's now and then; with
+    two of them and payments-1's open, every order had one replica left and no retry, and
+    10% of them failed (the probe fell to 98.67%, under the experiment's 99%)."""
+    urls = [f"http://127.0.0.1:{port}" for port in range(9001, 9005)]
+    checkout = Checkout(urls, reset_timeout=3600)  # an open breaker stays open: worst case
+    coin = random.Random(0)
+
+    def call(replica: Replica, order_id: str) -> str:
+        if replica.url == urls[0] or coin.random() < 0.1:
+            raise PaymentFailed(f"{replica.url} answered 503")
+        return f"pay-{order_id}"
+
+    checkout._call = call  # type: ignore[method-assign]
+    try:
+        orders = 2000  # three runs of the experiment's probe (20/s for 30 s)
+        failed = sum(checkout.pay(f"ord-{i}") is None for i in range(orders))
+    finally:
+        checkout.close()
+    assert [replica.is_open for replica in checkout.replicas] == [True, False, False, False]
+    assert failed <= orders * 0.002  # three calls on three replicas fail: 0.1%
