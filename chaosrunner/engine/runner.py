@@ -23,12 +23,11 @@ from chaosrunner.engine.backends import Backends
 from chaosrunner.engine.clock import Clock, RealClock
 from chaosrunner.engine.context import RunHooks, RunOptions
 from chaosrunner.engine.control import Control, RunState
-from chaosrunner.engine.events import Checked, EventLog, Failed, PhaseBegun, Planned, Warned
+from chaosrunner.engine.events import EventLog, Failed, PhaseBegun, Planned, Warned
 from chaosrunner.engine.faults import Faults, Injection, RevertPolicy
 from chaosrunner.engine.guard import AbortDecision, BudgetGuard
 from chaosrunner.engine.halt import HaltSources
 from chaosrunner.engine.ledger import Ledger
-from chaosrunner.engine.observe import check_steady
 from chaosrunner.engine.plan import Plan, make_plan
 from chaosrunner.engine.sampling import Sampler
 from chaosrunner.engine.timeline import FaultPhase, build_timeline
@@ -40,15 +39,13 @@ from chaosrunner.engine.watchers import (
     watch_stop_conditions,
 )
 from chaosrunner.errors import (
-    BudgetGateRefused,
     DriverError,
     Refused,
     SourceError,
     StateError,
     Verdict,
 )
-from chaosrunner.report.model import CheckResult, CriterionResult, Phase, RunReport
-from chaosrunner.slo.budget import WindowBurn
+from chaosrunner.report.model import CriterionResult, Phase, RunReport
 from chaosrunner.slo.sources.base import SourceContext
 from chaosrunner.spec.validate import ExperimentBundle
 from chaosrunner.timestamps import iso
@@ -78,9 +75,6 @@ class Run:
                              RevertPolicy(options.revert_retries, options.revert_timeout))
         self.watchdog = WatchdogLink()
         self.phases: list[Phase] = []
-        self.checks: list[CheckResult] = []
-        self.budget_before: dict[str, float | None] = {}
-        self.budget_window: dict[str, WindowBurn | None] = {}  # its coverage of the window
         self.plan: Plan | None = None
         self._fault_phase_run: FaultPhase | None = None
         self._watchers: list[asyncio.Future[None]] = []
@@ -184,7 +178,8 @@ class Run:
             await self.sampler.start(self.backends.sources, SourceContext(
                 allow_exec=self.options.allow_exec, base_dir=str(self.bundle.base_dir),
                 trace_headers=self.hooks.trace_headers))
-            await self._budget_gate()
+            await self.sampler.budget_gate(self.experiment.abort.min_budget_remaining,
+                                           self.options.min_budget_remaining)
             await stop_condition_gate(self.hooks.stop_conditions)
         except (Refused, DriverError, SourceError) as exc:
             return self.control.refuse(str(exc))
@@ -192,26 +187,6 @@ class Run:
             self._end()
         self.events.emit(Planned(f"{len(self.plan.faults)} fault(s)", self.plan.describe()))
         return True
-
-    async def _budget_gate(self) -> None:
-        gates = [g for g in (self.experiment.abort.min_budget_remaining,
-                             self.options.min_budget_remaining) if g is not None]
-        for name, status in (await self.sampler.budget_statuses()).items():
-            self.budget_before[name] = status.remaining if status else None
-            self.budget_window[name] = status.period if status else None
-        if not gates:
-            return
-        minimum = max(gates)
-        for name, remaining in self.budget_before.items():
-            if remaining is not None and remaining < minimum:
-                period = self.budget_window.get(name)
-                over = f" ({period.coverage_text()})" if period and period.partial else ""
-                raise BudgetGateRefused(
-                    f"SLO {name!r} has {remaining:.1%} of its error budget left{over}, less "
-                    f"than min_budget_remaining {minimum:.1%}; not starting")
-        if all(v is None for v in self.budget_before.values()):
-            self.events.emit(Warned("min_budget_remaining not applied: no SLO source can tell "
-                                    "the remaining budget (probe SLIs cannot)"))
 
     async def _before_phase(self) -> bool:
         self._begin("before")
@@ -224,22 +199,11 @@ class Run:
             if self.state.signal is None and self.state.verdict is None:
                 self.state.verdict = Verdict.ABORTED
             return False
-        failed = [r for r in self._check_all("before") if not r.passed]
+        failed = [r for r in self.sampler.check_all("before") if not r.passed]
         if failed:
             detail = "; ".join(f"{r.slo}: {r.detail}" for r in failed)
             return self.control.refuse(f"steady state does not hold before any fault: {detail}")
         return True
-
-    def _check_all(self, phase: str) -> list[CheckResult]:
-        first = self.sampler.recovered_from if phase == "after" else 0
-        results = [check_steady(phase, name, slo,
-                                self.sampler.book.readings(phase, name)[first:])
-                   for name, slo in self.bundle.slos.items()]
-        self.checks.extend(results)
-        for result in results:
-            self.events.emit(Checked(f"{phase} {result.slo}: "
-                                     f"{'holds' if result.passed else 'FAILS'} ({result.detail})"))
-        return results
 
     async def _fault_phase(self) -> None:
         assert self.plan is not None
@@ -283,7 +247,7 @@ class Run:
         finally:
             self._end()
         if self.state.signal is None:
-            self._check_all("after")
+            self.sampler.check_all("after")
 
     # --- bookkeeping ---------------------------------------------------------------------
 
@@ -312,8 +276,9 @@ class Run:
             bundle=self.bundle, run_id=self.run_id, started_at=self.started_at,
             ended_at=iso(self.clock.now()), state=self.state, phases=self.phases,
             faults=[i.record for i in self.injections], samples=self.sampler.samples,
-            book=self.sampler.book, checks=self.checks, budget_before=self.budget_before,
-            budget_window=self.budget_window, guard=self.guard,
+            book=self.sampler.book, checks=self.sampler.checks,
+            budget_before=self.sampler.budget_before,
+            budget_window=self.sampler.budget_window, guard=self.guard,
             handles=[(i.record, i.handle) for i in self.injections],
             events=self.events.events, dry_run=self.options.dry_run))
 

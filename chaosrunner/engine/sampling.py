@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from chaosrunner.engine.clock import Clock
 from chaosrunner.engine.control import Control
-from chaosrunner.engine.events import EventLog, Sampled, Warned
+from chaosrunner.engine.events import Checked, EventLog, Sampled, Warned
 from chaosrunner.engine.guard import BudgetGuard
-from chaosrunner.engine.observe import SampleBook, sample_good
-from chaosrunner.errors import SourceError
-from chaosrunner.report.model import Sample
+from chaosrunner.engine.observe import SampleBook, check_steady, sample_good
+from chaosrunner.errors import BudgetGateRefused, SourceError
+from chaosrunner.report.model import CheckResult, Sample
+from chaosrunner.slo.budget import WindowBurn
 from chaosrunner.slo.sources.base import (
-    BudgetStatus,
     Reading,
     SLISource,
     SourceContext,
@@ -56,6 +56,9 @@ class Sampler:
         self.samples: list[Sample] = []
         self.in_fault_phase = False  # an unreadable SLI aborts only while faults are in
         self.recovered_from = 0  # the after-phase round where the recovery streak began
+        self.checks: list[CheckResult] = []
+        self.budget_before: dict[str, float | None] = {}
+        self.budget_window: dict[str, WindowBurn | None] = {}  # its coverage of the window
 
     async def start(self, registry: SourceRegistry, context: SourceContext) -> None:
         for name, slo in self.bundle.slos.items():
@@ -69,9 +72,39 @@ class Sampler:
             except Exception as exc:  # noqa: BLE001 - closing must not mask the verdict
                 self.events.emit(Warned(f"closing an SLI source failed: {exc}"))
 
-    async def budget_statuses(self) -> dict[str, BudgetStatus | None]:
-        """Each SLO's error budget over its window as its source tells it (None: cannot)."""
-        return {name: await source.budget_status() for name, source in self.sources.items()}
+    async def budget_gate(self, *minimums: float | None) -> None:
+        """Read each SLO's remaining error budget (for the report); raise
+        BudgetGateRefused when one has less left than the largest of `minimums`."""
+        for name, source in self.sources.items():
+            status = await source.budget_status()
+            self.budget_before[name] = status.remaining if status else None
+            self.budget_window[name] = status.period if status else None
+        gates = [m for m in minimums if m is not None]
+        if not gates:
+            return
+        minimum = max(gates)
+        for name, remaining in self.budget_before.items():
+            if remaining is not None and remaining < minimum:
+                period = self.budget_window.get(name)
+                over = f" ({period.coverage_text()})" if period and period.partial else ""
+                raise BudgetGateRefused(
+                    f"SLO {name!r} has {remaining:.1%} of its error budget left{over}, less "
+                    f"than min_budget_remaining {minimum:.1%}; not starting")
+        if all(v is None for v in self.budget_before.values()):
+            self.events.emit(Warned("min_budget_remaining not applied: no SLO source can tell "
+                                    "the remaining budget (probe SLIs cannot)"))
+
+    def check_all(self, phase: str) -> list[CheckResult]:
+        """The steady-state check of every SLO over a phase (the after-phase: from the
+        recovery streak on), recorded and told."""
+        first = self.recovered_from if phase == "after" else 0
+        results = [check_steady(phase, name, slo, self.book.readings(phase, name)[first:])
+                   for name, slo in self.bundle.slos.items()]
+        self.checks.extend(results)
+        for result in results:
+            self.events.emit(Checked(f"{phase} {result.slo}: "
+                                     f"{'holds' if result.passed else 'FAILS'} ({result.detail})"))
+        return results
 
     async def observe(self, phase: str, seconds: float, wake: asyncio.Event,
                       until_recovered: float | None = None) -> None:
