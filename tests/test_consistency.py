@@ -9,9 +9,7 @@ import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from chaosrunner.history import query_runs
 from chaosrunner.report.model import RunReport
 from chaosrunner.testing.experiments import write_fake_experiment
 from chaosrunner.testing.fakes import FakeClock, World, fake_backends, fake_run
+from chaosrunner.testing.html import visible_text
 
 CASES = {  # name -> (criterion, burn, expected verdict)
     "passing": ("70%", 1000, Verdict.PASSED),
@@ -30,29 +29,8 @@ CASES = {  # name -> (criterion, burn, expected verdict)
 }
 
 
-class Text(HTMLParser):
-    """The visible text of an HTML page, to read it as a person would."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        self.skip += tag in ("style", "script")
-
-    def handle_endtag(self, tag: str) -> None:
-        self.skip -= tag in ("style", "script")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
-
-
 def html_text(path: Path) -> str:
-    parser = Text()
-    parser.feed(path.read_text())
-    return " ".join(" ".join(parser.parts).split())
+    return visible_text(path.read_text())
 
 
 def write(tmp_path: Path, name: str, criterion: str, burn: int, duration: str = "2s") -> Path:

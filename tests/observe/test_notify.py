@@ -13,6 +13,7 @@ from observe_servers import capture
 from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.settings import load_config, settings_from_args
 from chaosrunner.testing.fakes import World
+from chaosrunner.testing.html import visible_text
 
 SECRET = "s3cr3t-hook-password"
 
@@ -47,8 +48,8 @@ def test_start_and_end_messages_reach_the_webhook(run_experiment: Runner) -> Non
     announced = outcome.report["announced"]
     assert [(a["channel"], a["sent"], a["failed"]) for a in announced] == [("notify", 2, 0)]
     assert SECRET not in outcome.everything_written()
-    html = (outcome.report_dir / "report.html").read_text()
-    assert "Announced" in html and announced[0]["target"] in html
+    text = visible_text((outcome.report_dir / "report.html").read_text())
+    assert "Announced" in text and announced[0]["target"] in text
 
 
 def test_a_failing_webhook_changes_nothing_but_is_counted(run_experiment: Runner) -> None:

@@ -13,6 +13,7 @@ from observe_servers import capture, otlp
 from chaosrunner.cli.main import main
 from chaosrunner.engine.backends import Backends
 from chaosrunner.testing.fakes import World, fake_drivers
+from chaosrunner.testing.html import links
 
 
 def by_name(spans: list[Any]) -> dict[str, Any]:
@@ -134,4 +135,4 @@ def test_the_report_links_the_trace(run_experiment: Runner, tmp_path: Path) -> N
         outcome = run_experiment("", "--otlp-endpoint", receiver.url, "--config", str(config))
     trace_id = outcome.report["trace_id"]
     html = (outcome.report_dir / "report.html").read_text()
-    assert f'<a href="http://127.0.0.1:16686/trace/{trace_id}"><code>{trace_id}</code></a>' in html
+    assert (f"http://127.0.0.1:16686/trace/{trace_id}", trace_id) in links(html)

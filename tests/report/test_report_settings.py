@@ -4,7 +4,6 @@ when and for how long), the blast radius the run enforced and its abort policy."
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from chaosrunner.report.markdown import render_markdown
 from chaosrunner.report.model import FaultRecord, RunReport
 from chaosrunner.report.severity import classify_impact
 from chaosrunner.testing.fakes import World, fake_backends
+from chaosrunner.testing.html import visible_text
 
 
 def configured() -> RunReport:
@@ -35,19 +35,8 @@ def configured() -> RunReport:
     return report
 
 
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 def html_text(report: RunReport) -> str:
-    parser = _Text()
-    parser.feed(render_html(report, classify_impact(report)))
-    return " ".join(" ".join(parser.parts).split())
+    return visible_text(render_html(report, classify_impact(report)))
 
 
 def md_text(report: RunReport) -> str:
