@@ -231,6 +231,7 @@ class KubernetesDriver(BaseDriver):
         return self._clients[context]
 
     def _new_client(self, context: str | None) -> Any:
+        import yaml
         from kubernetes import client, config
 
         configuration = client.Configuration()
@@ -250,7 +251,8 @@ class KubernetesDriver(BaseDriver):
                 raise DriverUnavailable("no Kubernetes configuration: set KUBECONFIG (or have "
                                         "~/.kube/config), or run inside a pod with a service "
                                         "account")
-        except config.ConfigException as exc:
+        except (config.ConfigException, yaml.YAMLError, OSError, TypeError, AttributeError,
+                ValueError) as exc:          # a kubeconfig that is not YAML or not a mapping
             where = kubeconfig or "in-cluster service account"
             raise DriverUnavailable(f"Kubernetes configuration from {where} is unusable: "
                                     f"{exc}") from None

@@ -409,3 +409,13 @@ def test_rbac_role_grants_exactly_the_verbs_the_driver_uses(cluster: FakeCluster
     # ... and nothing is granted that the driver never uses (statefulsets share the code path)
     assert {(g, r, v) for g, r, v in granted if r != "statefulsets"} == {
         (g, r, v) for g, r, v in used if r != "statefulsets"}
+
+
+@pytest.mark.parametrize("content", ["garbage: [\n", "- a list\n", "\x00\xff"])
+def test_a_broken_kubeconfig_is_unusable_not_a_traceback(
+        content: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(content)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with pytest.raises(DriverUnavailable, match="unusable"):
+        make_driver().resolve("kubernetes.scale", {"name": "web", "namespace": "default"})
