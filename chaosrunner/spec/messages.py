@@ -67,8 +67,14 @@ def describe(errors: Sequence[Any], model: type[BaseModel],
     """One message per problem, `where(key_path)` giving 'file:line: key.path'."""
     tags = union_tags(model)
     chosen = _prune_unions(_without_echoes([dict(e) for e in errors]), tags)
-    return [f"{where(tuple(e['loc']))}: {_message(e, model)}"
+    return [f"{where(_place(e))}: {_message(e, model)}"
             for e in _without_misspelt_missing(chosen, model)]
+
+
+def _place(error: Error) -> tuple[str | int, ...]:
+    # A model validator's PlacedError names the key it is about, below the model's loc.
+    cause = (error.get("ctx") or {}).get("error")
+    return (*error["loc"], *getattr(cause, "key_path", ()))
 
 
 def _without_misspelt_missing(errors: list[Error], model: type[BaseModel]) -> list[Error]:

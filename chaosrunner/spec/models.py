@@ -37,6 +37,14 @@ def _or_shorthand(schema: dict[str, Any], *shorthands: dict[str, Any]) -> dict[s
     return {"anyOf": [*shorthands, schema]}
 
 
+class PlacedError(ValueError):
+    """A model-level problem that belongs to one key, so the message names that key's line."""
+
+    def __init__(self, key_path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key_path = key_path
+
+
 class Frozen(BaseModel):
     """Base of every spec model: immutable, unknown keys refused."""
 
@@ -637,20 +645,20 @@ class Experiment(Frozen):
         if self.search is None:
             return self
         if not self.abort.budget_limits:
-            raise ValueError("search: needs abort.error_budget: the error-budget guard's "
-                             "abort is what marks the breaking point")
+            raise PlacedError(("search",), "needs abort.error_budget: the error-budget "
+                              "guard's abort is what marks the breaking point")
         fault = self.search_fault()
         if fault is None:
-            raise ValueError("search: names no load.http fault; add one and name it in "
-                             "search.fault")
+            raise PlacedError(("search",), "names no load.http fault; add one and name it "
+                              "in search.fault")
         if {"rate", "users"} & set(fault.with_):
-            raise ValueError(f"fault {fault.name!r} is stepped by search:; drop its "
-                             "rate/users")
+            raise PlacedError(("faults", self.faults.index(fault), "with"),
+                              f"fault {fault.name!r} is stepped by search:; drop its rate/users")
         needed = len(self.search.rates()) * self.search.step
         if self.duration + 1e-9 < fault.at + needed:
-            raise ValueError(f"duration is too short for the search: "
-                             f"{len(self.search.rates())} steps of {self.search.step:g}s from "
-                             f"{fault.at:g}s need duration: {fault.at + needed:g}s")
+            raise PlacedError(("search",), f"duration is too short for the search: "
+                              f"{len(self.search.rates())} steps of {self.search.step:g}s from "
+                              f"{fault.at:g}s need duration: {fault.at + needed:g}s")
         return self
 
     def search_fault(self) -> Fault | None:
@@ -673,7 +681,8 @@ class Experiment(Frozen):
         names = [fault.name for fault in self.faults]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"fault names must be unique; repeated: {', '.join(duplicates)}")
+            raise PlacedError(("faults",), "fault names must be unique; repeated: "
+                              f"{', '.join(duplicates)}")
         return self
 
 

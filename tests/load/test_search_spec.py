@@ -99,3 +99,27 @@ def test_the_demo_runs_the_capacity_search_only_when_named() -> None:
 
     assert selected(["checkout-capacity"]) == ["experiments/checkout-capacity.yaml"]
     assert "experiments/checkout-capacity.yaml" not in selected([])
+
+
+@pytest.mark.parametrize(("changes", "key"), [
+    ({"duration": "20s"}, "search"),
+    ({"search": {"fault": "nope", "start": "5/s", "step": "1s", "ceiling": "10/s"}}, "search"),
+    ({"abort": {}}, "search"),
+])
+def test_a_search_problem_names_the_line_of_search_not_the_top(
+        tmp_path: Path, changes: dict[str, object], key: str) -> None:
+    path = _write(tmp_path, **changes)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                if text.startswith(f"{key}:"))
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    assert f"x.yaml:{line}: {key}: " in str(info.value)
+    assert "(top level)" not in str(info.value)
+
+
+def test_repeated_fault_names_name_the_faults_line(tmp_path: Path) -> None:
+    data = yaml.safe_load((ROOT / "experiments" / "checkout-capacity.yaml").read_text())
+    path = _write(tmp_path, faults=[data["faults"][0], data["faults"][0]], search=None)
+    with pytest.raises(SpecError, match="fault names must be unique") as info:
+        load_experiment(path)
+    assert "(top level)" not in str(info.value) and "faults" in str(info.value)
