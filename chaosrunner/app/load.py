@@ -9,7 +9,7 @@ actions), so `spec` depends on none of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,13 @@ from chaosrunner.drivers.base import DriverRegistry, ParamError
 from chaosrunner.errors import InvalidInput, SpecError
 from chaosrunner.spec.loader import Document, KeyPath, load_document, resolve_vars
 from chaosrunner.spec.messages import did_you_mean
-from chaosrunner.spec.models import Experiment, GameDay, SteadyState
+from chaosrunner.spec.models import (
+    Experiment,
+    GameDay,
+    NotifyTarget,
+    RunnerConfig,
+    SteadyState,
+)
 from chaosrunner.spec.validate import (
     CHAOSTOOLKIT,
     KINDS,
@@ -48,10 +54,11 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
     if kind == "GameDay":  # also its cron expression and every experiment it lists
         return kind, load_gameday(Path(path), variables)
     model = validate_model(document, KINDS[kind], data)
-    if isinstance(model, SteadyState):
-        problems = check_ctk_probes(document, model)
-        if problems:
-            raise SpecError(problems)
+    problems = (check_ctk_probes(document, model) if isinstance(model, SteadyState)
+                else check_notify(document, model.notify) if isinstance(model, RunnerConfig)
+                else [])
+    if problems:
+        raise SpecError(problems)
     return kind, model
 
 
@@ -74,8 +81,9 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
     """Load an experiment and its steady state, and check every cross-reference and every
     action against `drivers` (default: the production drivers)."""
     bundle = read_experiment(path, variables,
-                             lambda document, experiment: check_actions(document, experiment,
-                                                                        drivers))
+                             lambda document, experiment: [
+                                 *check_actions(document, experiment, drivers),
+                                 *check_notify(document, experiment.notify)])
     problems = check_ctk_probes(load_document(bundle.steady_state_path), bundle.steady_state)
     if problems:
         raise SpecError(nested_problems(bundle.document.where(("steady_state", "from")),
@@ -94,6 +102,24 @@ def check_ctk_probes(document: Document, steady: SteadyState) -> list[str]:
 
         key: KeyPath = ("service_level_objectives", name, "sli", "ctk_probe", "probe")
         problems += activity_problems(slo.sli.ctk_probe.probe, _under(document, key))
+    return problems
+
+
+def check_notify(document: Document, targets: Sequence[NotifyTarget]) -> list[str]:
+    """Each `notify:` URL that apprise does not know is refused by `validate` as by `run`
+    (URLs with `${env:...}` are checked when the run resolves them)."""
+    problems: list[str] = []
+    for i, target in enumerate(targets):
+        if "${" in target.url.get_secret_value():
+            continue
+        # Imported here: apprise loads only for files that notify.
+        from chaosrunner.observe.notify import open_channel
+
+        where = document.where(("notify", i, "url"))
+        try:
+            open_channel(target, where)
+        except InvalidInput as exc:
+            problems.append(str(exc))
     return problems
 
 
@@ -151,7 +177,7 @@ def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
                          "`chaosrunner gameday` runs game-day files (gamedays/*.yaml)"])
     gameday = validate_model(document, GameDay, data)
     experiments: list[tuple[str, Path, str]] = []
-    problems: list[str] = []
+    problems: list[str] = check_notify(document, gameday.notify)
     if gameday.schedule is not None and not valid_cron(gameday.schedule):
         problems.append(f"{document.where(('schedule',))}: {gameday.schedule!r} is not a cron "
                         "expression; expected five fields such as \"0 10 * * TUE\" "

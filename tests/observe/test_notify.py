@@ -184,3 +184,46 @@ def test_a_dry_run_announces_nothing(run_experiment: Runner) -> None:
     with capture() as hook:
         outcome = run_experiment(notify_yaml(hook_url(hook.url)), "--dry-run")
     assert outcome.code == 0 and hook.requests == []
+
+
+VALIDATE_STEADY = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: s
+service_level_objectives:
+  up: {sli: {http: {url: "http://127.0.0.1:9/", rate: 1/s}}, target: 99%}
+"""
+VALIDATE_EXPERIMENT = """\
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: e
+hypothesis: h
+steady_state: {from: s.yaml}
+duration: 5s
+faults:
+  - {name: slow, action: toxiproxy.latency, target: {proxy: p}, with: {latency: 1s}}
+notify:
+  - "json://127.0.0.1:9/hook"
+  - "nosuchservice://x/y"
+"""
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("x.yaml", VALIDATE_EXPERIMENT, 11),
+    ("c.yaml", "kind: Config\nnotify: [\"nosuchservice://x/y\"]\n", 2),
+    ("g.yaml", "apiVersion: chaosrunner/v1\nkind: GameDay\nname: g\nexperiments: [ok.yaml]\n"
+               "notify:\n  - url: \"nosuchservice://x/y\"\n", 6),
+])
+def test_validate_refuses_what_run_refuses_an_unknown_scheme_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str,
+        line: int) -> None:
+    from chaosrunner.cli.main import main
+
+    (tmp_path / "s.yaml").write_text(VALIDATE_STEADY)
+    (tmp_path / "ok.yaml").write_text(VALIDATE_EXPERIMENT.split("notify:")[0])
+    (tmp_path / name).write_text(text)
+    assert main(["validate", str(tmp_path / "ok.yaml")]) == 0
+    assert main(["validate", str(tmp_path / name)]) == 4
+    said = capsys.readouterr()
+    out = said.out + said.err
+    assert f"{name}:{line}: notify[" in out and "apprise does not understand this URL" in out
