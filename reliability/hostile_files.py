@@ -9,6 +9,10 @@ keys dropped, renamed or added). Each file goes through `chaosrunner validate` i
 a sample also through the real CLI in a subprocess.
 
     python reliability/hostile_files.py [N] [CLI_SAMPLE]    # prints one line of figures
+
+Every campaign draws its files from one seed, printed with the figures and with each
+problem (which also shows the start of the file); CHAOSRUNNER_HOSTILE_SEED=<seed> replays
+the same files.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import random
 import re
 import shutil
 import subprocess
@@ -30,6 +36,7 @@ from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from chaosrunner.cli.main import main
@@ -75,6 +82,7 @@ class Tally:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    seed: int | None = None  # of the hypothesis run that drew the files
 
     def line(self, what: str) -> str:
         total = sum(self.outcomes.values())
@@ -82,7 +90,7 @@ class Tally:
                 f"file:line, {self.outcomes['exit 0']} valid, "
                 f"{self.outcomes['traceback']} tracebacks, "
                 f"{self.outcomes['exit 4 without file:line']} without file:line, "
-                f"{self.outcomes['other exit']} other exit codes")
+                f"{self.outcomes['other exit']} other exit codes (seed {self.seed})")
 
 
 # --- generation ------------------------------------------------------------------------------
@@ -212,7 +220,7 @@ def validate_in_process(path: Path, tally: Tally) -> None:
             code = main(["validate", str(path)])
     except BaseException:  # noqa: BLE001 - a traceback is exactly what is counted
         tally.outcomes["traceback"] += 1
-        tally.problems.append(f"{path.name}: {traceback.format_exc(limit=-3)}")
+        tally.problems.append(_problem(path, tally, traceback.format_exc(limit=-3)))
         return
     _judge(path, code, stderr.getvalue(), tally)
 
@@ -220,26 +228,43 @@ def validate_in_process(path: Path, tally: Tally) -> None:
 def _judge(path: Path, code: int, stderr: str, tally: Tally) -> None:
     if "Traceback" in stderr:
         tally.outcomes["traceback"] += 1
-        tally.problems.append(f"{path.name}: {stderr[-600:]}")
+        tally.problems.append(_problem(path, tally, stderr[-600:]))
     elif code == 0:
         tally.outcomes["exit 0"] += 1
     elif code != 4:
         tally.outcomes["other exit"] += 1
-        tally.problems.append(f"{path.name}: exit {code}: {stderr[-300:]}")
+        tally.problems.append(_problem(path, tally, f"exit {code}: {stderr[-300:]}"))
     elif all(PLACED.match(line) for line in stderr.splitlines() if line.strip()):
         tally.outcomes["exit 4 at file:line"] += 1
     else:
         tally.outcomes["exit 4 without file:line"] += 1
-        tally.problems.append(f"{path.name}: {stderr[:400]}")
+        tally.problems.append(_problem(path, tally, stderr[:400]))
+
+
+def _problem(path: Path, tally: Tally, what: str) -> str:
+    """What went wrong, with the seed that replays it and the start of the file."""
+    try:
+        head = path.read_bytes()[:300]
+    except OSError:
+        head = b"?"
+    return f"{path.name} (seed {tally.seed}; file starts {head!r}): {what}"
+
+
+def campaign_seed() -> int:
+    """CHAOSRUNNER_HOSTILE_SEED when set (a replay), else a fresh one."""
+    return int(os.environ.get("CHAOSRUNNER_HOSTILE_SEED") or random.randrange(1 << 32))
 
 
 def run_campaign(count: int, cli_sample: int, seed: int | None = None) -> tuple[Tally, Tally]:
-    """Validate `count` generated files in-process and `cli_sample` of them via the CLI."""
+    """Validate `count` generated files in-process and `cli_sample` of them via the CLI;
+    the same `seed` draws the same files (default: `campaign_seed()`)."""
+    seed = campaign_seed() if seed is None else seed
     root = _sandbox()
-    in_process, cli = Tally(), Tally()
+    in_process, cli = Tally(seed=seed), Tally(seed=seed)
     kept: list[Path] = []
 
-    @settings(max_examples=count, deadline=None, database=None, derandomize=seed is not None,
+    @hypothesis_seed(seed)
+    @settings(max_examples=count, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(hostile_file())
     def one(case: tuple[str, bytes]) -> None:
