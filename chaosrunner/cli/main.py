@@ -262,11 +262,23 @@ def main(argv: Sequence[str] | None = None, backends: Backends | None = None) ->
         code: int = handler(args)
     except ChaosRunnerError as exc:
         print(f"chaosrunner: {exc}", file=sys.stderr)
+        if getattr(args, "output", None) == "json":  # machines read stdout: say it there too
+            print_json_error(str(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print("chaosrunner: interrupted", file=sys.stderr)
         return Verdict.INTERRUPTED.exit_code
     return code
+
+
+def print_json_error(message: str, code: int) -> None:
+    """`{"error", "exit_code"[, "verdict": "invalid"]}` on stdout for --output json."""
+    import json
+
+    error: dict[str, Any] = {"error": message, "exit_code": code}
+    if code == Verdict.INVALID.exit_code:
+        error["verdict"] = Verdict.INVALID.value
+    print(json.dumps(error, indent=2))
 
 
 def entrypoint() -> None:

@@ -90,3 +90,25 @@ def test_the_cronjob_passes_state_dir_to_recover_and_run() -> None:
     text = (Path(__file__).resolve().parents[2] / "deploy" / "cronjob.yaml").read_text()
     assert "chaosrunner --state-dir /data/state recover" in text
     assert "chaosrunner --state-dir /data/state run" in text
+
+
+@pytest.mark.parametrize("command", [["plan"], ["run", "--dry-run"], ["run"], ["budget"],
+                                     ["capacity", "--usage", "q"]])
+def test_json_output_says_an_invalid_file_on_stdout_too(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("apiVersion: chaosrunner/v1\nkind: Experiment\nname: [\n")
+    argv = [command[0], str(path), *command[1:]]
+    assert main(["--output", "json", *argv]) == 4
+    said = capsys.readouterr()
+    error = json.loads(said.out)
+    assert error["exit_code"] == 4 and error["verdict"] == "invalid"
+    assert "bad.yaml:" in error["error"] and "bad.yaml:" in said.err
+
+
+def test_json_output_says_an_unreachable_halt_source_on_stdout(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["--output", "json", "--state-dir", str(tmp_path / "s"), "halt", "--source",
+            "http://127.0.0.1:9/halt"]
+    assert main(argv) == 4
+    assert json.loads(capsys.readouterr().out)["exit_code"] == 4
