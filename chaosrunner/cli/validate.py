@@ -27,6 +27,11 @@ def command_validate(args: argparse.Namespace) -> int:
             results.append({"file": path, "valid": False, "problems": exc.problems})
             continue
         results.append({"file": path, "valid": True, "kind": kind, "notes": _notes(model)})
+    if getattr(args, "config", None):  # what `run` would refuse, `validate` refuses
+        config_problems = _config_problems(args.config)
+        problems.extend(config_problems)
+        results.append({"file": args.config, "valid": not config_problems, "kind": "Config",
+                        "notes": [], **({"problems": config_problems} if config_problems else {})})
     if args.output == "json":
         print(json.dumps({"valid": not problems, "files": results}, indent=2))
     else:
@@ -38,6 +43,23 @@ def command_validate(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"invalid  {problem}", file=sys.stderr)
     return Verdict.INVALID.exit_code if problems else 0
+
+
+def _config_problems(path: str) -> list[str]:
+    """The --config file as `run` reads it (its kind: Config is optional)."""
+    # Imported here: the observe settings load only when a config file is given.
+    from chaosrunner.app.load import check_notify
+    from chaosrunner.errors import InvalidInput
+    from chaosrunner.observe.settings import load_config
+    from chaosrunner.spec.loader import load_document
+
+    try:
+        config = load_config(path)
+    except SpecError as exc:
+        return list(exc.problems)
+    except InvalidInput as exc:
+        return [str(exc)]
+    return check_notify(load_document(path), config.notify)
 
 
 def _notes(model: object) -> list[str]:

@@ -112,3 +112,24 @@ def test_json_output_says_an_unreachable_halt_source_on_stdout(
             "http://127.0.0.1:9/halt"]
     assert main(argv) == 4
     assert json.loads(capsys.readouterr().out)["exit_code"] == 4
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    (None, "no such file"),
+    ("notify: 5\n", "c.yaml:1: notify: expected a list"),
+])
+def test_validate_checks_the_config_file_it_is_given_as_run_does(
+        config: str | None, message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD)
+    if config is not None:
+        (tmp_path / "c.yaml").write_text(config)
+    argv = ["--config", str(tmp_path / "c.yaml"), "--var", "PORT=9", "validate", str(path)]
+    assert main(argv) == 4
+    said = capsys.readouterr()
+    assert message in said.err
+    assert main([*argv, "--output", "json"]) == 4
+    assert json.loads(capsys.readouterr().out)["valid"] is False
+    (tmp_path / "c.yaml").write_text("notify: []\n")
+    assert main(argv) == 0
