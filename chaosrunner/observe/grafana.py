@@ -42,11 +42,12 @@ class GrafanaAnnotator:
     """A background observer posting and closing region annotations."""
 
     def __init__(self, spec: GrafanaAnnotations, experiment: str, run_id: str,
-                 timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 5.0, transport: httpx.BaseTransport | None = None,
+                 where: str = "annotations.grafana") -> None:
 
         headers = {"Accept": "application/json"}
         if spec.token is not None:
-            token = resolve_env_refs(spec.token.get_secret_value(), "annotations.grafana.token")
+            token = resolve_env_refs(spec.token.get_secret_value(), f"{where}.token")
             headers["Authorization"] = f"Bearer {token}"
         self.spec = spec
         self.client = httpx.Client(base_url=spec.url.rstrip("/"), headers=headers,

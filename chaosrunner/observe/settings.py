@@ -127,7 +127,11 @@ def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
         # Imported here: each observer (and its client library) loads only when configured.
         from chaosrunner.observe.grafana import GrafanaAnnotator
 
-        background.append(GrafanaAnnotator(annotations.grafana, experiment.name, run_id))
+        # The experiment's own settings are placed at their file:line.
+        where = ("annotations.grafana" if annotations is not experiment.annotations else
+                 bundle.document.where(("annotations", "grafana")))
+        background.append(GrafanaAnnotator(annotations.grafana, experiment.name, run_id,
+                                           where=where))
     return ObserverHub(inline, background), RunHooks(stop_conditions=stops,
                                                       trace_headers=headers)
 
@@ -138,6 +142,14 @@ def _notifier(bundle: ExperimentBundle, settings: ObserveSettings, run_id: str) 
 
     sources = (("experiment", bundle.experiment.notify), ("game day", settings.gameday_notify),
                ("config file", settings.config.notify))
-    channels = [open_channel(target, f"{where} notify[{index}]")
+    channels = [open_channel(target, _place(bundle, where, index))
                 for where, targets in sources for index, target in enumerate(targets)]
     return Notifier(channels, bundle.experiment.name, run_id) if channels else None
+
+
+def _place(bundle: ExperimentBundle, source: str, index: int) -> str:
+    """'exp.yaml:12: experiment notify[0]' for the experiment's own targets."""
+    if source != "experiment":
+        return f"{source} notify[{index}]"
+    line = bundle.document.line_of(("notify", index))
+    return f"{bundle.document.path}:{line}: experiment notify[{index}]"

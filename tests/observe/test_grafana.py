@@ -4,6 +4,7 @@ here."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,12 @@ def test_credentials_in_the_url_are_not_shown(run_experiment: Runner) -> None:
     assert "hunter2-in-url" not in shown and "also-secret" not in shown
     assert {a["target"] for a in outcome.report["announced"]} == {server.url,
                                                                   "http://127.0.0.1:1"}
+
+
+def test_an_unset_token_names_the_file_and_line(run_experiment: Runner,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRAFANA_TOKEN")
+    outcome = run_experiment(annotations_yaml("http://127.0.0.1:1"))
+    assert outcome.code == 4
+    assert re.search(r"exp1\.yaml:\d+: annotations\.grafana\.token refers to "
+                     r"\$\{env:GRAFANA_TOKEN\}", outcome.err), outcome.err

@@ -4,6 +4,7 @@ isolation from the run, and secrets that are never printed."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,12 @@ def test_validate_refuses_what_run_refuses_an_unknown_scheme_at_its_line(
     said = capsys.readouterr()
     out = said.out + said.err
     assert f"{name}:{line}: notify[" in out and "apprise does not understand this URL" in out
+
+
+def test_an_unset_secret_names_the_file_and_line(run_experiment: Runner,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOOK_PASSWORD")
+    outcome = run_experiment(notify_yaml("json://chaos:${env:HOOK_PASSWORD}@127.0.0.1:1/"))
+    assert outcome.code == 4
+    assert re.search(r"exp1\.yaml:\d+: experiment notify\[0\] refers to", outcome.err), \
+        outcome.err
