@@ -47,6 +47,11 @@ def command(args: argparse.Namespace) -> int:
         trend = prometheus.trend(args.usage, window) if growth is None else None
     except SourceError as exc:
         print(f"chaosrunner: {exc}", file=sys.stderr)
+        if args.output == "json":
+            # Imported here: cli.main imports every command module lazily.
+            from chaosrunner.cli.main import print_json_error
+
+            print_json_error(str(exc), 1)
         return 1
     finally:
         prometheus.close()

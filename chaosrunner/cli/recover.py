@@ -52,6 +52,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     (chaosrunner.drivers.kubernetes_sweep); the local ledger, if it knows a fault swept,
     records it done. Exit 5 when something could not be reverted."""
     # Imported here: the kubernetes client loads only for --kubernetes.
+    from chaosrunner.cli.main import print_json_error  # one shape for errors on stdout
     from chaosrunner.drivers.kubernetes import KubernetesDriver
     from chaosrunner.drivers.kubernetes_sweep import sweep
 
@@ -62,6 +63,9 @@ def command_sweep(args: argparse.Namespace) -> int:
         # Whether something is left in the cluster is unknown: say so, exit as for a revert
         # that did not happen, and the CronJob's next minute tries again.
         print(f"chaosrunner: cannot sweep the cluster: {exc}", file=sys.stderr)
+        if args.output == "json":
+            print_json_error(f"cannot sweep the cluster: {exc}",
+                             Verdict.ROLLBACK_INCOMPLETE.exit_code)
         return Verdict.ROLLBACK_INCOMPLETE.exit_code
     ledger = Ledger(args.state_dir)
     done = {s.key for s in swept if s.status == "reverted" and s.key}

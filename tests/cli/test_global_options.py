@@ -133,3 +133,21 @@ def test_validate_checks_the_config_file_it_is_given_as_run_does(
     assert json.loads(capsys.readouterr().out)["valid"] is False
     (tmp_path / "c.yaml").write_text("notify: []\n")
     assert main(argv) == 0
+
+
+def test_json_output_says_a_failed_sweep_and_an_unreachable_prometheus_on_stdout(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["--output", "json", "--state-dir", str(tmp_path / "s"), "recover",
+                 "--kubernetes"]) == 5
+    error = json.loads(capsys.readouterr().out)
+    assert error["exit_code"] == 5 and "cannot sweep the cluster" in error["error"]
+    steady = tmp_path / "p.yaml"
+    steady.write_text("apiVersion: chaosrunner/v1\nkind: SteadyState\nname: p\n"
+                      "prometheus: http://127.0.0.1:9\nservice_level_objectives:\n"
+                      "  up: {sli: 'sum(rate(a[5m])) / sum(rate(b[5m]))', target: 99%}\n")
+    assert main(["--output", "json", "capacity", str(steady), "--usage", "q",
+                 "--growth", "10%/month"]) == 1
+    assert "cannot be reached" in json.loads(capsys.readouterr().out)["error"]
