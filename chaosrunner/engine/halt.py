@@ -217,8 +217,10 @@ def parse_source(spec: str, state_dir: Path) -> HaltSource:
         return HttpHalt(text)
     if text.startswith("file://") or text.startswith(("/", ".")):
         return StateDirHalt(Path(text.removeprefix("file://")))
+    hint = f"; for a directory, write it as ./{text}" if text and "://" not in text else ""
     raise InvalidInput(f"halt source {spec!r}: use k8s://NAMESPACE/NAME, an http(s):// URL, "
-                       "or a directory path (default: the state directory)")
+                       "or a directory path starting with /, ./ or file:// (default: the "
+                       f"state directory){hint}")
 
 
 def configured(spec: str | None) -> str | None:

@@ -303,3 +303,9 @@ def test_halt_ends_a_running_game_day(tmp_path: Path,
     assert [e["status"] for e in data["experiments"]] == ["ran", "skipped"]
     assert not list(Ledger(state).records()) or all(
         r["run"].startswith("first") for r in Ledger(state).records() if "run" in r)
+
+
+def test_a_bare_name_is_refused_with_how_to_write_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"'halts'.*write it as \./halts"):
+        parse_source("halts", tmp_path)
+    assert parse_source("./halts", tmp_path) == StateDirHalt(Path("./halts"))
