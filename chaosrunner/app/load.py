@@ -35,6 +35,8 @@ from chaosrunner.spec.validate import (
     validate_model,
 )
 
+_CONFIG_KEYS = frozenset(field.alias or name for name, field in RunnerConfig.model_fields.items())
+
 
 def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> tuple[str, Any]:
     """Load any chaosrunner file and validate it by its `kind`."""
@@ -45,6 +47,8 @@ def load_kind(path: str | Path, variables: Mapping[str, str] | None = None) -> t
     if not isinstance(data, dict):
         raise SpecError([f"{document.where(())}: expected a mapping with apiVersion and kind"])
     kind = data.get("kind")
+    if kind is None and data and set(data) <= _CONFIG_KEYS:
+        kind = "Config"  # its kind is optional: `--config` reads such a file as one
     if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(KINDS)
         raise SpecError([f"{document.where(('kind',))}: unknown kind {kind!r}; expected one of "

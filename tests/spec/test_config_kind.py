@@ -39,3 +39,17 @@ def test_a_config_file_is_not_runnable(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG)
     assert main(["run", str(path)]) == 4
+
+
+def test_validate_knows_a_config_file_without_kind_as_run_reads_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("notify:\n  - url: \"json://127.0.0.1:9/hook\"\npushgateway: http://x:9\n")
+    assert main(["validate", str(path)]) == 0
+    assert "(Config)" in capsys.readouterr().out
+    path.write_text("notify: 5\n")
+    assert main(["validate", str(path)]) == 4
+    assert f"{path}:1: notify: expected a list" in capsys.readouterr().err
+    path.write_text("name: x\nnotify: []\n")  # not only Config keys: the kind is missing
+    assert main(["validate", str(path)]) == 4
+    assert "unknown kind None" in capsys.readouterr().err
