@@ -234,8 +234,42 @@ class DockerTarget(Target):
         self.client.close()
 
 
+class SlowStopTarget(DockerTarget):
+    """docker.stop on a container whose process ignores SIGTERM (issue 10 item 3): the stop
+    lasts its whole grace period, so a runner killed mid-stop leaves an unconfirmed intent
+    while the container still runs. Restored means: running once the stop has landed."""
+
+    kind, action = "docker-stop", "docker.stop"
+    GRACE = 2.0
+    STUBBORN = ("sh", "-c", "trap 'echo got-TERM' TERM; while true; do sleep 0.2; done")
+
+    def __init__(self, work: Path) -> None:
+        import docker
+
+        build_images("busybox")
+        self.client = docker.from_env(timeout=30)
+        self.container = self.client.containers.run(
+            BUSYBOX_IMAGE, list(self.STUBBORN), name=f"crrel-{uuid.uuid4().hex[:8]}",
+            detach=True, network_mode="host", init=True, labels={LABEL: "1"})
+
+    def extra(self) -> str:
+        return f"    with: {{grace_period: {self.GRACE:g}s}}\n"
+
+    def in_effect(self) -> bool:
+        # A stop still in flight lands within its grace period (docker then kills): only
+        # after that is "running" an answer and not a race. The bound is the operation's
+        # own, not a guess at the machine's speed.
+        deadline = time.monotonic() + self.GRACE + 10
+        while time.monotonic() < deadline and not self.state().get("Running"):
+            time.sleep(0.1)
+        if self.state().get("Running"):
+            time.sleep(self.GRACE + 1)  # let a stop that began before recover land
+        return not self.state().get("Running")
+
+
 TARGETS: dict[str, Callable[[Path], Target]] = {
-    "process": ProcessTarget, "proxy": ProxyTarget, "docker": DockerTarget}
+    "process": ProcessTarget, "proxy": ProxyTarget, "docker": DockerTarget,
+    "docker-stop": SlowStopTarget}
 
 
 @contextlib.contextmanager

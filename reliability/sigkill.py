@@ -1,5 +1,6 @@
 """SIGKILL the runner at a random moment, then `chaosrunner recover` in a new process
-(issue 10, "Keep the campaign"): process.pause, a toxic, docker.pause.
+(issue 10, "Keep the campaign"): process.pause, a toxic, docker.pause, and docker.stop
+with a slow stop.
 
 The runner runs without its watchdog (`--no-watchdog`: the watchdog's own campaign is
 tests/watchdog), so `recover` alone must take the fault back. Moments: the injection in
@@ -41,7 +42,8 @@ MOMENTS = {
     "inject in flight": (lambda e: e.get("event") == "inject", 0.02),
     "fault phase": (fault_sample, 0.5),
 }
-CHECKS = {"process": "process.pause", "proxy": "a toxic", "docker": "docker.pause"}
+CHECKS = {"process": "process.pause", "proxy": "a toxic", "docker": "docker.pause",
+          "docker-stop": "docker.stop with a slow stop (SIGTERM ignored, 2 s grace)"}
 
 
 def one_run(target: Target, work: Path, tag: str, rand: Random) -> tuple[bool, bool, bool, str]:
@@ -69,7 +71,7 @@ def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
     kinds = ["process", "proxy"]
     missing = docker_available()
     if missing is None:
-        kinds.append("docker")
+        kinds += ["docker", "docker-stop"]
     elif "docker" in os.environ.get("CHAOSRUNNER_REQUIRE", ""):
         out(f"sigkill: FAILED, Docker is required and unavailable: {missing}")
         return False
