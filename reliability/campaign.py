@@ -341,8 +341,13 @@ class Runner:
         return False
 
     def signal(self, number: int) -> bool:
-        """Send `number` if the runner still runs; False when it had already exited."""
-        if self.proc.poll() is not None:
+        """Send `number` if the runner still runs; False when it had already exited.
+
+        "Still runs" excludes a process inside the kernel's exit (PF_EXITING): `os._exit`
+        was called, its status is decided, and `poll()` says None only until the kernel has
+        torn down its threads and memory (milliseconds for a runner with a Docker client).
+        A signal sent then is not one the runner could have received."""
+        if self.proc.poll() is not None or exiting(self.proc.pid):
             return False
         self.proc.send_signal(number)
         return True
@@ -354,6 +359,19 @@ class Runner:
             self.proc.kill()
             code = self.proc.wait()
         return code, self.stderr.read_text(errors="replace")
+
+
+PF_EXITING = 0x4  # include/linux/sched.h: "getting shut down"
+
+
+def exiting(pid: int) -> bool:
+    """True once the process is in the kernel's exit path (or gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    fields = stat[stat.rindex(")") + 2:].split()
+    return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
 
 
 def write_experiment(work: Path, target: Target, duration: str = "2s") -> Path:
