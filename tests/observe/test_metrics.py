@@ -101,7 +101,9 @@ def test_prometheus_scrapes_the_run_and_the_pushgateway_keeps_the_end(
     assert value("chaosrunner_run_in_progress") == 0
     assert value("chaosrunner_rollback_seconds_count") == 1
     assert value("chaosrunner_abort_reaction_seconds_count") == 1
-    assert 0 < value("chaosrunner_abort_reaction_seconds_sum") < 30
+    # Report times are to the millisecond: resuming a paused process after a halt can take
+    # less than that, so a reaction of 0 s is a true reading (CI saw one), not a missing one.
+    assert 0 <= value("chaosrunner_abort_reaction_seconds_sum") < 30
     report = json.loads((site / "rep" / "report.json").read_text())
     channels = {a["channel"]: a for a in report["announced"]}
     assert channels["metrics"]["target"] == f"127.0.0.1:{port}"
