@@ -65,6 +65,8 @@ class BudgetGuard:
                                             horizon=self._horizon(name)))
             for name, slo in slos.items() if name in self.limits or slo.budget is not None}
         self.no_data_grace = no_data_grace
+        # Each guarded SLO's burn rates as of its latest check: the sample's own figures.
+        self.rates: dict[str, dict[str, float | None]] = {}
 
     def _horizon(self, name: str) -> float:
         limit = self.limits.get(name)
@@ -76,12 +78,16 @@ class BudgetGuard:
         if track is None:
             return None
         share = bad_share(track.slo, reading, t, dt)
+        if share is not None:
+            track.no_data_since = None
+            track.meter.add(share)
         limit = self.limits.get(name)
+        if limit is None:
+            return None
+        rates = self.rates[name] = self.burn_rates(name, t)
         if share is None:
-            return None if limit is None else self._check_no_data(name, track, t)
-        track.no_data_since = None
-        track.meter.add(share)
-        return None if limit is None else self._judge(name, track, limit, t)
+            return self._check_no_data(name, track, t, rates)
+        return self._judge(name, track, limit, rates)
 
     def windows(self, name: str, t: float) -> dict[str, WindowBurn]:
         """The burn rate over each of the SLO's abort windows, with its coverage."""
@@ -97,8 +103,7 @@ class BudgetGuard:
         return None if track is None else track.meter
 
     def _judge(self, name: str, track: SLOTrack, limit: ErrorBudgetAbort,
-               t: float) -> AbortDecision | None:
-        rates = self.burn_rates(name, t)
+               rates: dict[str, float | None]) -> AbortDecision | None:
         consumed = track.meter.consumed
         if limit.max_consumed is not None and consumed > limit.max_consumed:
             return AbortDecision(
@@ -110,11 +115,12 @@ class BudgetGuard:
                                  "limit", name, consumed, rates)
         return None
 
-    def _check_no_data(self, name: str, track: SLOTrack, t: float) -> AbortDecision | None:
+    def _check_no_data(self, name: str, track: SLOTrack, t: float,
+                       rates: dict[str, float | None]) -> AbortDecision | None:
         if track.no_data_since is None:
             track.no_data_since = t
         if t - track.no_data_since >= self.no_data_grace:
             return AbortDecision(f"{name}: no data for {t - track.no_data_since:.1f}s; "
                                  "cannot guard the error budget blind", name,
-                                 track.meter.consumed, self.burn_rates(name, t))
+                                 track.meter.consumed, rates)
         return None

@@ -154,7 +154,8 @@ class Sampler:
                 decision = self.guard.check(name, reading, t, dt)
                 if decision is not None:
                     self.control.request_abort(decision, decision.reason)
-        burn = {k: v for n in self.guard.limits for k, v in self.guard.burn_rates(n, t).items()} \
+        # The rates the guard judged this round on (computed once: a hot path).
+        burn = {k: v for n in self.guard.limits for k, v in self.guard.rates[n].items()} \
             if guard else None
         self.events.emit(Sampled(phase, shown, burn))
         return all_good
