@@ -8,7 +8,6 @@ one line listing the shapes when none fits. Unknown keys get "did you mean ...?"
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import types
@@ -83,9 +82,9 @@ def _without_misspelt_missing(errors: list[Error], model: type[BaseModel]) -> li
     for error in errors:
         loc = tuple(error["loc"])
         if error["type"] == "extra_forbidden" and loc:
-            close = difflib.get_close_matches(str(loc[-1]), sorted(allowed_keys(model, loc[:-1])),
-                                              n=1, cutoff=0.6)
-            meant.update((*loc[:-1], key) for key in close)
+            key = closest(str(loc[-1]), allowed_keys(model, loc[:-1]))
+            if key is not None:
+                meant.add((*loc[:-1], key))
     return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in meant)]
 
 
@@ -203,19 +202,19 @@ def _message(error: Error, model: type[BaseModel]) -> str:
         return f"expected {', '.join(ctx['shapes'][:-1])} or {ctx['shapes'][-1]}" \
             if len(ctx["shapes"]) > 1 else f"expected {ctx['shapes'][0]}"
     if kind == "extra_forbidden" and loc:
-        return "unknown key" + _did_you_mean(str(loc[-1]), allowed_keys(model, loc[:-1])) + \
+        return "unknown key" + did_you_mean(str(loc[-1]), allowed_keys(model, loc[:-1])) + \
             "; remove it or check the spelling against `chaosrunner schema`"
     if kind == "union_tag_invalid":
         expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
         tag = str(ctx.get("tag"))
         key = str(ctx.get("discriminator", "type")).strip("'")
         return (f"unknown {key} {tag!r}; expected one of "
-                f"{', '.join(expected)}" + _did_you_mean(tag, expected))
+                f"{', '.join(expected)}" + did_you_mean(tag, expected))
     if kind == "literal_error" and loc and loc[-1] == "apiVersion":
         return "must be chaosrunner/v1"
     if kind == "literal_error" and isinstance(error.get("input"), str):
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return f"must be {ctx.get('expected')}" + _did_you_mean(error["input"], choices)
+        return f"must be {ctx.get('expected')}" + did_you_mean(error["input"], choices)
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern"))
         return _PATTERNS.get(pattern, f"does not have the expected form ({pattern})")
@@ -227,14 +226,18 @@ def _message(error: Error, model: type[BaseModel]) -> str:
     return message.replace("Input should be", "expected")
 
 
-def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+def closest(word: str, choices: typing.Iterable[str]) -> str | None:
+    """The choice `word` is probably a misspelling of, or None."""
+    import difflib  # only a problem needs it: kept off the cold start of a valid `validate`
+
     close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''."""
-    return _did_you_mean(word, choices)
+    meant = closest(word, choices)
+    return f" (did you mean {meant!r}?)" if meant is not None else ""
 
 
 def allowed_keys(model: type[BaseModel], key_path: tuple[Any, ...]) -> set[str]:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from chaosrunner.spec.messages import did_you_mean
 from chaosrunner.spec.units import Duration, Quantity, Rate, Ratio, format_duration
 
 API_VERSION = "chaosrunner/v1"
@@ -213,9 +214,6 @@ class SLISpec(Frozen):
     @classmethod
     def _known_stat(cls, value: str | None) -> str | None:
         if value is not None and value not in HTTP_STATS:
-            # Imported here: messages import the models (cycle inside spec).
-            from chaosrunner.spec.messages import did_you_mean
-
             raise ValueError(f"unknown statistic {value!r}{did_you_mean(value, HTTP_STATS)}; "
                              f"the statistics are {', '.join(HTTP_STATS)}")
         return value
