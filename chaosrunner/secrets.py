@@ -16,7 +16,6 @@ action that echoes its token in an error message leaks it nowhere.
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import os
 import re
@@ -43,6 +42,8 @@ def remember(value: Any) -> None:
         for item in value:
             remember(item)
     elif isinstance(value, str) and len(value) >= MIN_LENGTH and value not in _secrets:
+        import html  # only a resolved secret needs it: kept off `validate`'s cold start
+
         _secrets.add(value)
         forms = {value, json.dumps(value)[1:-1], html.escape(value), html.escape(value, False),
                  repr(value)[1:-1]}

@@ -290,14 +290,17 @@ def entrypoint() -> None:
 
     quiet_standard_streams()  # `chaosrunner ... | head` keeps its exit status
     code = main()
-    # Imported here: only the console entry point owns the process's signals.
-    from chaosrunner.engine.signals import SIGNALS
+    flush_standard_streams()
+    # Only a run arms the signal guard, so a command that never loaded it (validate's cold
+    # start) has nothing armed and need not load it now.
+    if "chaosrunner.engine.signals" in sys.modules:
+        # Imported here: only the console entry point owns the process's signals.
+        from chaosrunner.engine.signals import SIGNALS
 
-    flush_standard_streams()
-    if not SIGNALS.armed:
-        sys.exit(code)
-    # A run started: a signal from now on must change the status, not kill the process,
-    # and the interpreter's shutdown would give the default handlers back.
-    code = SIGNALS.exit_status(code)
-    flush_standard_streams()
-    os._exit(code)
+        if SIGNALS.armed:
+            # A run started: a signal from now on must change the status, not kill the
+            # process, and the interpreter's shutdown would give the default handlers back.
+            code = SIGNALS.exit_status(code)
+            flush_standard_streams()
+            os._exit(code)
+    sys.exit(code)
