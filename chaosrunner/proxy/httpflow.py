@@ -241,18 +241,95 @@ def _h11_head(event: h11.Request) -> tuple[list[bytes], dict[str, list[str]]]:
     return [event.method, event.target, b"HTTP/" + event.http_version], headers
 
 
-class RequestStage(Stage):
+class _Framer(Stage):
+    """What both stages share: the held bytes of the current message and how it is framed.
+
+    A quick-framed message (`Head.length` known) counts down `remaining`; a body chunk that
+    arrives while nothing is held goes on as it came, uncopied. h11 frames everything else."""
+
+    def __init__(self, session: HttpSession) -> None:
+        super().__init__({})
+        self.session = session
+        self.raw = bytearray()  # bytes of the current message not yet passed on or dropped
+        self.remaining = 0  # bytes of a quick-framed message still to pass on or drop
+        self.parser: h11.Connection | None = None  # h11 framing the current message
+
+    def _take_in(self, data: bytes, due: float, now: float, out: list[Chunk]) -> None:
+        if self.remaining and not self.raw and self.parser is None:
+            size = min(self.remaining, len(data))
+            self._pass(data if size == len(data) else data[:size], due, out)
+            self._count_down(size, now, out)
+            data = data[size:]
+            if not data:
+                return
+        self.raw += data
+        if self.parser is not None:
+            self.parser.receive_data(data)
+        self._frame(due, now, out)
+
+    def _frame(self, due: float, now: float, out: list[Chunk]) -> None:
+        while self.raw:
+            if self.parser is not None:
+                if not self._frame_h11(due, now, out):
+                    return
+            elif self.remaining:
+                size = min(self.remaining, len(self.raw))
+                self._dispose(size, due, out)
+                self._count_down(size, now, out)
+            elif not self._begin(due, now, out):
+                return
+
+    def _count_down(self, size: int, now: float, out: list[Chunk]) -> None:
+        self.remaining -= size
+        if not self.remaining:
+            self._message_done(now, out)
+
+    def _dispose(self, size: int, due: float, out: list[Chunk]) -> None:
+        """The first `size` held bytes leave the stage (passed on, or dropped)."""
+        if size <= 0:
+            return
+        if size == len(self.raw):
+            part = bytes(self.raw)
+            self.raw.clear()
+        else:
+            part = bytes(self.raw[:size])
+            del self.raw[:size]
+        self._pass(part, due, out)
+
+    def _flush(self, due: float) -> list[Chunk]:
+        """Held bytes go on as they are (giving up, or the stream ended mid-message)."""
+        self.parser, self.remaining = None, 0
+        if not self.raw:
+            return []
+        data, self.raw = bytes(self.raw), bytearray()
+        return [Chunk(data, due)] if self._keeps_held() else []
+
+    def _begin(self, due: float, now: float, out: list[Chunk]) -> bool:
+        """A new message starts at raw[0]; False while it cannot be framed yet."""
+        raise NotImplementedError
+
+    def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
+        """Run h11 over the current message; True when it ended (raw holds what follows)."""
+        raise NotImplementedError
+
+    def _pass(self, part: bytes, due: float, out: list[Chunk]) -> None:
+        raise NotImplementedError
+
+    def _message_done(self, now: float, out: list[Chunk]) -> None:
+        raise NotImplementedError
+
+    def _keeps_held(self) -> bool:
+        return True
+
+
+class RequestStage(_Framer):
     """Client to upstream: frames requests, judges each, forwards or swallows its bytes."""
 
     kind = "http_request"
 
     def __init__(self, session: HttpSession, hunting: bool) -> None:
-        super().__init__({})
-        self.session = session
+        super().__init__(session)
         self.hunting = hunting
-        self.raw = bytearray()  # bytes of the current message not yet passed on or dropped
-        self.remaining = 0  # bytes of a quick-framed message still to pass on or drop
-        self.parser: h11.Connection | None = None  # h11 framing the current message
         self.verdict: Verdict | None = None  # None: the head is not complete yet
 
     def at_boundary(self) -> bool:
@@ -265,33 +342,15 @@ class RequestStage(Stage):
             if not _REQUEST_LINE.match(chunk.data):
                 return [chunk]
             self.hunting = False
-        self.raw += chunk.data
-        if self.parser is not None:
-            self.parser.receive_data(chunk.data)
         out: list[Chunk] = []
         try:
-            self._frame(chunk.due, now, out)
+            self._take_in(chunk.data, chunk.due, now, out)
         except h11.RemoteProtocolError as exc:
             self.session.give_up(f"request: {exc}")
             out.extend(self._flush(chunk.due))  # after the requests framed before it
         return out
 
-    def _frame(self, due: float, now: float, out: list[Chunk]) -> None:
-        while self.raw:
-            if self.parser is not None:
-                if not self._frame_h11(due, now, out):
-                    break
-            elif self.remaining:
-                size = min(self.remaining, len(self.raw))
-                self._dispose(size, due, out)
-                self.remaining -= size
-                if not self.remaining:
-                    self.verdict = None
-            elif not self._begin(due, now, out):
-                break
-
     def _begin(self, due: float, now: float, out: list[Chunk]) -> bool:
-        """A new request starts at raw[0]; False while its head is incomplete."""
         if not _plausible_request(self.raw):
             raise h11.RemoteProtocolError("the client did not send an HTTP/1.x request line")
         head = parse_request(self.raw)
@@ -325,7 +384,6 @@ class RequestStage(Stage):
         return True
 
     def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
-        """Run h11 over the current message; True when it ended (raw holds what follows)."""
         parser = self.parser
         assert parser is not None
         while True:
@@ -349,22 +407,15 @@ class RequestStage(Stage):
             elif event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
                 return False
 
-    def _dispose(self, size: int, due: float, out: list[Chunk]) -> None:
-        if size <= 0:
-            return
-        part = bytes(self.raw[:size])
-        del self.raw[:size]
+    def _pass(self, part: bytes, due: float, out: list[Chunk]) -> None:
         if self.verdict is not None and self.verdict.forward:
             out.append(Chunk(part, due))
 
-    def _flush(self, due: float) -> list[Chunk]:
-        """Held bytes go on as they are (giving up, or the client ended mid-message)."""
-        if not self.raw:
-            return []
-        keep = self.verdict is None or self.verdict.forward
-        data, self.raw = bytes(self.raw), bytearray()
-        self.remaining, self.parser = 0, None
-        return [Chunk(data, due)] if keep else []
+    def _message_done(self, now: float, out: list[Chunk]) -> None:
+        self.verdict = None
+
+    def _keeps_held(self) -> bool:
+        return self.verdict is None or self.verdict.forward
 
 
 def _plausible_request(raw: bytearray) -> bool:
@@ -379,20 +430,13 @@ def _is_upgrade(event: h11.Request) -> bool:
     return event.method == b"CONNECT" or any(name == b"upgrade" for name, _ in event.headers)
 
 
-class ResponseStage(Stage):
+class ResponseStage(_Framer):
     """Upstream to client: frames responses, delays them, slots injected answers in order."""
 
     kind = "http_response"
 
-    def __init__(self, session: HttpSession) -> None:
-        super().__init__({})
-        self.session = session
-        self.raw = bytearray()
-        self.remaining = 0  # bytes of a quick-framed response still to pass on
-        self.parser: h11.Connection | None = None  # h11 framing the current response
-
     def at_boundary(self) -> bool:
-        return self.parser is None and not self.remaining and not self.raw
+        return self._between() and not self.raw
 
     def _between(self) -> bool:
         return self.parser is None and not self.remaining
@@ -403,31 +447,14 @@ class ResponseStage(Stage):
         if chunk.end is not None:
             return self._end(chunk, now)
         out = self._answers(now)
-        self.raw += chunk.data
-        if self.parser is not None:
-            self.parser.receive_data(chunk.data)
         try:
-            self._frame(chunk.due, now, out)
+            self._take_in(chunk.data, chunk.due, now, out)
         except h11.RemoteProtocolError as exc:
             self.session.give_up(f"response: {exc}")
             out.extend(self._flush(chunk.due))
         return out
 
-    def _frame(self, due: float, now: float, out: list[Chunk]) -> None:
-        while self.raw:
-            if self.parser is not None:
-                if not self._frame_h11(due, now, out):
-                    return
-            elif self.remaining:
-                size = min(self.remaining, len(self.raw))
-                self._emit(size, due, out)
-                self.remaining -= size
-                if not self.remaining:
-                    self._done(now, out)
-            elif not self._begin():
-                return
-
-    def _begin(self) -> bool:
+    def _begin(self, due: float, now: float, out: list[Chunk]) -> bool:
         """A new response starts at raw[0]: it must be one the client is owed."""
         expected = self.session.expected
         if not expected or expected[0].answer is not None:
@@ -452,26 +479,22 @@ class ResponseStage(Stage):
         while True:
             event = parser.next_event()
             if event is h11.NEED_DATA:
-                self._emit(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
                 return False
             if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                self._emit(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
                 self.parser = None
-                self._done(now, out)
+                self._message_done(now, out)
                 return True
             if event is h11.PAUSED:
                 return False
 
-    def _done(self, now: float, out: list[Chunk]) -> None:
+    def _pass(self, part: bytes, due: float, out: list[Chunk]) -> None:
+        out.append(Chunk(part, due + self.session.expected[0].delay))
+
+    def _message_done(self, now: float, out: list[Chunk]) -> None:
         self.session.expected.popleft()
         out.extend(self._answers(now))
-
-    def _emit(self, size: int, due: float, out: list[Chunk]) -> None:
-        if size <= 0:
-            return
-        part = bytes(self.raw[:size])
-        del self.raw[:size]
-        out.append(Chunk(part, due + self.session.expected[0].delay))
 
     def _answers(self, now: float) -> list[Chunk]:
         """Injected answers whose turn has come (no upstream response before them)."""
@@ -509,13 +532,6 @@ class ResponseStage(Stage):
         out.extend(self._answers(now))
         out.append(chunk)
         return out
-
-    def _flush(self, due: float) -> list[Chunk]:
-        self.parser, self.remaining = None, 0
-        if not self.raw:
-            return []
-        data, self.raw = bytes(self.raw), bytearray()
-        return [Chunk(data, due)]
 
 
 def _response_parser(method: bytes) -> h11.Connection:

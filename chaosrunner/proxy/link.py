@@ -135,6 +135,7 @@ class Direction:
         self.counters = counters  # [received, sent] of the proxy, for /metrics
         self.slots: list[StageSlot] = []
         self.front: Stage | None = None  # the HTTP stage, before the TCP toxics' stages
+        self.stages: list[Stage] = []  # front and slots: what each chunk goes through
         self.moved = False  # bytes went this way already
         self.relayed = 0  # bytes relayed on the fast path: a bulk stream is spliced
         self.early: list[bytes] = []  # read before the destination was connected
@@ -223,6 +224,7 @@ class Direction:
                 slot = make_stage(toxic, now)
             slots.append(slot)
         self.slots = slots
+        self._restage()
         for gone in old:
             end = gone.stage.on_removed() if gone.active else None
             if end is not None:
@@ -233,6 +235,7 @@ class Direction:
     def set_front(self, stage: Stage | None) -> None:
         """Put the HTTP stage in front of the chain (or take it away)."""
         self.front = stage
+        self._restage()
         self._start_worker()
 
     def _start_worker(self) -> None:
@@ -241,9 +244,10 @@ class Direction:
             self.worker = self.link.loop.create_task(self._run())
         self._wake()
 
-    def _stages(self) -> list[Stage]:
+    def _restage(self) -> None:
+        """Once per toxic change, not per chunk (a new list: a walk in progress keeps its own)."""
         stages = [slot.stage for slot in self.slots]
-        return stages if self.front is None else [self.front, *stages]
+        self.stages = stages if self.front is None else [self.front, *stages]
 
     # --- the toxic path ---
 
@@ -278,7 +282,7 @@ class Direction:
                     self.ready.clear()
                     await self._emit(items)
                 elif index is not None:
-                    stage = self._stages()[index]
+                    stage = self.stages[index]
                     await self._emit(self._through(stage.expire(now), index + 1, now))
                 elif self.queue:
                     chunk = self.queue.popleft()
@@ -286,7 +290,7 @@ class Direction:
                     if self.queued < QUEUE_LOW:
                         self.source.resume("queue")
                     await self._emit(self._through([chunk], 0, now))
-                elif not self.slots and self.front is None:
+                elif not self.stages:
                     break  # nothing left to do: back to the fast path
                 else:
                     await self._idle(self._deadline())
@@ -297,7 +301,7 @@ class Direction:
             self.link.loop.call_soon(self.link.maybe_splice)
 
     def _through(self, items: list[Chunk], start: int, now: float) -> list[Chunk]:
-        for stage in self._stages()[start:]:
+        for stage in self.stages[start:] if start else self.stages:
             if not items:
                 break
             out: list[Chunk] = []
@@ -326,14 +330,14 @@ class Direction:
             self._write(item.data)
 
     def _expired(self, now: float) -> int | None:
-        for index, stage in enumerate(self._stages()):
+        for index, stage in enumerate(self.stages):
             when = stage.deadline()
             if when is not None and when <= now:
                 return index
         return None
 
     def _deadline(self) -> float | None:
-        times = [t for t in (stage.deadline() for stage in self._stages()) if t is not None]
+        times = [t for t in (stage.deadline() for stage in self.stages) if t is not None]
         return min(times) if times else None
 
     async def _idle(self, until: float | None) -> None:

@@ -95,3 +95,22 @@ def test_a_request_before_garbage_still_goes_on() -> None:
     out = session.request.feed(Chunk(data, 0.0), 0.0)
     assert b"".join(chunk.data for chunk in out) == data  # nothing lost, in order
     assert session.passthrough
+
+
+def test_a_body_chunk_goes_on_uncopied_and_the_next_response_is_framed() -> None:
+    from chaosrunner.proxy.httpflow import HttpSession
+    from chaosrunner.proxy.toxics import Chunk
+
+    session = HttpSession("p", lambda: [], lambda: None, resync=False)
+    session.request.feed(Chunk(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                               b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n", 0.0), 0.0)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+    assert [c.data for c in session.response.feed(Chunk(head + b"01", 0.0), 0.0)] \
+        == [head + b"01"]
+    middle = b"234567"
+    [out] = session.response.feed(Chunk(middle, 0.0), 0.0)
+    assert out.data is middle  # the data path copies no body chunk
+    second = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"
+    out = session.response.feed(Chunk(b"89" + second, 0.0), 0.0)
+    assert [c.data for c in out] == [b"89", second]
+    assert not session.expected and session.idle()
