@@ -15,15 +15,17 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosrunner.engine.context import RunHooks
 from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Observer, ObserverHub
-from chaosrunner.observe.metrics import RunnerMetrics, parse_listen
 from chaosrunner.spec.loader import load_document
 from chaosrunner.spec.models import AnnotationsSpec, GameDay, NotifyTarget, RunnerConfig
 from chaosrunner.spec.validate import ExperimentBundle, validate_model
+
+if TYPE_CHECKING:
+    from chaosrunner.observe.metrics import RunnerMetrics
 
 DEFAULT_CONFIG = Path("~/.config/chaosrunner/config.yaml")
 
@@ -61,11 +63,16 @@ def settings_from_args(args: argparse.Namespace) -> ObserveSettings:
         or _url("OTEL_EXPORTER_OTLP_ENDPOINT", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) \
         or config.otlp_endpoint
     address = getattr(args, "metrics_port", None)
-    if address is not None:
-        parse_listen(address)  # a bad value is bad input before anything else happens
     pushgateway = _url("--pushgateway", getattr(args, "pushgateway", None)) \
         or config.pushgateway
-    metrics = RunnerMetrics() if address is not None or pushgateway is not None else None
+    metrics = None
+    if address is not None or pushgateway is not None:
+        # Imported here: prometheus_client loads only when the runner's metrics are asked for.
+        from chaosrunner.observe.metrics import RunnerMetrics, parse_listen
+
+        if address is not None:
+            parse_listen(address)  # a bad value is bad input before anything else happens
+        metrics = RunnerMetrics()
     return ObserveSettings(config=config, otlp_endpoint=otlp, metrics=metrics,
                            metrics_address=address, pushgateway=pushgateway)
 
@@ -80,7 +87,6 @@ def _url(where: str, value: str | None) -> str | None:
 
 def load_config(path: str | None) -> RunnerConfig:
     """The config file; the default path may be missing, an explicit one may not."""
-
     file = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
     if not file.exists():
         if path:
