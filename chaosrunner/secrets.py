@@ -27,7 +27,7 @@ from chaosrunner.errors import InvalidInput
 MASK = "***"
 # Shorter values would mask ordinary words; a secret that short is no secret.
 MIN_LENGTH = 4
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _secrets: set[str] = set()
 _spellings: list[str] = []
@@ -107,7 +107,7 @@ def resolve_env_refs(text: str, where: str) -> str:
         remember(value)
         return value
 
-    return _ENV_REF.sub(lookup, text)
+    return ENV_REF.sub(lookup, text)
 
 
 class RedactingStream:

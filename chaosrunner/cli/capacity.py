@@ -121,7 +121,6 @@ def _from_report(path: Path, strict: bool) -> tuple[float | None, str | None]:
 
 
 def _write_reports(plan: CapacityPlan, directory: Path) -> None:
-
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "capacity.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n")
     (directory / "capacity.html").write_text(render_capacity_html(plan))

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from chaosrunner.errors import InvalidInput, SourceError
+from chaosrunner.secrets import resolve_env_refs
 from chaosrunner.spec.models import SteadyState
 
 MONTH = 30 * 86400.0
@@ -136,9 +137,6 @@ def recommend(plan: CapacityPlan) -> str:
 def prometheus_for(steady: SteadyState, url: str | None = None) -> Prometheus:
     """A client for `url`, else the SteadyState's `prometheus:` with its credentials
     (never sent to another server)."""
-    # Imported here: httpx loads only when Prometheus is queried.
-    from chaosrunner.slo.sources.prometheus import resolve_secret
-
     target = url or steady.prometheus
     if not target or not target.startswith(("http://", "https://")):
         raise InvalidInput("a Prometheus server is needed: set `prometheus: http://HOST:9090` "
@@ -147,10 +145,10 @@ def prometheus_for(steady: SteadyState, url: str | None = None) -> Prometheus:
     headers: dict[str, str] = {}
     basic = None
     if auth is not None and auth.bearer_token is not None:
-        headers["Authorization"] = "Bearer " + resolve_secret(
+        headers["Authorization"] = "Bearer " + resolve_env_refs(
             auth.bearer_token.get_secret_value(), "prometheus_auth.bearer_token")
     if auth is not None and auth.basic_auth is not None:
-        basic = httpx.BasicAuth(auth.basic_auth.username, resolve_secret(
+        basic = httpx.BasicAuth(auth.basic_auth.username, resolve_env_refs(
             auth.basic_auth.password.get_secret_value(), "prometheus_auth.basic_auth.password"))
     return Prometheus(target, headers, basic)
 

@@ -3,16 +3,10 @@ breaking point and the limit under it). Self-contained; every string is escaped.
 
 from __future__ import annotations
 
-from html import escape
-
 from chaosrunner.load.capacity import MONTH, CapacityPlan
-from chaosrunner.report.html import _CSP, _STYLE
+from chaosrunner.report.html import _CSP, _STYLE, e
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 720, 300, 60, 20, 20, 40
-
-
-def e(value: object) -> str:
-    return escape(str(value), quote=True)
 
 
 def render_capacity_html(plan: CapacityPlan) -> str:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from urllib.parse import urljoin, urlsplit
 
 from chaosrunner.drivers.base import JSON, ParamError
+from chaosrunner.secrets import ENV_REF
 from chaosrunner.spec.units import parse_duration, parse_rate
 
 ALLOWED = frozenset({"urls", "method", "headers", "body", "rate", "users", "per_user", "ramp",
@@ -199,8 +199,6 @@ def _steps(value: JSON) -> list[list[float]]:
         raise ParamError(("with", "steps"), "steps is a list of [offset_seconds, rate]")
     return [[float(a), float(b)] for a, b in value]
 
-
-ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def env_refs(settings: Mapping[str, JSON]) -> list[str]:

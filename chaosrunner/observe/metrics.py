@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from chaosrunner.errors import InvalidInput
 from chaosrunner.observe.base import Event, warn
 from chaosrunner.report.model import Announcement, RunReport
 from chaosrunner.secrets import display_url
+from chaosrunner.timestamps import seconds_between
 
 SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -112,12 +112,14 @@ class RunnerMetrics:
             self.aborts.labels(name, "signal").inc()
         self.faults.labels(name).set(sum(1 for f in report.get("faults", [])
                                          if f.get("injected_at") and not f.get("reverted_at")))
-        rollback = next((p for p in report.get("phases", []) if p["name"] == "rollback"), None)
-        if rollback is not None and rollback.get("end"):
-            self.rollback.labels(name).observe(_seconds(rollback["start"], rollback["end"]))
-            if abort:
-                self.reaction.labels(name).observe(max(0.0, _seconds(abort["at"],
-                                                                     rollback["end"])))
+        rollback: Mapping[str, Any] = next(
+            (p for p in report.get("phases", []) if p["name"] == "rollback"), {})
+        took = seconds_between(rollback.get("start"), rollback.get("end"))
+        if took is not None:
+            self.rollback.labels(name).observe(took)
+        reaction = seconds_between(abort["at"], rollback.get("end")) if abort else None
+        if reaction is not None:
+            self.reaction.labels(name).observe(max(0.0, reaction))
         self.running.labels(name).set(0)
 
     def record_gameday(self, name: str, verdict: str, report_dir: Path) -> None:
@@ -138,7 +140,6 @@ class RunnerMetrics:
 
 
 def parse_listen(address: str) -> tuple[str, int]:
-
     host, _, port = address.rpartition(":")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise InvalidInput(f"--metrics-port {address!r}: expected PORT or HOST:PORT")
@@ -182,10 +183,3 @@ class MetricsObserver:
         found = [Announcement("metrics", self.metrics.listening)] \
             if self.metrics.listening else []
         return found + ([self.pushed] if self.pushed else [])
-
-
-def _seconds(start: str, end: str) -> float:
-    def parse(text: str) -> datetime:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    return (parse(end) - parse(start)).total_seconds()

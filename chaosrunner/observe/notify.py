@@ -55,8 +55,6 @@ def _apprise() -> Any:
 def open_channel(target: NotifyTarget, where: str) -> Channel:
     """Resolve `${env:...}` and check apprise knows the URL; InvalidInput otherwise."""
     apprise = _apprise()
-
-
     url = resolve_env_refs(target.url.get_secret_value(), where)
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
