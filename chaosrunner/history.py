@@ -171,20 +171,12 @@ def run_row(report: RunReport) -> RunRow:
         source=report.source, gameday=None, gameday_run_id=None)
 
 
-def record_run(state_dir: Path, report: RunReport, gameday: str | None = None,
-               gameday_run_id: str | None = None) -> RunRow | None:
+def record_run(state_dir: Path, report: RunReport) -> RunRow | None:
     """Keep a finished run in the history; returns its row, or None when it could not be
-    written (with a warning on stderr: the run itself must not fail over its history)."""
+    written (with a warning on stderr: the run itself must not fail over its history).
+    A game day tags its runs afterwards (`tag_gameday`)."""
     row = run_row(report)
-    if gameday is not None:
-        row = RunRow(**{**asdict(row), "gameday": gameday, "gameday_run_id": gameday_run_id})
-    try:
-        with connect(state_dir) as db:
-            _insert(db, "runs", {**asdict(row), "started_ts": timestamp(row.started_at)})
-    except StateError as exc:
-        _warn(f"run {row.run_id} not kept in the history: {exc}")
-        return None
-    return row
+    return row if _keep_run(state_dir, row) else None
 
 
 def record_lost_run(state_dir: Path, run_id: str, experiment: str, started_at: str,
@@ -196,11 +188,18 @@ def record_lost_run(state_dir: Path, run_id: str, experiment: str, started_at: s
                  duration_seconds=seconds_between(started_at, ended), budget_consumed=None,
                  abort_reason=None, reason=reason, environment=None, report_dir=None,
                  source=None, gameday=None, gameday_run_id=None)
+    _keep_run(state_dir, row)
+
+
+def _keep_run(state_dir: Path, row: RunRow) -> bool:
+    """Insert (or replace) a run's row; False, with a warning, when it cannot be written."""
     try:
         with connect(state_dir) as db:
-            _insert(db, "runs", {**asdict(row), "started_ts": timestamp(started_at)})
+            _insert(db, "runs", {**asdict(row), "started_ts": timestamp(row.started_at)})
     except StateError as exc:
-        _warn(f"run {run_id} not kept in the history: {exc}")
+        _warn(f"run {row.run_id} not kept in the history: {exc}")
+        return False
+    return True
 
 
 def record_recovered(state_dir: Path, run_id: str, experiment: str, started_at: str,
