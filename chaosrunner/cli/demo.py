@@ -47,7 +47,6 @@ OPT_IN = ("experiments/checkout-capacity.yaml",)
 @contextlib.contextmanager
 def demo_system(state_dir: Path) -> Iterator[None]:
     """The shop with a proxy in front of every payments replica; all stopped on exit."""
-
     proxies = [{"name": f"payments-{i}", "listen": f"127.0.0.1:{SHOP_PORT + 10 + i}",
                 "upstream": f"127.0.0.1:{SHOP_PORT + i}", "enabled": True}
                for i in range(1, REPLICAS + 1)]
@@ -135,10 +134,8 @@ def selected(names: list[str]) -> list[str]:
 
 
 def run_one(path: Path, args: argparse.Namespace) -> RunReport:
-
     options = RunOptions(state_dir=Path(args.state_dir), watchdog=True)  # as `run` has
     if args.report_dir:
         options = dataclasses.replace(options, report_dir=Path(args.report_dir) / path.stem)
-    report: RunReport = run_file(path, options, output=args.output, display=progress_listener)
-    return report
+    return run_file(path, options, output=args.output, display=progress_listener)
 

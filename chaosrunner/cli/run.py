@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from chaosrunner.app.run import run_file
 from chaosrunner.cli.progress import progress_listener
@@ -13,8 +12,7 @@ from chaosrunner.observe.settings import settings_from_args
 from chaosrunner.spec.loader import parse_vars
 
 
-def options_from(args: argparse.Namespace, dry_run: bool = False) -> Any:
-
+def options_from(args: argparse.Namespace, dry_run: bool = False) -> RunOptions:
     return RunOptions(
         state_dir=Path(args.state_dir),
         report_dir=Path(args.report_dir) if getattr(args, "report_dir", None) else None,
@@ -39,5 +37,3 @@ def command_plan(args: argparse.Namespace) -> int:
     report = run_file(Path(args.file), options, output=args.output,
                       backends=args.backends, display=progress_listener)
     return report.exit_code  # a refusal is 3, as with `run --dry-run`
-
-

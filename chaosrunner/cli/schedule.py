@@ -35,7 +35,6 @@ def command(args: argparse.Namespace) -> int:
 
 
 def parse_grace(text: str) -> timedelta:
-
     try:
         seconds = parse_duration(text)
     except ValueError as exc:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import secrets
 import signal
 import sys
@@ -41,7 +42,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from chaosrunner.app.load import LoadedGameDay
 from chaosrunner.app.run import run_file
@@ -56,9 +57,6 @@ from chaosrunner.gameday.report import (
 from chaosrunner.history import RUNNING, GameDayRow, record_gameday, tag_gameday
 from chaosrunner.report.model import RunReport
 from chaosrunner.timestamps import iso, seconds_between
-
-if TYPE_CHECKING:
-    pass
 
 # `chaosrunner schedule` tells the `gameday` child it was started on a schedule (history).
 TRIGGER_ENV = "CHAOSRUNNER_GAMEDAY_TRIGGER"
@@ -284,14 +282,12 @@ def _notes(report: GameDayReport, ran: list[ExperimentOutcome]) -> list[str]:
 
 
 def _tag(state_dir: Path, run: RunReport, report: GameDayReport) -> None:
-
     if not run.run_id:
         return
     tag_gameday(state_dir, run.run_id, report.name, report.run_id)
 
 
 def _record(state_dir: Path, report: GameDayReport, running: bool = False) -> None:
-
     record_gameday(state_dir, GameDayRow(
         run_id=report.run_id, name=report.name,
         verdict=RUNNING if running else report.verdict.value,
@@ -307,8 +303,6 @@ def default_report_dir(name: str, root: Path = Path("reports")) -> Path:
 def print_summary(report: GameDayReport, output: str | None, stream: TextIO | None = None
                   ) -> None:
     """The game day's outcome on stdout: one JSON document, or a few lines for people."""
-    import json
-
     out = stream or sys.stdout
     if output == "json":
         print(json.dumps(report.to_json(), indent=2), file=out)

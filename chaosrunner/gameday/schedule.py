@@ -261,7 +261,6 @@ class Scheduler:
             release_lock(fd)
 
     def _already_started(self, entry: Entry, slot: datetime) -> bool:
-
         last = last_gameday_start(self.state_dir, entry.name)
         if last is None or last < slot:
             return False
