@@ -8,32 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from spec_files import EXPERIMENT as BASE
+from spec_files import STEADY
 
 from chaosrunner.cli.main import main
 
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: s
-service_level_objectives:
-  probe:
-    sli: {http: {url: "http://127.0.0.1:1/x", rate: 20/s, timeout: 1s}}
-    target: 99%
-"""
-
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: demo
-hypothesis: it holds
-steady_state: {from: steady.yaml, before: 1s, after: 1s, interval: 250ms}
-duration: 10s
-faults:
-  - name: pause
-    action: process.pause
-    target: {pid_file: x.pid}
-    at: 0s
-"""
+EXPERIMENT = BASE + "    at: 0s\n"
 
 
 def _replace(old: str, new: str) -> str:

@@ -8,42 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import REPO
+from spec_files import EXPERIMENT as BASE
+from spec_files import STEADY, validate
 
 from chaosrunner.cli.main import main
-
-REPO = Path(__file__).resolve().parents[2]
-
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: s
-service_level_objectives:
-  probe:
-    sli: {http: {url: "http://127.0.0.1:1/x"}}
-    target: 99%
-"""
-
-BASE = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: demo
-hypothesis: it holds
-steady_state: {from: steady.yaml, before: 1s, after: 1s, interval: 250ms}
-duration: 10s
-faults:
-  - name: pause
-    action: process.pause
-    target: {pid_file: x.pid}
-"""
 
 
 def problems(tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str = "", new: str = "",
              extra: str = "") -> list[str]:
-    (tmp_path / "steady.yaml").write_text(STEADY)
     assert old in BASE
-    (tmp_path / "exp.yaml").write_text(BASE.replace(old, new, 1) + extra)
-    assert main(["validate", str(tmp_path / "exp.yaml")]) == 4
-    err = capsys.readouterr().err
+    code, err = validate(tmp_path, capsys, experiment=BASE.replace(old, new, 1) + extra)
+    assert code == 4
     assert "Input should" not in err and "Input tag" not in err and "literal[" not in err
     return [line for line in err.splitlines() if line.strip()]
 
@@ -94,8 +70,7 @@ def test_a_chaos_toolkit_wrong_provider_type_is_one_error(
 def test_an_unknown_sli_statistic_lists_those_that_exist(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "steady.yaml"
-    path.write_text(STEADY.replace('"http://127.0.0.1:1/x"}}', '"http://127.0.0.1:1/x"}, '
-                                   'stat: p99.9}'))
+    path.write_text(STEADY.replace("timeout: 1s}}", "timeout: 1s}, stat: p99.9}"))
     assert main(["validate", str(path)]) == 4
     err = capsys.readouterr().err
     assert f"{path}:6: service_level_objectives.probe.sli.stat: unknown statistic 'p99.9' " \

@@ -5,47 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from spec_files import EXPERIMENT, validate
+from spec_files import STEADY as PROBE_ONLY
 
-from chaosrunner.cli.main import main
-
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: s
-service_level_objectives:
-  probe:
-    sli: {http: {url: "http://127.0.0.1:1/x"}}
-    target: 99%
+STEADY = PROBE_ONLY + """\
   latency:
     sli: {http: {url: "http://127.0.0.1:1/x"}, stat: p99}
     target: 300ms
     op: "<"
 """
 
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: demo
-hypothesis: it holds
-steady_state: {from: steady.yaml, before: 2s, after: 2s, interval: 250ms}
-duration: 10s
-faults:
-  - name: pause
-    action: process.pause
-    target: {pid_file: x.pid}
-"""
-
-
-def validate(tmp_path: Path, capsys: pytest.CaptureFixture[str], steady: str = STEADY,
-             experiment: str = EXPERIMENT) -> tuple[int, str]:
-    (tmp_path / "steady.yaml").write_text(steady)
-    (tmp_path / "exp.yaml").write_text(experiment)
-    code = main(["validate", str(tmp_path / "exp.yaml")])
-    return code, capsys.readouterr().err
-
 
 def test_the_base_files_are_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert validate(tmp_path, capsys) == (0, "")
+    assert validate(tmp_path, capsys, steady=STEADY) == (0, "")
 
 
 STEADY_CASES = [
@@ -77,7 +49,7 @@ EXPERIMENT_CASES = [
 @pytest.mark.parametrize(("extra", "expected"), EXPERIMENT_CASES)
 def test_criterion_sanity(extra: str, expected: str, tmp_path: Path,
                           capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = validate(tmp_path, capsys, experiment=EXPERIMENT + extra)
+    code, err = validate(tmp_path, capsys, steady=STEADY, experiment=EXPERIMENT + extra)
     assert code == 4 and "exp.yaml:11:" in err and expected in err, err
 
 
@@ -89,17 +61,19 @@ def test_criterion_sanity(extra: str, expected: str, tmp_path: Path,
 ])
 def test_experiment_timing_sanity(old: str, new: str, expected: str, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = validate(tmp_path, capsys, experiment=EXPERIMENT.replace(old, new, 1))
+    code, err = validate(tmp_path, capsys, steady=STEADY,
+                         experiment=EXPERIMENT.replace(old, new, 1))
     assert code == 4 and expected in err and ("exp.yaml:5:" in err or "exp.yaml:6:" in err), err
 
 
 def test_a_fault_past_the_end_of_the_fault_phase(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = validate(tmp_path, capsys, experiment=EXPERIMENT + "    at: 8s\n    for: 5s\n")
+    code, err = validate(tmp_path, capsys, steady=STEADY,
+                         experiment=EXPERIMENT + "    at: 8s\n    for: 5s\n")
     assert code == 4 and "exp.yaml:12:" in err and "at + for ends after" in err, err
 
 
 def test_bracketed_unknown_key_is_placed(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = validate(tmp_path, capsys, experiment=EXPERIMENT + "hypot[[x]]: 1\n")
+    code, err = validate(tmp_path, capsys, steady=STEADY, experiment=EXPERIMENT + "hypot[[x]]: 1\n")
     assert code == 4 and "exp.yaml:11: hypot[[x]]: unknown key" in err, err

@@ -8,34 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import spec_files
+from helpers import REPO
 
 from chaosrunner.cli.main import main
 
-REPO = Path(__file__).resolve().parents[2]
-
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: s
-service_level_objectives:
-  probe:
-    sli: {http: {url: "http://127.0.0.1:${PORT}/x", rate: 20/s, timeout: 1s}}
-    target: 99%
-"""
-
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: demo
-hypothesis: it holds
-environment: ${ENVIRONMENT:-staging}
-steady_state: {from: steady.yaml, before: 1s, after: 1s, interval: 250ms}
-duration: 10s
-faults:
-  - name: pause
-    action: process.pause
-    target: {pid_file: x.pid}
-"""
+STEADY = spec_files.STEADY.replace("127.0.0.1:1/", "127.0.0.1:${PORT}/")
+EXPERIMENT = spec_files.EXPERIMENT.replace(
+    "steady_state:", "environment: ${ENVIRONMENT:-staging}\nsteady_state:")
 
 GAMEDAY = """\
 apiVersion: chaosrunner/v1
