@@ -108,34 +108,35 @@ abort:
 """
 
 
-def test_a_run_reports_what_it_was_told(tmp_path: Path) -> None:
-    """Through the code that runs files: the engine fills the plan, radius and policy."""
-    (tmp_path / "steady.yaml").write_text(STEADY)
+def run_settings(tmp_path: Path, steady: str) -> Path:
+    """EXPERIMENT over `steady` through the code that runs files, on four fake instances;
+    returns the report directory."""
+    (tmp_path / "steady.yaml").write_text(steady)
     (tmp_path / "settings.yaml").write_text(EXPERIMENT)
     world = World(["api-1", "api-2", "api-3", "api-4"])
     options = RunOptions(state_dir=tmp_path / "state", report_dir=tmp_path / "out", seed=1)
     run_file(tmp_path / "settings.yaml", options, output="json",
              backends=fake_backends(world))
-    markdown = (tmp_path / "out" / "report.md").read_text()
+    return tmp_path / "out"
+
+
+def test_a_run_reports_what_it_was_told(tmp_path: Path) -> None:
+    """Through the code that runs files: the engine fills the plan, radius and policy."""
+    out = run_settings(tmp_path, STEADY)
+    markdown = (out / "report.md").read_text()
     assert "from 0.25 s into the fault phase, for 1 s; select names: api-1" in markdown
     assert "at most 1 target in all; at most 25% of a selector's matches" in markdown
     assert "availability burn rate above 1000x over 1 s and 2 s" in markdown
-    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    data = json.loads((out / "report.json").read_text())
     assert data["blast_radius"] == {"max_targets": 1, "max_percent": 0.25, "default": False}
 
 
 def test_incident_severity_from_the_steady_state_file(tmp_path: Path) -> None:
     """The thresholds are configurable in the SteadyState file (`incident_severity:`);
     the run records them, resolved for its environment, in report.json."""
-    (tmp_path / "steady.yaml").write_text(
-        STEADY + "incident_severity: {sev2_above: 5%, min_duration: 2s, "
-                 "environments: [staging]}\n")
-    (tmp_path / "settings.yaml").write_text(EXPERIMENT)
-    world = World(["api-1", "api-2", "api-3", "api-4"])
-    options = RunOptions(state_dir=tmp_path / "state", report_dir=tmp_path / "out", seed=1)
-    run_file(tmp_path / "settings.yaml", options, output="json",
-             backends=fake_backends(world))
-    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    out = run_settings(tmp_path, STEADY + "incident_severity: {sev2_above: 5%, "
+                                          "min_duration: 2s, environments: [staging]}\n")
+    data = json.loads((out / "report.json").read_text())
     assert data["severity_policy"] == {"sev1_at": 1.0, "sev2_above": 0.05, "min_seconds": 2.0,
                                        "capped_at": "SEV3", "incident_environment": True}
 
