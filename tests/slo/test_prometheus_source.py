@@ -254,6 +254,20 @@ def test_ratio_budget_status_is_computed_in_promql(server: PrometheusServer) -> 
         assert status.burn_rates[window] == pytest.approx(0.2, abs=0.01)
 
 
+def test_budget_status_is_the_guards_arithmetic(server: PrometheusServer) -> None:
+    # increase() extrapolates each series on its own, so good can edge past total. The
+    # guard reads that as no error (slo.budget.burn_rate); so must the window figures: a
+    # burn of -10 would say 1100 % of the budget is left.
+    over = {"good": f"{RATIO['total']} * 1.01", "total": RATIO["total"]}
+    status = asyncio.run(status_once(source(server.url, {"ratio": over}, target="99.9%")))
+    assert status.burn_rates["5m"] == 0.0 and status.remaining == 1.0
+    assert status.sli == 1.0
+    # A 100 % target has no budget: no error is no burn (0/0 is not "no data").
+    exact = {"good": RATIO["total"], "total": RATIO["total"]}
+    status = asyncio.run(status_once(source(server.url, {"ratio": exact}, target="100%")))
+    assert status.burn_rates["5m"] == 0.0 and status.remaining == 1.0
+
+
 def test_sloth_budget_status(server: PrometheusServer) -> None:
     status = asyncio.run(status_once(source(server.url, {"sloth": {"service": "shop",
                                                                    "slo": "availability"}})))

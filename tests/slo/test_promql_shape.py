@@ -72,12 +72,12 @@ def _source(sli: object, window: str = "30d", **extra: object) -> PrometheusSour
 
 def test_a_ratio_string_is_read_as_a_ratio_of_rates_over_each_window() -> None:
     source = _source(RATIO)
-    query = source.burn_rate_query(3600, 0.001)
+    query = source.error_ratio_query(3600)
     assert "[1h]" in query and "[5m]" not in query and "avg_over_time" not in query
 
 
 def test_the_fallback_subquery_steps_by_the_strings_own_range() -> None:
     # A 10-minute step under a 5-minute rate read half of the data; the step is now 5m.
     source = _source(f"clamp_max({RATIO}, 1)")
-    query = source.burn_rate_query(30 * 86400, 0.001)
+    query = source.error_ratio_query(30 * 86400)
     assert "avg_over_time(" in query and "[30d:5m]" in query

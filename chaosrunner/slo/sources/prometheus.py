@@ -17,10 +17,12 @@ configuration (`/api/v1/status/config`, `global.scrape_interval`), 15s when it c
 read. With a 1s scrape and 1s sampling the lookback is 4s, so consecutive ratio readings
 overlap: their good/total counts describe the lookback, not only the last interval.
 
-Budget status (`budget_status()`), computed in PromQL:
-- ratio: `(1 - good/total) / (1 - target)` with `$window` = the SLO window (remaining
-  budget) and 5m/30m/1h/6h/3d (burn rates). Over a window longer than the server's
-  retention this is the ratio over the data it has.
+Budget status (`budget_status()`): PromQL gives the error ratio over each window, and
+`slo.budget` turns it into a burn rate and a remaining budget, as it does for the run's
+guard (an error ratio below 0, good edging past total, is no error):
+- ratio: `1 - good/total` with `$window` = the SLO window (remaining budget) and
+  5m ... 3d (burn rates). Over a window longer than the server's retention this is the
+  ratio over the data it has.
 - promql/prometheus with a ratio SLO (`>=`, target in (0,1)) whose string is a ratio of sums
   of rate()/increase() (`slo.promql.shape`): every range selector is set to the window
   (`[5m]` -> `[1h]`, as Sloth does), giving the event ratio over the window, exact.
@@ -62,7 +64,7 @@ import yaml
 from chaosrunner.errors import InvalidInput, SourceError
 from chaosrunner.secrets import display_url as _display
 from chaosrunner.secrets import remember
-from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn
+from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn, budget_remaining, burn_rate
 from chaosrunner.slo.promql import PromQLSyntaxError, SLIShape, at_window, shape
 from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
 from chaosrunner.spec.models import SLO, PrometheusAuth, SteadyState
@@ -167,45 +169,46 @@ class PrometheusSource(BaseSource):
                                 burn_rates=dict.fromkeys(BURN_WINDOWS))
         names = list(BURN_WINDOWS)
         seconds = [self.slo.window, *(BURN_WINDOWS[name] for name in names)]
-        burns = await asyncio.gather(*(self._window_burn(w, budget) for w in seconds))
+        ratios = await asyncio.gather(*(self._error_ratio(w) for w in seconds))
         held = await asyncio.gather(*(self.held(w) for w in seconds))
-        sloth_remaining = await self._sloth_remaining()
-        figures = [WindowBurn(w, b, h) for w, b, h in zip(seconds, burns, held, strict=True)]
+        # The guard's arithmetic (slo.budget): PromQL gives the bad share, never the burn.
+        figures = [WindowBurn(w, None if r is None else burn_rate(r, budget), h)
+                   for w, r, h in zip(seconds, ratios, held, strict=True)]
         period, windows = figures[0], dict(zip(names, figures[1:], strict=True))
-        # Burning at `b` for the whole window spends b budgets: 1 - b is left.
-        remaining = None if period.burn is None else 1.0 - period.burn
+        period_ratio = ratios[0]
+        remaining = None if period_ratio is None else budget_remaining(period_ratio, budget)
         if self.slo.sli.sloth is not None:
-            remaining = sloth_remaining
+            remaining = await self._sloth_remaining()
         sli = None
-        if self.slo.is_ratio and period.burn is not None:
-            sli = 1.0 - period.burn * budget
+        if self.slo.is_ratio and period_ratio is not None:
+            sli = min(max(1.0 - period_ratio, 0.0), 1.0)
         return BudgetStatus(sli=sli, remaining=remaining,
                             burn_rates={name: w.burn for name, w in windows.items()},
                             period=period, windows=windows)
 
-    async def _window_burn(self, seconds: float, budget: float) -> float | None:
-        value, _ = await self._number(self.burn_rate_query(seconds, budget))
+    async def _error_ratio(self, seconds: float) -> float | None:
+        value, _ = await self._number(self.error_ratio_query(seconds))
         return value
 
-    def burn_rate_query(self, seconds: float, budget: float) -> str:
-        """PromQL for the burn rate over the last `seconds` (see the module docstring)."""
+    def error_ratio_query(self, seconds: float) -> str:
+        """PromQL for the bad share of the last `seconds` (see the module docstring)."""
         window = promql_duration(seconds)
         sli = self.slo.sli
         if sli.ratio is not None:
             good = substitute_window(sli.ratio.good, window)
             total = substitute_window(sli.ratio.total, window)
-            return f"(1 - ({good}) / ({total})) / {budget!r}"
+            return f"1 - ({good}) / ({total})"
         if sli.sloth is not None:
-            return f"slo:sli_error:ratio_rate{window}{self._sloth_labels()} / {budget!r}"
+            return f"slo:sli_error:ratio_rate{window}{self._sloth_labels()}"
         query = self.sli_query
         found = sli_shape(query)
         if self.slo.is_ratio and found is not None and found.rewritable:
-            return f"(1 - ({at_window(query, seconds)})) / {budget!r}"
+            return f"1 - ({at_window(query, seconds)})"
         step = promql_duration(subquery_step(seconds, found))
         inner = f"(({query}) >= -Inf)"  # drops NaN steps (no traffic)
         if not self.slo.is_ratio:
             inner = f"({inner} {self.slo.op} bool {self.slo.target!r})"
-        return f"(1 - avg_over_time({inner}[{window}:{step}])) / {budget!r}"
+        return f"1 - avg_over_time({inner}[{window}:{step}])"
 
     @property
     def sli_query(self) -> str:
