@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from functools import partial
 from pathlib import Path
 
 from chaosrunner.app.load import load_gameday
@@ -20,9 +21,6 @@ from chaosrunner.gameday.run import TRIGGER_ENV, default_report_dir, print_summa
 
 def command(args: argparse.Namespace) -> int:
     """Run the game day in FILE; exit with its overall exit code."""
-    from functools import partial
-
-
     SIGNALS.arm()  # a signal ends the day in 130/143, never in death by the signal
     options = options_from(args)
     loaded = load_gameday(Path(args.file), options.variables)

@@ -20,7 +20,6 @@ VERDICT_STYLES = {Verdict.PASSED: "green", Verdict.FAILED: "red",
 
 def command(args: argparse.Namespace) -> int:
     """Print the recorded runs, newest first."""
-
     since = parse_since(args.since) if args.since else None
     rows = query_runs(Path(args.state_dir), since=since, experiment=args.experiment,
                       gameday=args.gameday, limit=args.limit)
@@ -37,7 +36,6 @@ def command(args: argparse.Namespace) -> int:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """'7d' / '12h' (that long ago) or '2026-11-01' / '2026-11-01T10:00' (UTC unless given)."""
-
     now = now or datetime.now(UTC)
     try:
         return now - timedelta(seconds=parse_duration(text))

@@ -18,7 +18,6 @@ from chaosrunner.spec.units import parse_duration
 
 def command(args: argparse.Namespace) -> int:
     """Run as a long-lived scheduler, or with --once start what is due now and exit."""
-
     variables = parse_vars(args.var)
     entries = load_entries([Path(f) for f in args.files], variables)
     scheduler = Scheduler(entries=entries, state_dir=Path(args.state_dir),
