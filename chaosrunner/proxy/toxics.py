@@ -162,7 +162,7 @@ class HttpRule:
             _expect_str(attrs, "body")
             _expect_str_map(attrs, "response_headers")
             for name, value in attrs["response_headers"].items():
-                if not _TOKEN.match(name) or "\r" in value or "\n" in value:
+                if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
                     raise bad_request(f"attributes.response_headers: {name!r} is not a "
                                       "valid header (name: a token; value: one line)")
         if kind == "http_latency" and (attrs["latency"] < 0 or attrs["jitter"] < 0):
@@ -184,7 +184,7 @@ class HttpRule:
         return True
 
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _expect_str(attrs: Mapping[str, Any], key: str) -> str:

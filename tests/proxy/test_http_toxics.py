@@ -275,7 +275,8 @@ def test_http_toxic_attributes_are_shown_and_checked(api: httpx.Client, base: st
                               ({"status": "x"}, "int64"),
                               ({"path": "("}, "not a valid regex"),
                               ({"headers": {"a": 1}}, "object of strings"),
-                              ({"response_headers": {"bad name": "x"}}, "valid header")):
+                              ({"response_headers": {"bad name": "x"}}, "valid header"),
+                              ({"response_headers": {"X-A\n": "x"}}, "valid header")):
         response = api.post("/proxies/web/toxics", json={"type": "http_error", "name": "bad",
                                                          "attributes": attributes})
         assert response.status_code == 400, attributes
