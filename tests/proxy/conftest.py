@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from proxyhelp import EchoServer
+from httphelp import PlainServer
+from proxyhelp import EchoServer, make_proxy, port_of
 
 from chaosrunner.proxy.server import ProxyServerHandle, start_background
 
@@ -41,3 +42,20 @@ def echo() -> Iterator[EchoServer]:
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture
+def web() -> Iterator[PlainServer]:
+    """A plain HTTP/1.1 upstream (httphelp.Handler)."""
+    srv = PlainServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def base(api: httpx.Client, web: PlainServer) -> str:
+    """The URL of a proxy `web` in front of `web`."""
+    proxy = make_proxy(api, "web", web.address)
+    return f"http://127.0.0.1:{port_of(proxy)}"

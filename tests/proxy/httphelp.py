@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -113,6 +115,29 @@ class PlainServer(ThreadingHTTPServer):
     def client_ports(self) -> set[int]:
         with self.lock:
             return {port for _, _, port in self.seen}
+
+
+@contextlib.contextmanager
+def raw_upstream(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP upstream that hands each connection to `answer`, one at a time: its address."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                answer(conn)
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
 
 
 def read_responses(sock: socket.socket, methods: list[bytes]) -> list[tuple[int, bytes]]:

@@ -27,15 +27,6 @@ def client(server: ProxyServerHandle) -> Iterator[toxiproxy.Toxiproxy]:
         APIConsumer.host, APIConsumer.port = saved
 
 
-@pytest.fixture
-def web() -> Iterator[PlainServer]:
-    srv = PlainServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
 def test_toxiproxy_python_creates_each_http_toxic(client: toxiproxy.Toxiproxy,
                                                   web: PlainServer) -> None:
     proxy = client.create(upstream=web.address, name="payments")

@@ -4,27 +4,10 @@ default loop: the other test modules run the data path on every loop)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from httphelp import PlainServer, stream_digest
-from proxyhelp import make_proxy, port_of
-
-
-@pytest.fixture
-def web() -> Iterator[PlainServer]:
-    srv = PlainServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-@pytest.fixture
-def base(api: httpx.Client, web: PlainServer) -> str:
-    proxy = make_proxy(api, "web", web.address)
-    return f"http://127.0.0.1:{port_of(proxy)}"
+from httphelp import stream_digest
 
 
 def add(api: httpx.Client, kind: str, **attributes: object) -> None:

@@ -7,7 +7,6 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import requests
 from helpers import answers, free_port, wait_until
-from httphelp import PlainServer, read_responses
+from httphelp import PlainServer, raw_upstream, read_responses
 from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_all, recv_exact
 
 PAY = {"method": "^POST$", "path": "^/pay"}
@@ -28,21 +27,6 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
     """Every test here runs with os.splice, without it, and on uvloop (`chaosrunner[fast]`)."""
     kind: str = request.param
     return kind
-
-
-@pytest.fixture
-def web() -> Iterator[PlainServer]:
-    srv = PlainServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-@pytest.fixture
-def base(api: httpx.Client, web: PlainServer) -> str:
-    proxy = make_proxy(api, "web", web.address)
-    return f"http://127.0.0.1:{port_of(proxy)}"
 
 
 def add(api: httpx.Client, kind: str, toxicity: float = 1.0, name: str | None = None,
@@ -357,30 +341,18 @@ def test_an_expect_continue_request_is_answered_without_its_body(api: httpx.Clie
 @pytest.fixture
 def upgrading() -> Iterator[str]:
     """An upstream that switches protocols on any request, then echoes bytes."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                             b"Connection: Upgrade\r\n\r\n" + head.split(b"\r\n\r\n", 1)[1])
-                while data := conn.recv(4096):
-                    conn.sendall(data)
+    def answer(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\n" + head.split(b"\r\n\r\n", 1)[1])
+        while data := conn.recv(4096):
+            conn.sendall(data)
 
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        server.close()
+    with raw_upstream(answer) as address:
+        yield address
 
 
 def test_an_upgrade_passes_through_quietly(api: httpx.Client, upgrading: str,

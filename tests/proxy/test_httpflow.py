@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from httphelp import raw_upstream
 from proxyhelp import connect, make_proxy, port_of, recv_all
 
 from chaosrunner.proxy.httpflow import NEED_MORE, Head, parse_request, parse_response
@@ -54,26 +54,13 @@ def test_responses_h11_frames(raw: bytes, method: bytes) -> None:
 @pytest.fixture
 def until_close() -> Iterator[str]:
     """An upstream answering each connection with an HTTP/1.0 body read until close."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
 
-    def run() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
-                             + b"z" * 100_000)
+    def answer(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"z" * 100_000)
 
-    threading.Thread(target=run, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        server.close()
+    with raw_upstream(answer) as address:
+        yield address
 
 
 def test_a_body_read_until_close_passes_whole(api: httpx.Client, until_close: str) -> None:
