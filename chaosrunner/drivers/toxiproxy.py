@@ -307,10 +307,8 @@ class ToxiproxyDriver(BaseDriver):
 
     def renew(self, handle: Handle, expires_at: float) -> bool:
         """Move this run's toxic's expiry to `expires_at`; False when the toxic is gone."""
-        api = str(handle.data.get("api") or DEFAULT_API)
-        proxy = str(handle.data.get("proxy") or handle.instance.name)
-        name = str(handle.data.get("toxic") or toxic_name(handle.key))
-        path = f"/proxies/{quote(proxy, safe='')}/toxics/{quote(name, safe='')}"
+        api, proxy, name = _placed(handle)
+        path = _toxic_path(proxy, name)
         response = self._call("PATCH", api, path, {"attributes": {"expires_at": expires_at}})
         if response.status_code == 404:
             return False
@@ -320,14 +318,11 @@ class ToxiproxyDriver(BaseDriver):
     def revert(self, handle: Handle) -> None:
         """Delete this run's toxic / re-enable the proxy; already gone is fine."""
         _renewer.discard(handle.key)
-        api = str(handle.data.get("api") or handle.instance.attrs.get("api") or DEFAULT_API)
-        proxy = str(handle.data.get("proxy") or handle.instance.name)
+        api, proxy, name = _placed(handle)
         if handle.verb == "down":
             self._set_enabled(api, proxy, True, missing_ok=True)
             return
-        name = str(handle.data.get("toxic") or toxic_name(handle.key))
-        path = f"/proxies/{quote(proxy, safe='')}/toxics/{quote(name, safe='')}"
-        response = self._call("DELETE", api, path)
+        response = self._call("DELETE", api, _toxic_path(proxy, name))
         if response.status_code in (204, 200, 404):
             return
         _expect(response, 204, f"delete toxic {name!r} from proxy {proxy!r}", api)
@@ -446,6 +441,19 @@ def _needs_our_proxy(api: str, action: str, version: Any) -> str:
             "does not know it (it refuses unknown toxic types). Run `chaosrunner proxy` "
             "(the same API: point target.api at it, or stop toxiproxy-server and start it "
             "on the same port), or use a TCP toxic such as toxiproxy.latency")
+
+
+def _placed(handle: Handle) -> tuple[str, str, str]:
+    """(api, proxy, toxic name) of a handle's fault: from its data, or else derived (a
+    provisional handle written before the API answered has no data yet)."""
+    api = str(handle.data.get("api") or handle.instance.attrs.get("api") or DEFAULT_API)
+    proxy = str(handle.data.get("proxy") or handle.instance.name)
+    name = str(handle.data.get("toxic") or toxic_name(handle.key))
+    return api, proxy, name
+
+
+def _toxic_path(proxy: str, name: str) -> str:
+    return f"/proxies/{quote(proxy, safe='')}/toxics/{quote(name, safe='')}"
 
 
 def toxic_name(key: str) -> str:
