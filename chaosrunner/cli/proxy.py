@@ -37,24 +37,22 @@ def command(args: argparse.Namespace) -> int:
               "anyone who can reach it can inject faults", file=sys.stderr)
 
     try:
-        factory = loop_factory(getattr(args, "loop", "asyncio"))
+        factory = loop_factory(args.loop)
     except ImportError:
         raise InvalidInput("--loop uvloop: uvloop is not installed; install it with "
                            "pip install 'chaosrunner[fast]'") from None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_serve(args.host, args.port, config,
-                                 not getattr(args, "no_splice", False)))
+        return runner.run(_serve(args.host, args.port, config, zero_copy=not args.no_splice))
 
 
-def raise_fd_limit() -> int:
+def raise_fd_limit() -> None:
     """Raise the file-descriptor soft limit to the hard limit, as Toxiproxy does: every
     connection through the proxy holds two descriptors, and a soft limit of 1,024 would
-    cap it near 500 connections. Returns the soft limit now in force."""
+    cap it near 500 connections."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _log_to_stderr() -> None:
@@ -69,8 +67,7 @@ def _log_to_stderr() -> None:
 
 
 async def _serve(host: str, port: int, config: list[dict[str, Any]] | None,
-                 zero_copy: bool = True) -> int:
-
+                 zero_copy: bool) -> int:
     try:
         running = await start(host, port, config, zero_copy)
     except ValueError as exc:
