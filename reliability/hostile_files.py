@@ -119,16 +119,10 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 
 def _drop(data: Any, path: tuple[Any, ...]) -> Any:
-    if len(path) == 1:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k != path[0]}
-        return [v for i, v in enumerate(data) if i != path[0]]
-    head = path[0]
-    if isinstance(data, dict):
-        return {**data, head: _drop(data[head], path[1:])}
-    copy = list(data)
-    copy[head] = _drop(copy[head], path[1:])
-    return copy
+    parent, last = _get(data, path[:-1]), path[-1]
+    kept = ({k: v for k, v in parent.items() if k != last} if isinstance(parent, dict)
+            else [v for i, v in enumerate(parent) if i != last])
+    return _set(data, path[:-1], kept)
 
 
 def _dump(data: Any) -> str:
