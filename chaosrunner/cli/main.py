@@ -300,7 +300,7 @@ def entrypoint() -> None:
         if SIGNALS.armed:
             # A run started: a signal from now on must change the status, not kill the
             # process, and the interpreter's shutdown would give the default handlers back.
-            code = SIGNALS.exit_status(code)
-            flush_standard_streams()
-            os._exit(code)
+            SIGNALS.hold()
+            flush_standard_streams()  # what a signal's handler just printed
+            os._exit(SIGNALS.exit_status(code))  # decided last: one during the flush counts
     sys.exit(code)

@@ -13,11 +13,14 @@ as a crash -- and the rollback is never skipped. One process-wide `SIGNALS` guar
 - At any other time (loading, writing reports, between the experiments of a game day,
   after `main()` returned) a signal is noted; the next run started in this process is
   interrupted at once, and the process still ends with the signal's status.
-- `exit_status(code)` is asked once, at exit, with the signals masked: the first signal
-  received decides the status, else the command's own code -- except exit 5 (a fault
-  could not be taken back: run `chaosrunner recover`), which no signal hides. The caller
-  then leaves with `os._exit`, so that the interpreter's shutdown (which restores the
-  default handlers) never runs with a signal still to come.
+- At exit, `hold()` masks both signals in the main thread (the handlers of those already
+  here run then), the caller writes out what is left, and `exit_status(code)` is asked
+  last, right before `os._exit` (the interpreter's shutdown, which restores the default
+  handlers, never runs with a signal still to come): the first signal received decides
+  the status, else the command's own code -- except exit 5 (a fault could not be taken
+  back: run `chaosrunner recover`), which no signal hides. A signal that came while the
+  last output was written counts: the kernel left it pending on the masked main thread,
+  or handed it to another thread, whose handler the main thread has run by then.
 
 On Linux a signal sent to the process goes to its main thread unless that thread blocks
 it, so the handler runs promptly even while the event loop waits in `select`.
@@ -95,13 +98,17 @@ class SignalGuard:
               f"what is being written, then exit {SIGNAL_EXIT_CODES[self.received[0]]}",
               file=sys.stderr)
 
+    def hold(self) -> None:
+        """Mask both signals in this (the main) thread: from now on one waits, pending,
+        for `exit_status`. The handlers of signals already here run now."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+
     def exit_status(self, code: int) -> int:
-        """The process's exit status: mask both signals (a late one waits, pending, and is
-        counted here instead of killing), then the first signal's status, else `code`."""
+        """The process's exit status, asked last before `os._exit`: the first signal's
+        status (handled, or pending since `hold`), else `code`."""
         if not self.armed:
             return code
-        # pthread_sigmask runs the Python handlers of signals that already arrived.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        self.hold()  # also runs the handlers of signals another thread took meanwhile
         waiting = signal.sigpending()
         first = self.received[0] if self.received else next(
             (s.name for s in (signal.SIGTERM, signal.SIGINT) if s in waiting), None)

@@ -243,9 +243,46 @@ def after(module, attribute):
         return result
     setattr(module, attribute, wrapper)
 
+def on_last_flush(send):
+    # The entry point's last flush of stdout/stderr, just before os._exit: SIGINT and
+    # SIGTERM are masked in the main thread by then, so the kernel leaves a signal pending,
+    # or hands it to another thread (`send`); then waits until it did either.
+    import select, threading
+    import chaosrunner.cli.pipes as pipes
+    original, calls = pipes.flush_standard_streams, []
+    wakeup, woken = os.pipe()  # written by the C-level handler, in whichever thread
+    os.set_blocking(woken, False)
+    signal.set_wakeup_fd(woken)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)  # started unmasked, as a run's threads are
+    other.start()
+    def wrapper():
+        calls.append(1)
+        if len(calls) == 2:
+            send(other)
+            tripped = 0
+            for _ in range(3000):  # the main thread runs the Python-level handler later
+                waiting = {s.name for s in signal.sigpending()}
+                if tripped + sum(name in waiting for name in names) >= len(names):
+                    break
+                if select.select([wakeup], [], [], 0.01)[0]:
+                    tripped += len(os.read(wakeup, 64))
+            release.set()
+        original()
+    pipes.flush_standard_streams = wrapper
+
+def to_the_process(other):
+    fire()
+
+def to_another_thread(other):
+    for name in names:
+        signal.pthread_kill(other.ident, getattr(signal, name))
+
 {"loading": lambda: before(validate, "load_runnable"),
  "reports": lambda: before(cli_run, "save_reports"),
- "after-main": lambda: after(cli_main, "main")}[point]()
+ "after-main": lambda: after(cli_main, "main"),
+ "exit": lambda: on_last_flush(to_the_process),
+ "exit-thread": lambda: on_last_flush(to_another_thread)}[point]()
 cli_main.entrypoint()
 """
 
@@ -256,12 +293,15 @@ cli_main.entrypoint()
     ("reports", "SIGINT,SIGINT", 130, "passed"),
     ("after-main", "SIGINT", 130, "passed"),
     ("after-main", "SIGTERM,SIGINT", 143, "passed"),
+    ("exit", "SIGTERM", 143, "passed"),
+    ("exit-thread", "SIGINT", 130, "passed"),
 ])
 def test_a_signal_at_any_moment_of_a_run_ends_in_its_exit_status(
         tmp_path: Path, sleeper: subprocess.Popen[bytes], point: str, names: str, code: int,
         verdict: str) -> None:
     """Once a run has started, SIGINT exits 130 and SIGTERM 143, never death by the signal
-    (status -2/-15), also while reports are written and after main() returned."""
+    (status -2/-15), also while reports are written, after main() returned and up to the
+    exit itself."""
     with http_server(tmp_path) as (url, _, _):
         path = write(tmp_path, url, "sleeper.pid", duration="1s")
         proc = subprocess.Popen(
