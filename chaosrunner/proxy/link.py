@@ -39,10 +39,9 @@ QUEUE_HIGH = 1024 * 1024  # queued bytes (toxic path) at which the source is pau
 QUEUE_LOW = 256 * 1024
 
 
-def transports_keep_views(loop: asyncio.AbstractEventLoop) -> bool:
-    """From 3.12 an asyncio transport keeps a *view* of unsent data instead of copying it:
-    the shared read buffer must then be replaced whenever a write leaves data behind."""
-    return sys.version_info >= (3, 12)
+# From 3.12 an asyncio transport keeps a *view* of unsent data instead of copying it:
+# the shared read buffer must then be replaced whenever a write leaves data behind.
+TRANSPORTS_KEEP_VIEWS = sys.version_info >= (3, 12)
 
 
 def writes_later(loop: asyncio.AbstractEventLoop) -> bool:
@@ -164,7 +163,7 @@ class Direction:
             return
         if self.worker is None:
             self._write(bytes(view) if self.link.writes_later else view)
-            if self.link.keeps_views and self._destination().get_write_buffer_size():
+            if TRANSPORTS_KEEP_VIEWS and self._destination().get_write_buffer_size():
                 self.source.buffer.renew()
             self.relayed += size
             if self.relayed >= splice.BULK and self.link.zero_copy:
@@ -410,7 +409,6 @@ class Link:
                  on_close: Callable[[Link], None]) -> None:
         self.proxy = proxy
         self.loop = loop
-        self.keeps_views = transports_keep_views(loop)
         self.writes_later = writes_later(loop)
         self.on_close = on_close
         self.client = Side(self, buffer)
