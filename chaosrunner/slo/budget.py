@@ -227,7 +227,6 @@ def policy_decision(remaining: float | None,
 # 3-day SLO pages at 1.44 over 1h; that is a variant, not the standard.
 
 WORKBOOK_PERIOD = 30 * 86400.0
-ALERTING_MODES = ("workbook", "window-scaled")
 
 
 class AlertState(enum.Enum):

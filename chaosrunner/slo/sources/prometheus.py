@@ -251,8 +251,6 @@ class PrometheusSource(BaseSource):
         return () if found is None else found.selectors
 
     async def _sloth_remaining(self) -> float | None:
-        if self.slo.sli.sloth is None:
-            return None
         value, _ = await self._number(
             f"slo:period_error_budget_remaining:ratio{self._sloth_labels()}")
         return value
