@@ -27,12 +27,9 @@ from typing import Any
 
 from chaosrunner.errors import ChaosRunnerError, InvalidInput
 from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn, alert_state, policy_decision
+from chaosrunner.slo.promql import budget_method
 from chaosrunner.slo.sources.base import BudgetStatus, SourceContext
-from chaosrunner.slo.sources.prometheus import (
-    PROMETHEUS_KINDS,
-    PrometheusSource,
-    budget_method,
-)
+from chaosrunner.slo.sources.prometheus import PROMETHEUS_KINDS, PrometheusSource
 from chaosrunner.spec.loader import parse_vars
 from chaosrunner.spec.models import SLO, SteadyState
 from chaosrunner.spec.units import format_duration

@@ -67,8 +67,8 @@ def _notes(model: object) -> list[str]:
 
     if not isinstance(model, SteadyState):
         return []
-    # Imported here: the Prometheus source (httpx) is needed for steady-state files only.
-    from chaosrunner.slo.sources.prometheus import budget_method
+    # Imported here: promql-parser is needed for steady-state files only.
+    from chaosrunner.slo.promql import budget_method
 
     notes = []
     for name, slo in model.service_level_objectives.items():

@@ -8,8 +8,9 @@ Its value over a window W is the same expression with every range selector set t
 (`[5m]` -> `[1h]`), as Sloth builds its `slo:sli_error:ratio_rate<W>` rules: a ratio of
 rates over W, which is the event ratio over W. `shape()` says whether a string has that
 form; `at_window()` does the rewrite. Strings of any other form are averaged with a
-subquery by the Prometheus source (see its module docstring), which `shape()` reports so
-that `validate` can say so.
+subquery by the Prometheus source (see its module docstring), which `shape()` reports and
+`budget_method()` spells for `validate` and `budget` (here, not in the source: `validate`
+must not load the HTTP client).
 
 Parsing is done by `promql-parser` (the Rust PromQL parser, Prometheus 2.45 grammar), never
 with regular expressions.
@@ -22,9 +23,14 @@ from datetime import timedelta
 
 import promql_parser as pp
 
+from chaosrunner.spec.models import SLO
+
 # Functions whose value over a range, summed, divides into an event ratio.
 COUNTER_FUNCTIONS = ("rate", "increase")
 ARITHMETIC = ("+", "-")
+# The averaging subquery of a string that cannot be re-windowed (`subquery_step`).
+SUBQUERY_POINTS = 4320
+MIN_SUBQUERY_STEP = 10.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,61 @@ def at_window(query: str, seconds: float) -> str:
         return pp.parse(f"{head}[{window}]{tail}")
 
     return str(pp.transform(parse(query), post_visit=rewrite))
+
+
+def sli_shape(query: str) -> SLIShape | None:
+    """`promql.shape()` of an SLI string; None when promql-parser cannot read it."""
+    try:
+        return shape(query)
+    except PromQLSyntaxError:
+        return None
+
+
+def subquery_step(seconds: float, found: SLIShape | None) -> float:
+    """Step of the averaging subquery: the SLI's own range, so the steps tile the window
+    without gaps; window/4320 (at least 10s) when the SLI has no range selector."""
+    if found is not None and found.inner_range:
+        return min(found.inner_range, seconds)
+    return max(MIN_SUBQUERY_STEP, round(seconds / SUBQUERY_POINTS))
+
+
+def budget_method(slo: SLO) -> str | None:
+    """Why the window figures of a promql/prometheus SLI are approximations, or None.
+
+    `validate` prints it: the string is not a ratio of sums of rates, so its burn rates
+    and remaining budget average it over a subquery instead of re-windowing it.
+    """
+    sli = slo.sli
+    query = sli.prometheus.query if sli.prometheus is not None else sli.promql
+    if query is None or slo.budget is None:
+        return None
+    try:
+        found = shape(query)
+    except PromQLSyntaxError as exc:
+        return (f"promql-parser cannot read the SLI string ({exc}); budget figures average "
+                "it over a subquery and their coverage is unknown")
+    if slo.is_ratio and found.rewritable:
+        return None
+    step = promql_duration(subquery_step(slo.window, found))
+    if not slo.is_ratio:
+        return (f"a threshold SLO: its budget is the share of {step} steps that meet the "
+                "target, every step weighing alike whatever its traffic; see docs/budget.md")
+    return (f"its PromQL string cannot be re-windowed ({found.reason}); burn rates and "
+            f"remaining budget average it over a subquery with a {step} step, which weighs "
+            "every step alike (not every event); see docs/budget.md")
+
+
+def promql_duration(seconds: float) -> str:
+    """A PromQL duration for `seconds`, in the largest unit that divides it exactly.
+
+    >>> promql_duration(2592000), promql_duration(90), promql_duration(0.25)
+    ('30d', '90s', '250ms')
+    """
+    millis = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis >= size and millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{max(millis, 1)}ms"
 
 
 # --- the ratio-of-sums shape -------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,22 @@ def test_the_fallback_subquery_steps_by_the_strings_own_range() -> None:
     source = _source(f"clamp_max({RATIO}, 1)")
     query = source.error_ratio_query(30 * 86400)
     assert "avg_over_time(" in query and "[30d:5m]" in query
+
+
+def test_validate_names_an_approximation_without_loading_the_http_client(
+        tmp_path: Path) -> None:
+    # `validate` is the fast command: its note on a PromQL string needs promql-parser,
+    # not the Prometheus source and its HTTP client.
+    path = tmp_path / "steady.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "chaosrunner/v1", "kind": "SteadyState", "name": "shop",
+        "prometheus": "http://127.0.0.1:9090",
+        "service_level_objectives": {"clamped": {"sli": f"clamp_max({RATIO}, 1)",
+                                                 "target": "99.9%"}}}))
+    script = ("import sys; from chaosrunner.cli.main import main; "
+              f"code = main(['validate', {str(path)!r}]); "
+              "print(code, 'httpx' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert "cannot be re-windowed" in done.stdout, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "0 False", done.stderr

@@ -65,14 +65,12 @@ from chaosrunner.errors import InvalidInput, SourceError
 from chaosrunner.secrets import display_url as _display
 from chaosrunner.secrets import remember
 from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn, budget_remaining, burn_rate
-from chaosrunner.slo.promql import PromQLSyntaxError, SLIShape, at_window, shape
+from chaosrunner.slo.promql import at_window, promql_duration, sli_shape, subquery_step
 from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
 from chaosrunner.spec.models import SLO, PrometheusAuth, SteadyState
 
 SCRAPE_INTERVAL_FALLBACK = 15.0
 SCRAPES_PER_LOOKBACK = 4
-SUBQUERY_POINTS = 4320
-MIN_SUBQUERY_STEP = 10.0
 COVERAGE_POINTS = 720
 RETRY_BACKOFF = 0.2
 PROMETHEUS_KINDS = ("promql", "prometheus", "ratio", "sloth")
@@ -349,48 +347,6 @@ class PrometheusSource(BaseSource):
 # --- helpers --------------------------------------------------------------------------------
 
 
-def sli_shape(query: str) -> SLIShape | None:
-    """`promql.shape()` of an SLI string; None when promql-parser cannot read it."""
-    try:
-        return shape(query)
-    except PromQLSyntaxError:
-        return None
-
-
-def subquery_step(seconds: float, found: SLIShape | None) -> float:
-    """Step of the averaging subquery: the SLI's own range, so the steps tile the window
-    without gaps; window/4320 (at least 10s) when the SLI has no range selector."""
-    if found is not None and found.inner_range:
-        return min(found.inner_range, seconds)
-    return max(MIN_SUBQUERY_STEP, round(seconds / SUBQUERY_POINTS))
-
-
-def budget_method(slo: SLO) -> str | None:
-    """Why the window figures of a promql/prometheus SLI are approximations, or None.
-
-    `validate` prints it: the string is not a ratio of sums of rates, so its burn rates
-    and remaining budget average it over a subquery instead of re-windowing it.
-    """
-    sli = slo.sli
-    query = sli.prometheus.query if sli.prometheus is not None else sli.promql
-    if query is None or slo.budget is None:
-        return None
-    try:
-        found = shape(query)
-    except PromQLSyntaxError as exc:
-        return (f"promql-parser cannot read the SLI string ({exc}); budget figures average "
-                "it over a subquery and their coverage is unknown")
-    if slo.is_ratio and found.rewritable:
-        return None
-    step = promql_duration(subquery_step(slo.window, found))
-    if not slo.is_ratio:
-        return (f"a threshold SLO: its budget is the share of {step} steps that meet the "
-                "target, every step weighing alike whatever its traffic; see docs/budget.md")
-    return (f"its PromQL string cannot be re-windowed ({found.reason}); burn rates and "
-            f"remaining budget average it over a subquery with a {step} step, which weighs "
-            "every step alike (not every event); see docs/budget.md")
-
-
 class _Rejected(SourceError):
     """The server answered 4xx (other than 401/403): bad query or unknown endpoint."""
 
@@ -402,19 +358,6 @@ def substitute_window(query: str, window: str) -> str:
     'sum(increase(x[5m]))'
     """
     return _WINDOW_REF.sub(window, query)
-
-
-def promql_duration(seconds: float) -> str:
-    """A PromQL duration for `seconds`, in the largest unit that divides it exactly.
-
-    >>> promql_duration(2592000), promql_duration(90), promql_duration(0.25)
-    ('30d', '90s', '250ms')
-    """
-    millis = round(seconds * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if millis >= size and millis % size == 0:
-            return f"{millis // size}{unit}"
-    return f"{max(millis, 1)}ms"
 
 
 def scrape_interval_from_config(text: Any) -> float:
