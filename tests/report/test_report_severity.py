@@ -61,7 +61,7 @@ def test_threshold_passed_through_write_reports(tmp_path) -> None:  # type: igno
 
 
 def blip(environment: str, *, declared: bool, failing: int = 1) -> RunReport:
-    """A fault phase of 30 samples at 1 s; `failing` of them lose half their requests."""
+    """A fault phase of 30 samples at 1 s; `failing` of them lose all their requests."""
     report = build_report("passed", duration=30.0)
     report.environment = environment
     report.severity_policy = {"incident_environment": declared}
@@ -73,9 +73,12 @@ def blip(environment: str, *, declared: bool, failing: int = 1) -> RunReport:
 
 
 def test_a_one_second_blip_in_staging_is_not_sev2() -> None:
-    impact = classify_impact(blip("staging", declared=False))
+    report = blip("staging", declared=False)
+    report.severity_policy["sev2_above"] = 0.01  # 1 of 30 samples: SEV2 by share alone
+    impact = classify_impact(report)
     assert impact.failed_share is not None and impact.failed_share > 0.01
     assert impact.level == "SEV3"
+    assert impact.uncapped == "SEV2"
 
 
 def test_staging_caps_even_a_long_outage_and_says_why() -> None:
@@ -85,8 +88,11 @@ def test_staging_caps_even_a_long_outage_and_says_why() -> None:
 
 
 def test_in_production_a_short_blip_is_capped_a_long_one_is_not() -> None:
-    short = classify_impact(blip("production", declared=True, failing=1))
+    blipped = blip("production", declared=True, failing=1)
+    blipped.severity_policy["sev2_above"] = 0.01  # SEV2 by share alone
+    short = classify_impact(blipped)
     assert short.level == "SEV3"
+    assert short.uncapped == "SEV2" and "lasted 1 s" in short.summary()
     # 1 of 30 samples fully failed: 3.3 % of traffic is SEV3 by share anyway; make it larger
     half = classify_impact(blip("production", declared=True, failing=5))
     assert (half.level, half.uncapped) == ("SEV3", "SEV2")
