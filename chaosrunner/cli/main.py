@@ -67,6 +67,20 @@ class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
             namespace.var = [*before, *(after or [])]
 
 
+def _permissions(parser: argparse.ArgumentParser) -> None:
+    """What a run must be allowed to touch: production environments, programs to exec."""
+    parser.add_argument("--allow-production", action="store_true")
+    parser.add_argument("--allow-exec", action="store_true")
+
+
+def _injecting(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that injects faults (run, gameday, schedule)."""
+    _permissions(parser)
+    parser.add_argument("--no-watchdog", action="store_true", help="no watchdog process (it "
+                        "takes the faults back if the runner dies)")
+    _observability(parser)
+
+
 def _observability(parser: argparse.ArgumentParser) -> None:
     """Where runs are seen (docs/observability.md)."""
     parser.add_argument("--otlp-endpoint", default=None, metavar="URL",
@@ -95,20 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", parents=[_global_options()],
                        help="resolve targets and show what a run would do")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--allow-production", action="store_true")
-    p.add_argument("--allow-exec", action="store_true")
+    _permissions(p)
 
     p = sub.add_parser("run", parents=[_global_options()],
                        help="run an experiment")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--report-dir", default=None, metavar="D")
     p.add_argument("--junit", default=None, metavar="P", help="also write JUnit XML here")
-    p.add_argument("--allow-production", action="store_true")
-    p.add_argument("--allow-exec", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="plan and print; inject nothing")
-    p.add_argument("--no-watchdog", action="store_true",
-                   help="no watchdog process (it takes the faults back if the runner dies)")
-    _observability(p)
+    _injecting(p)
 
     p = sub.add_parser("recover", parents=[_global_options()],
                        help="take back every fault injected and not reverted")
@@ -152,11 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run a game day")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--report-dir", default=None, metavar="D")
-    p.add_argument("--allow-production", action="store_true")
-    p.add_argument("--allow-exec", action="store_true")
-    p.add_argument("--no-watchdog", action="store_true",
-                   help="no watchdog process (it takes the faults back if the runner dies)")
-    _observability(p)
+    _injecting(p)
 
     p = sub.add_parser("schedule", parents=[_global_options()],
                        help="run game days on their cron schedules")
@@ -166,11 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how late a scheduled run may still start (default 5m)")
     p.add_argument("--report-dir", default=None, metavar="D",
                    help="where game-day report directories go (default reports/)")
-    p.add_argument("--allow-production", action="store_true")
-    p.add_argument("--allow-exec", action="store_true")
-    p.add_argument("--no-watchdog", action="store_true",
-                   help="no watchdog process (it takes the faults back if the runner dies)")
-    _observability(p)
+    _injecting(p)
 
     p = sub.add_parser("runs", parents=[_global_options()],
                        help="history of runs")
