@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from chaosrunner.proxy.link import Link, ReadBuffer
 from chaosrunner.proxy.toxics import (
+    EXPIRES_AT,
     PROXY_EXISTS,
     PROXY_NOT_FOUND,
     STREAMS,
@@ -154,6 +155,11 @@ class Proxy:
         attributes = merge_attributes(toxic.type, toxic.attributes, body.get("attributes"))
         toxicity = parse_toxicity(body["toxicity"]) if "toxicity" in body else toxic.toxicity
         toxic.attributes, toxic.toxicity = attributes, toxicity
+        given = body.get("attributes")
+        if "toxicity" not in body and isinstance(given, dict) and set(given) == {EXPIRES_AT}:
+            # A lease renewal: nothing a connection reads changed, so none re-flips its coin.
+            self._schedule_expiry()
+            return toxic
         toxic.revision += 1
         self._apply(toxic.stream)
         return toxic

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
 
+from chaosrunner.proxy.server import ProxyServerHandle
+
 
 def _names(api: httpx.Client) -> list[str]:
     return [toxic["name"] for toxic in api.get("/proxies/db/toxics").json()]
@@ -71,3 +73,25 @@ def test_a_bad_expiry_is_refused(api: httpx.Client, echo: EchoServer, value: obj
     assert response.status_code == 400
     assert "expires_at must be Unix time" in response.json()["error"]
     assert _names(api) == []
+
+
+def test_renewing_an_expiry_keeps_each_connections_coin(api: httpx.Client, echo: EchoServer,
+                                                        server: ProxyServerHandle) -> None:
+    """The driver renews a lease every few seconds: that must not re-flip the toxicity coin
+    of open connections (a real update does, as in Toxiproxy)."""
+    proxy = make_proxy(api, "db", echo.address)
+    api.post("/proxies/db/toxics", json={"name": "slow", "type": "latency", "toxicity": 0.5,
+                                         "attributes": {"latency": 1,
+                                                        "expires_at": time.time() + 60}})
+    with connect(port_of(proxy)) as sock:
+        sock.sendall(b"ping")
+        assert recv_exact(sock, 4) == b"ping"
+        [link] = server.running.api.collection.proxies["db"].links
+        [slot] = link.down.slots
+        for _ in range(5):
+            renewed = api.patch("/proxies/db/toxics/slow",
+                                json={"attributes": {"expires_at": time.time() + 60}})
+            assert renewed.status_code == 200
+        assert link.down.slots == [slot] and link.down.slots[0] is slot
+        assert api.patch("/proxies/db/toxics/slow", json={"toxicity": 0.5}).status_code == 200
+        assert link.down.slots[0] is not slot
