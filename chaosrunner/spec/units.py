@@ -53,12 +53,12 @@ def _bounded_duration(seconds: float, written: str) -> float:
 
 def parse_ratio(value: Any) -> float:
     """A fraction in [0, 1] from 0.999 or '99.9%'."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a ratio such as 0.999 or 99.9%, got {_shown(value)}")
-    number: float
     wrong = f"expected a ratio such as 0.999 or 99.9%, got {_shown(value)}"
+    if isinstance(value, bool):
+        raise ValueError(wrong)
+    number: float
     if isinstance(value, int | float):
-        number = float(value) if abs(value) < 1e300 else math.inf
+        number = _float(value)
     elif isinstance(value, str) and value.strip().endswith("%"):
         try:
             number = float(value.strip()[:-1]) / 100.0
@@ -83,7 +83,7 @@ def parse_rate(value: Any) -> float:
     """Requests per second from '20/s', '600/m' or a bare number."""
     rate = 0.0
     if isinstance(value, int | float) and not isinstance(value, bool):
-        rate = float(value) if abs(value) < 1e300 else math.inf
+        rate = _float(value)
     elif isinstance(value, str):
         match = _RATE.match(value)
         if match:
@@ -102,7 +102,7 @@ def parse_quantity(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, ratio or duration, got {_shown(value)}")
     if isinstance(value, int | float):
-        return _finite(float(value) if abs(value) < 1e300 else math.inf, value)
+        return _finite(_float(value), value)
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("%"):
@@ -110,11 +110,17 @@ def parse_quantity(value: Any) -> float:
         if _DURATION.match(text):
             return parse_duration(text)
         try:
-            return _finite(float(text), value)
-        except ValueError as exc:
-            if "finite" in str(exc):
-                raise
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return _finite(number, value)
     raise ValueError(f"expected a number, a ratio (99%) or a duration (400ms), got {_shown(value)}")
+
+
+def _float(value: float) -> float:
+    """float(value), or inf for an integer too large for a float (float() would raise)."""
+    return float(value) if abs(value) < 1e300 else math.inf
 
 
 def _finite(number: float, written: Any) -> float:
