@@ -13,7 +13,7 @@ import pytest
 
 from chaosrunner.app.run import run_file
 from chaosrunner.engine.context import RunOptions
-from chaosrunner.engine.plan import is_production
+from chaosrunner.engine.plan import SHOWN_INSTANCES, is_production
 from chaosrunner.testing.fakes import World, fake_backends
 
 STEADY = """
@@ -112,6 +112,19 @@ def test_default_ceiling_with_half_the_matches_is_refused(
     assert code == 3 and "50%" in out and "max_percent" in out
 
 
+@pytest.fixture
+def many_processes() -> Iterator[None]:
+    """More processes than a refusal lists, so '.' matches more whatever the machine runs (a
+    CI container may hold only three)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+             for _ in range(SHOWN_INSTANCES + 2)]
+    yield
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.usefixtures("many_processes")
 def test_cmdline_regex_dot_does_not_plan_every_process(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fault = "- name: all\n  action: process.pause\n  target: {cmdline_regex: '.'}\n"
