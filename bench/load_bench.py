@@ -16,6 +16,7 @@ fast a breaking-point search stops the load.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -31,13 +32,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import itertools
-
-from helpers import free_port
+from helpers import free_port, wait_until
 
 from chaosrunner.cli.main import main
 from chaosrunner.demo.shop import Shop
-from chaosrunner.load.driver import LoadDriver
+from chaosrunner.load.driver import LoadDriver, read_status
+from chaosrunner.load.settings import users_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = """
@@ -85,8 +85,12 @@ def accuracy(url: str, rate: float, workers: int, seconds: float) -> dict[str, f
     params = driver.validate("load.http", {"url": url}, {"rate": rate, "urls": ["/x"], **extra})
     [instance] = driver.resolve("load.http", {"url": url})
     handle = driver.inject(instance, "load.http", params, f"bench-{os.getpid()}.{rate}.{workers}")
+    users, status = users_for(params), Path(str(handle.data["status"]))
     try:
-        time.sleep(3.0)  # spawned and paced
+        # Measured once Locust says every user runs (a busy machine spawns them slower).
+        if not wait_until(lambda: any(x.get("users") == users for x in read_status(status)),
+                          timeout=60, step=0.1):
+            raise RuntimeError(f"Locust did not spawn {users} users within 60s")
         before, start = served(url), time.monotonic()
         time.sleep(seconds)
         count, span = served(url) - before, time.monotonic() - start

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from chaosrunner.cli.recover import KILLED_EXIT, take_back
 from chaosrunner.drivers.base import DriverContext, DriverRegistry, get_driver
-from chaosrunner.engine.ledger import Ledger, OpenFault
+from chaosrunner.engine.ledger import Ledger
 from chaosrunner.engine.watchdog import DONE, READY
 from chaosrunner.errors import Verdict
 from chaosrunner.history import record_lost_run
@@ -114,7 +114,7 @@ def enforce_deadlines(ledger: Ledger, run_id: str,
                       drivers: DriverRegistry | None = None) -> None:
     """Take back this run's faults still open past their deadline (a hung runner)."""
     now = time.time()
-    for item in reversed(_open(ledger, run_id)):
+    for item in reversed(ledger.open_faults(run_id)):
         if item.deadline is not None and item.deadline < now:
             error = take_back(ledger, item, how="deadline", drivers=drivers)
             _log(f"{item.handle.key}: past its deadline; "
@@ -127,7 +127,7 @@ def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: b
     _log(f"{reason}: taking back its faults")
     reverted: list[str] = []
     failed: list[str] = []
-    for item in reversed(_open(ledger, args.run_id)):
+    for item in reversed(ledger.open_faults(args.run_id)):
         error = take_back(ledger, item, how="watchdog", drivers=drivers)
         (failed if error else reverted).append(item.handle.key)
         _log(f"{item.handle.key}: {'reverted' if error is None else 'revert FAILED: ' + error}")
@@ -145,10 +145,6 @@ def take_back_run(ledger: Ledger, args: argparse.Namespace, reason: str, dead: b
                         summary)
     _log(summary)
     return 5 if failed else 0
-
-
-def _open(ledger: Ledger, run_id: str) -> list[OpenFault]:
-    return [f for f in ledger.open_faults() if f.run_id == run_id]
 
 
 def _drain(fd: int) -> bytes | None:

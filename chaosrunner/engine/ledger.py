@@ -122,10 +122,11 @@ class Ledger:
         self._append({"type": "watchdog", "run": run_id, "summary": summary,
                       "reverted": reverted, "failed": failed})
 
-    def open_faults(self) -> list[OpenFault]:
-        """Faults not yet taken back, in the order they were injected."""
+    def open_faults(self, run_id: str | None = None) -> list[OpenFault]:
+        """Faults not yet taken back, in the order they were injected (of one run only,
+        when `run_id` is given)."""
         pending: dict[str, OpenFault] = {}
-        for record in self.records():
+        for record in self.records(run_id):
             key = str(record.get("key"))
             kind = record.get("type")
             if kind == "done":
@@ -145,9 +146,11 @@ class Ledger:
                     continue
         return list(pending.values())
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """The ledger's records; StateError when the ledger or its directory could have been
-        written by someone else (its records are not vouched for: not one is returned)."""
+    def records(self, run_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """The ledger's records (of one run only, when `run_id` is given: the lines of
+        other runs are not even parsed, as the watchdog reads the ledger every second);
+        StateError when the ledger or its directory could have been written by someone
+        else (its records are not vouched for: not one is returned)."""
         self.check_trusted()
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -164,10 +167,15 @@ class Ledger:
                 lines = handle.readlines()
             except OSError as exc:
                 raise StateError(f"cannot read ledger {self.path}: {exc.strerror}") from None
+        needle = None if run_id is None else json.dumps(run_id)  # as _append wrote it
         for line in lines:
+            if needle is not None and needle not in line:
+                continue
             with contextlib.suppress(json.JSONDecodeError):
                 # A torn last line (power loss mid-write) is skipped, not fatal.
-                yield json.loads(line)
+                record = json.loads(line)
+                if run_id is None or (isinstance(record, dict) and record.get("run") == run_id):
+                    yield record
 
     def _append(self, record: dict[str, Any]) -> None:
         record = {"at": datetime.now(UTC).isoformat(timespec="milliseconds"), **record}

@@ -134,3 +134,20 @@ def test_recover_refuses_a_state_dir_writable_by_others(
     with pytest.raises(StateError):
         command_recover(argparse.Namespace(state_dir=str(state), force=False, output=None, kubernetes=False,
                                            namespace=None))
+
+
+@pytest.mark.parametrize("run", ["drain-20260101T000000Z-ab12", "prüfung-20260101T000000Z-ab12"])
+def test_the_faults_of_one_run_are_exactly_its_own(tmp_path: Path, run: str) -> None:
+    """The watchdog reads only its run's lines (every second, from a ledger of every run
+    ever): not a longer run id that starts with its own, nor a key that contains it."""
+    ledger = Ledger(tmp_path / "state")
+    ledger.record_intent(run, "down", handle(f"{run}.down.0"))
+    ledger.record_intent(f"{run}-2", "down", handle(f"{run}.down.1"))
+    ledger.record_intent("other", "down", handle(f"{run}.down.2"))
+    ledger.record_injected(run, "down", handle(f"{run}.down.0"))
+    ledger.record_intent(run, "late", handle(f"{run}.late.0"))
+    ledger.record_done(run, f"{run}.late.0")
+    [mine] = ledger.open_faults(run)
+    assert (mine.run_id, mine.handle.key, mine.confirmed) == (run, f"{run}.down.0", True)
+    assert [r["type"] for r in ledger.records(run)] == ["intent", "injected", "intent", "done"]
+    assert len(ledger.open_faults()) == 3
