@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
-from prometheus_fixture import run_prometheus
-from services import need
+from prometheus_fixture import PrometheusFactory, prometheus  # noqa: F401  (fixture)
 
 from chaosrunner.cli.main import main
 from chaosrunner.errors import InvalidInput
@@ -72,26 +70,26 @@ def usage() -> Iterator[tuple[str, dict[str, float]]]:
 
 
 def test_capacity_command_against_prometheus(tmp_path: Path, usage: tuple[str, dict[str, float]],
+                                             prometheus: PrometheusFactory,  # noqa: F811
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    need("prometheus", shutil.which("prometheus") is not None, "apt-get install -y prometheus")
     target, knobs = usage
     knobs["slope"] = 2.0
-    with run_prometheus(tmp_path / "prom", {"app": [target]}) as prom:
-        steady = tmp_path / "steady.yaml"
-        steady.write_text(STEADY.format(url=prom.url))
-        prom.wait_for("count_over_time(usage[1m]) >= 8")
-        # Given growth: the current value and compounding.
-        code = main(["capacity", str(steady), "--usage", "usage", "--growth", "10%/month",
-                     "--months", "6", "--headroom", "30%", "--breaking-point", "1000/s",
-                     "--output", "json", "--report-dir", str(tmp_path / "cap")])
-        given = json.loads(capsys.readouterr().out)
-        # No growth given: the trend over the window (the gauge rises 2 per second).
-        code_trend = main(["capacity", str(steady), "--usage", "usage", "--window", "1m",
-                           "--breaking-point", "1000/s", "--output", "json"])
-        trend = json.loads(capsys.readouterr().out)
-        assert main(["capacity", str(steady), "--usage", "usage", "--growth", "10%/month",
-                     "--breaking-point", "1000/s"]) == 0
-        text = capsys.readouterr().out
+    prom = prometheus({"app": [target]})
+    steady = tmp_path / "steady.yaml"
+    steady.write_text(STEADY.format(url=prom.url))
+    prom.wait_for("count_over_time(usage[1m]) >= 8")
+    # Given growth: the current value and compounding.
+    code = main(["capacity", str(steady), "--usage", "usage", "--growth", "10%/month",
+                 "--months", "6", "--headroom", "30%", "--breaking-point", "1000/s",
+                 "--output", "json", "--report-dir", str(tmp_path / "cap")])
+    given = json.loads(capsys.readouterr().out)
+    # No growth given: the trend over the window (the gauge rises 2 per second).
+    code_trend = main(["capacity", str(steady), "--usage", "usage", "--window", "1m",
+                       "--breaking-point", "1000/s", "--output", "json"])
+    trend = json.loads(capsys.readouterr().out)
+    assert main(["capacity", str(steady), "--usage", "usage", "--growth", "10%/month",
+                 "--breaking-point", "1000/s"]) == 0
+    text = capsys.readouterr().out
     assert code == 0 and code_trend == 0
     assert 100 < given["current"] < 100 + 2 * 120
     assert given["limit"] == pytest.approx(700.0)

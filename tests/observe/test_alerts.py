@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from alerting_fixture import Service, run_alertmanager
+from helpers import wait_until
 from observe_run import Runner
 from observe_servers import Recorder, Request, _Handler, serving
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -55,15 +56,6 @@ def get_json(url: str) -> Any:
         return json.load(response)
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"{what} within {timeout:g}s")
-
-
 def alertmanager_firing(manager: Service) -> bool:
     return any(a["labels"].get("alertname") == "ChaosTestAlarm"
                for a in get_json(manager.url + "/api/v2/alerts?active=true"))
@@ -94,7 +86,8 @@ def test_a_firing_alert_refuses_the_start(run_experiment: Runner, world: World, 
                                           stack: tuple[Service, PrometheusServer]) -> None:
     manager, _ = stack
     alarm.set(1)
-    wait_for(lambda: alertmanager_firing(manager), "Alertmanager has the alert")
+    assert wait_until(lambda: alertmanager_firing(manager), timeout=90, step=0.25), \
+        "Alertmanager never had the alert"
     outcome = run_experiment(alerts_yaml("alertmanager", manager.url))
     assert outcome.code == 3, outcome.err
     reason = outcome.report["reason"]
@@ -106,7 +99,8 @@ def test_an_alert_that_does_not_match_does_not_refuse(
         run_experiment: Runner, alarm: Alarm, stack: tuple[Service, PrometheusServer]) -> None:
     manager, _ = stack
     alarm.set(1)
-    wait_for(lambda: alertmanager_firing(manager), "Alertmanager has the alert")
+    assert wait_until(lambda: alertmanager_firing(manager), timeout=90, step=0.25), \
+        "Alertmanager never had the alert"
     outcome = run_experiment(alerts_yaml("alertmanager", manager.url,
                                          """['severity="page"']"""))
     assert outcome.code == 0, outcome.report["reason"]
