@@ -7,6 +7,7 @@ one per event, by `print_listener`.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, TextIO
 
@@ -73,8 +74,6 @@ class LiveDisplay:
 
 def progress_listener() -> tuple[Listener, Any]:
     """(listener, context manager): a live panel on a terminal, plain lines elsewhere."""
-    import contextlib
-
     if sys.stderr.isatty():
         display = LiveDisplay()
         return display, display
@@ -106,8 +105,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
         return "   " + "  ".join(parts)
     if kind in ("inject", "revert"):
         return f"{kind} {event['fault']} ({event['action']}) -> {event['target']}"
-    if kind in ("abort", "refused", "error", "warning", "interrupt", "verdict", "recovered",
-                "check", "plan"):
+    if kind in NOTABLE:  # the message-carrying kinds (engine/events.py's CATALOGUE)
         return f"{kind}: {event.get('message', '')}"
     return None
 

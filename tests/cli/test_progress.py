@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+from dataclasses import fields
 
 from rich.console import Console
 
-from chaosrunner.cli.progress import LiveDisplay
+from chaosrunner.cli.progress import LiveDisplay, print_listener
+from chaosrunner.engine.events import CATALOGUE
 
 
 def rendered(display: LiveDisplay) -> str:
@@ -34,3 +36,15 @@ def test_panel_follows_the_run() -> None:
     display({"t": 0.6, "event": "revert", "fault": "freeze", "action": "process.pause",
              "target": "pid 42", "key": "run.freeze.0"})
     assert "freeze -> pid 42" not in rendered(display)
+
+
+def test_every_event_with_a_message_gets_a_plain_line() -> None:
+    """CI logs (print_listener) show each kind of the catalogue that carries a message."""
+    out = io.StringIO()
+    show = print_listener(out)
+    kinds = [kind for kind, cls in CATALOGUE.items()
+             if "message" in {field.name for field in fields(cls)}]
+    assert "abort" in kinds and "refused" in kinds
+    for kind in kinds:
+        show({"t": 1.0, "event": kind, "message": f"{kind} said"})
+    assert out.getvalue().splitlines() == [f"[   1.00s] {kind}: {kind} said" for kind in kinds]
