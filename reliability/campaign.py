@@ -30,13 +30,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers import proc_state  # noqa: E402
+from helpers import proc_state, wait_until  # noqa: E402
 
 from chaosrunner.engine.ledger import Ledger  # noqa: E402
 
@@ -199,6 +200,7 @@ LABEL = "org.chaosrunner.reliability"
 
 class DockerTarget(Target):
     kind, action = "docker", "docker.pause"
+    COMMAND: tuple[str, ...] = ("sleep", "3600")
 
     def __init__(self, work: Path) -> None:
         import docker
@@ -206,7 +208,7 @@ class DockerTarget(Target):
         build_images("busybox")
         self.client = docker.from_env(timeout=30)
         self.container = self.client.containers.run(
-            BUSYBOX_IMAGE, ["sleep", "3600"], name=f"crrel-{uuid.uuid4().hex[:8]}",
+            BUSYBOX_IMAGE, list(self.COMMAND), name=f"crrel-{uuid.uuid4().hex[:8]}",
             detach=True, network_mode="host", init=True, labels={LABEL: "1"})
 
     def target(self) -> str:
@@ -237,34 +239,43 @@ class DockerTarget(Target):
 class SlowStopTarget(DockerTarget):
     """docker.stop on a container whose process ignores SIGTERM (issue 10 item 3): the stop
     lasts its whole grace period, so a runner killed mid-stop leaves an unconfirmed intent
-    while the container still runs. Restored means: running once the stop has landed."""
+    while the container still runs. Restored means: running, and no stop begun since its
+    last start still in flight (it would take the container down at its grace period's end)."""
 
     kind, action = "docker-stop", "docker.stop"
     GRACE = 2.0
-    STUBBORN = ("sh", "-c", "trap 'echo got-TERM' TERM; while true; do sleep 0.2; done")
-
-    def __init__(self, work: Path) -> None:
-        import docker
-
-        build_images("busybox")
-        self.client = docker.from_env(timeout=30)
-        self.container = self.client.containers.run(
-            BUSYBOX_IMAGE, list(self.STUBBORN), name=f"crrel-{uuid.uuid4().hex[:8]}",
-            detach=True, network_mode="host", init=True, labels={LABEL: "1"})
+    TERM_MARK = "got-TERM"
+    # `wait` returns at once on a trapped signal, so the mark is written when SIGTERM lands.
+    COMMAND = ("sh", "-c", f"trap 'echo {TERM_MARK}' TERM; "
+               "while true; do sleep 3600 & wait $!; done")
 
     def extra(self) -> str:
         return f"    with: {{grace_period: {self.GRACE:g}s}}\n"
 
     def in_effect(self) -> bool:
-        # A stop still in flight lands within its grace period (docker then kills): only
-        # after that is "running" an answer and not a race. The bound is the operation's
-        # own, not a guess at the machine's speed.
-        deadline = time.monotonic() + self.GRACE + 10
-        while time.monotonic() < deadline and not self.state().get("Running"):
-            time.sleep(0.1)
-        if self.state().get("Running"):
-            time.sleep(self.GRACE + 1)  # let a stop that began before recover land
+        state = self.state()
+        if state.get("Running") and self.stop_began(state["StartedAt"]):
+            # The engine kills at the grace period's end: the stop lands when FinishedAt
+            # moves. The bound is generous; the wait ends as soon as it has landed.
+            finished = state["FinishedAt"]
+            wait_until(lambda: self.state()["FinishedAt"] != finished, timeout=self.GRACE + 60)
         return not self.state().get("Running")
+
+    def stop_began(self, started_at: str) -> bool:
+        """Did the container's process get SIGTERM since it was last started?"""
+        since = docker_time(started_at)
+        for line in self.container.logs(timestamps=True).decode(errors="replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            if text.strip() == self.TERM_MARK and docker_time(stamp) >= since:
+                return True
+        return False
+
+
+def docker_time(stamp: str) -> int:
+    """An engine's RFC 3339 time (nanoseconds, "Z") as integer nanoseconds since the epoch."""
+    seconds, _, fraction = stamp.rstrip("Z").partition(".")
+    whole = datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return int(whole.timestamp()) * 10**9 + int(fraction.ljust(9, "0")[:9])
 
 
 TARGETS: dict[str, Callable[[Path], Target]] = {
