@@ -12,7 +12,7 @@ still in effect, or still open in the ledger, is "left behind" (and then cleaned
 that the next run starts clean). Moments are drawn from a seeded random generator; the
 seed is printed with the figures, and CHAOSRUNNER_RELIABILITY_SEED replays a campaign.
 
-One module per family of checks (signals.py, sigkill.py, storage.py, cronjob.py, and
+One module per family of checks (signals.py, sigkill.py, storage_faults.py, cronjob.py, and
 those of other families: hostile_files.py); each has a `test_*.py` that `make reliability`
 runs. Sizes: CHAOSRUNNER_RELIABILITY_RUNS (default 50 runs per check; `.ci/run` uses 5).
 """
@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import proc_state, wait_until  # noqa: E402
+from services import is_required  # noqa: E402
 
 from chaosrunner.engine.ledger import Ledger  # noqa: E402
 
@@ -69,6 +70,20 @@ SIGNAL_STATUS: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 1
 
 def runs_per_check() -> int:
     return int(os.environ.get("CHAOSRUNNER_RELIABILITY_RUNS", "50"))
+
+
+def main(campaign: Callable[..., bool], runs: int | None = None) -> None:
+    """`python reliability/<family>.py [RUNS]`: exit 0 when every check of it passed."""
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else runs or runs_per_check()
+    sys.exit(0 if campaign(count) else 1)
+
+
+def check(campaign: Callable[..., bool], runs: int) -> None:
+    """A family's pytest test: run it, print its figures, fail with them on a problem."""
+    lines: list[str] = []
+    ok = campaign(runs, out=lines.append)
+    print("\n" + "\n".join(lines))
+    assert ok, "\n".join(lines)
 
 
 def rng() -> tuple[random.Random, int]:
@@ -106,6 +121,13 @@ class Tally:
         return (f"{self.name}: {self.restored}/{self.runs} restored, {self.left_behind} left "
                 f"behind, exit status exact {self.exact}/{self.runs}, "
                 f"{self.tracebacks} tracebacks")
+
+    def report(self, out: Callable[[str], None], *notes: str) -> bool:
+        """Say the figures, the notes and each problem on `out`; True when all is well."""
+        out(self.line())
+        for line in [*notes, *self.problems]:
+            out(f"    {line}")
+        return self.ok
 
 
 # --- targets ---------------------------------------------------------------------------------
@@ -302,6 +324,20 @@ def build_images(*names: str) -> None:
         raise RuntimeError(f"images/build.sh {' '.join(names)} failed:\n{result.stderr[-2000:]}")
 
 
+def kinds_here(family: str, docker_kinds: list[str], out: Callable[[str], None]
+               ) -> tuple[list[str] | None, str | None]:
+    """The target kinds to run (process and proxy, and `docker_kinds` when an engine
+    answers) and why Docker is missing. No kinds (said on `out`) when Docker is missing
+    and CHAOSRUNNER_REQUIRE names it."""
+    missing = docker_available()
+    if missing is None:
+        return ["process", "proxy", *docker_kinds], None
+    if is_required("docker"):
+        out(f"{family}: FAILED, Docker is required and unavailable: {missing}")
+        return None, missing
+    return ["process", "proxy"], missing
+
+
 def docker_available() -> str | None:
     """None when a Docker engine answers, else why not."""
     try:
@@ -350,6 +386,13 @@ class Runner:
                 return False
             time.sleep(0.01)
         return False
+
+    def linger(self, seconds: float) -> None:
+        """Let up to `seconds` pass while the runner runs: a moment drawn at random, not a
+        wait for a condition (it ends early when the runner exits)."""
+        if seconds > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # still running, as wanted
+                self.proc.wait(timeout=seconds)
 
     def signal(self, number: int) -> bool:
         """Send `number` if the runner still runs; False when it had already exited.

@@ -8,7 +8,6 @@ again. Expected: recover exits 0 and takes the toxic back; nothing open in the l
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -27,10 +26,13 @@ from campaign import (
     Tally,
     build_images,
     docker_available,
+    main,
     rng,
     runs_per_check,
     settle,
 )
+from helpers import wait_until
+from services import is_required
 
 from chaosrunner.engine.ledger import Ledger
 
@@ -72,9 +74,7 @@ def one_run(client: Any, target: ProxyTarget, work: Path, tag: str, rand: Random
     recover: Any = None
     try:
         ledger = Ledger(data / "state")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(f.confirmed for f in ledger.open_faults()):
-            time.sleep(0.05)
+        wait_until(lambda: any(f.confirmed for f in ledger.open_faults()), timeout=120)
         time.sleep(rand.uniform(0, 1.0))  # somewhere in the fault phase
         runner.kill(signal="SIGKILL")
         runner.wait(timeout=60)
@@ -94,7 +94,7 @@ def one_run(client: Any, target: ProxyTarget, work: Path, tag: str, rand: Random
 def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
     missing = docker_available()
     if missing is not None:
-        required = "docker" in os.environ.get("CHAOSRUNNER_REQUIRE", "")
+        required = is_required("docker")
         out(f"CronJob pattern in containers: {'FAILED' if required else 'skipped'}, no "
             f"Docker engine: {missing}")
         return not required
@@ -115,13 +115,15 @@ def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
                 target.close()
     finally:
         client.close()
-    out(tally.line())
-    for problem in tally.problems:
-        out(f"    {problem}")
+    ok = tally.report(out)
     out(f"cronjob: seed {seed}")
-    return tally.ok
+    return ok
+
+
+def runs() -> int:
+    """A fifth of the other checks' runs: each one starts two containers."""
+    return max(1, runs_per_check() // 5)
 
 
 if __name__ == "__main__":
-    sys.exit(0 if campaign(int(sys.argv[1]) if len(sys.argv) > 1 else
-                           max(1, runs_per_check() // 5)) else 1)
+    main(campaign, runs())

@@ -12,10 +12,7 @@ exits 0, the target is restored, nothing is open in the ledger, no traceback.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -27,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign import (
     Tally,
     Target,
-    docker_available,
     fault_sample,
+    kinds_here,
+    main,
     rng,
-    runs_per_check,
     settle,
     start,
     targets,
@@ -51,9 +48,8 @@ def one_run(target: Target, work: Path, tag: str, rand: Random) -> tuple[bool, b
     moment = rand.choice(list(MOMENTS))
     predicate, jitter = MOMENTS[moment]
     reached = runner.wait_event(predicate)
-    if reached and jitter:
-        with contextlib.suppress(subprocess.TimeoutExpired):  # still running, as wanted
-            runner.proc.wait(timeout=rand.uniform(0, jitter))
+    if reached:
+        runner.linger(rand.uniform(0, jitter))
     killed = runner.signal(signal.SIGKILL)
     code, err = runner.finish()
     recovered, output = run_recover(runner.state)
@@ -68,12 +64,8 @@ def one_run(target: Target, work: Path, tag: str, rand: Random) -> tuple[bool, b
 
 def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
     rand, seed = rng()
-    kinds = ["process", "proxy"]
-    missing = docker_available()
-    if missing is None:
-        kinds += ["docker", "docker-stop"]
-    elif "docker" in os.environ.get("CHAOSRUNNER_REQUIRE", ""):
-        out(f"sigkill: FAILED, Docker is required and unavailable: {missing}")
+    kinds, missing = kinds_here("sigkill", ["docker", "docker-stop"], out)
+    if kinds is None:
         return False
     ok = True
     with tempfile.TemporaryDirectory(prefix="chaosrunner-sigkill-") as tmp:
@@ -83,14 +75,10 @@ def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
                 tally = Tally(f"SIGKILL then recover, {CHECKS[kind]}")
                 for index in range(runs):
                     tally.add(*one_run(made[kind], work, f"{kind}-{index}", rand))
-                out(tally.line())
-                for problem in tally.problems:
-                    out(f"    {problem}")
-                ok = ok and tally.ok
+                ok = tally.report(out) and ok
     out(f"sigkill: seed {seed}" + ("" if missing is None else f"; docker skipped: {missing}"))
     return ok
 
 
 if __name__ == "__main__":
-    sys.exit(0 if campaign(int(sys.argv[1]) if len(sys.argv) > 1 else runs_per_check())
-             else 1)
+    main(campaign)

@@ -11,10 +11,7 @@ or 143 (SIGTERM), the fault taken back, nothing open in the ledger, no traceback
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -29,12 +26,12 @@ from campaign import (
     SIGNAL_STATUS,
     Tally,
     Target,
-    docker_available,
     event,
     fault_sample,
+    kinds_here,
+    main,
     phase,
     rng,
-    runs_per_check,
     settle,
     start,
     targets,
@@ -71,7 +68,7 @@ def one_run(target: Target, work: Path, tag: str, numbers: list[int], rand: Rand
     sent: list[int] = []
     moments = [first]
     if runner.wait_event(predicate):
-        _sleep(rand.uniform(0, jitter), runner)
+        runner.linger(rand.uniform(0, jitter))
         if runner.signal(numbers[0]):
             sent.append(numbers[0])
     for number in numbers[1:]:
@@ -80,7 +77,7 @@ def one_run(target: Target, work: Path, tag: str, numbers: list[int], rand: Rand
         wait_for, jitter = SECOND[second]
         if wait_for is not None:
             runner.wait_event(wait_for, timeout=30)
-        _sleep(rand.uniform(0, jitter), runner)
+        runner.linger(rand.uniform(0, jitter))
         if runner.signal(number):
             sent.append(number)
     code, err = runner.finish()
@@ -96,20 +93,10 @@ def one_run(target: Target, work: Path, tag: str, numbers: list[int], rand: Rand
                                                             "the run ended first)")
 
 
-def _sleep(seconds: float, runner: Any) -> None:
-    if seconds > 0:
-        with contextlib.suppress(subprocess.TimeoutExpired):  # still running, as wanted
-            runner.proc.wait(timeout=seconds)
-
-
 def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
     rand, seed = rng()
-    kinds = ["process", "proxy"]
-    missing = docker_available()
-    if missing is None:
-        kinds.append("docker")
-    elif "docker" in os.environ.get("CHAOSRUNNER_REQUIRE", ""):
-        out(f"signals: FAILED, Docker is required and unavailable: {missing}")
+    kinds, missing = kinds_here("signals", ["docker"], out)
+    if kinds is None:
         return False
     ok = True
     with tempfile.TemporaryDirectory(prefix="chaosrunner-signals-") as tmp:
@@ -122,15 +109,11 @@ def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
                     target = made[kinds[index % len(kinds)]]
                     tag = f"{name.replace(' ', '-')}-{index}"
                     tally.add(*one_run(target, work, tag, numbers, rand, seen))
-                out(tally.line())
-                out("    moments: " + ", ".join(f"{m} {n}" for m, n in sorted(seen.items())))
-                for problem in tally.problems:
-                    out(f"    {problem}")
-                ok = ok and tally.ok
+                moments = ", ".join(f"{m} {n}" for m, n in sorted(seen.items()))
+                ok = tally.report(out, f"moments: {moments}") and ok
     out(f"signals: seed {seed}" + ("" if missing is None else f"; docker skipped: {missing}"))
     return ok
 
 
 if __name__ == "__main__":
-    sys.exit(0 if campaign(int(sys.argv[1]) if len(sys.argv) > 1 else runs_per_check())
-             else 1)
+    main(campaign)

@@ -9,11 +9,10 @@ traceback. Needs root and mount(8): skipped, and said so, where mounting is refu
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,13 +21,15 @@ from campaign import (
     ProcessTarget,
     Runner,
     Tally,
+    main,
     recover,
-    runs_per_check,
     settle,
     start,
     write_experiment,
 )
-from storage import fill, read_only_from_now, tmpfs
+from helpers import wait_until
+from services import is_required
+from storage import fill, mount_refused, read_only_from_now, tmpfs
 
 from chaosrunner.engine.ledger import Ledger
 
@@ -47,8 +48,8 @@ def scenario_state_read_only_mid_run(work: Path, target: ProcessTarget, tag: str
     runner = start(write_experiment(work, target), work, tag)
     runner.wait_event(lambda e: e.get("event") == "inject")
     ledger = Ledger(runner.state)
-    deadline_ok = _wait(lambda: any(f.confirmed for f in ledger.open_faults())
-                        or runner.proc.poll() is not None)
+    deadline_ok = wait_until(lambda: any(f.confirmed for f in ledger.open_faults())
+                             or runner.proc.poll() is not None, timeout=60)
     if deadline_ok and runner.proc.poll() is None:
         mounts.enter_context(read_only_from_now(runner.state))
     return runner, 0
@@ -80,17 +81,6 @@ SCENARIOS: dict[str, Callable[[Path, ProcessTarget, str, ExitStack], tuple[Runne
 }
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 60) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def one_run(name: str, work: Path, target: ProcessTarget, tag: str
             ) -> tuple[bool, bool, bool, str]:
     with ExitStack() as mounts:
@@ -115,27 +105,15 @@ def _state_dir(runner: Runner) -> Path:
     return Path(argv[len(argv) - 1 - argv[::-1].index("--state-dir") + 1])
 
 
-@contextmanager
-def _mount_allowed(work: Path) -> Iterator[str | None]:
-    probe = work / "probe"
-    probe.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
-                            capture_output=True, text=True, check=False)
-    if result.returncode == 0:
-        subprocess.run(["umount", str(probe)], check=False)
-        yield None
-    else:
-        yield result.stderr.strip() or f"mount exited {result.returncode}"
-
-
 def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
+    refused = mount_refused()
+    if refused is not None:
+        required = is_required("mount")
+        out(f"storage faults: {'FAILED' if required else 'skipped'}, mounting a tmpfs is not "
+            f"permitted: {refused}")
+        return not required
     with tempfile.TemporaryDirectory(prefix="chaosrunner-storage-") as tmp:
         work = Path(tmp)
-        guard: AbstractContextManager[str | None] = _mount_allowed(work)
-        with guard as refused:
-            if refused is not None:
-                out(f"storage faults: skipped, mounting a tmpfs is not permitted: {refused}")
-                return True
         target = ProcessTarget(work)
         try:
             tally = Tally(f"storage faults on a small tmpfs ({', '.join(SCENARIOS)})")
@@ -145,12 +123,8 @@ def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
                 tally.add(*one_run(name, work, target, f"storage-{index}"))
         finally:
             target.close()
-    out(tally.line())
-    for problem in tally.problems:
-        out(f"    {problem}")
-    return tally.ok
+    return tally.report(out)
 
 
 if __name__ == "__main__":
-    sys.exit(0 if campaign(int(sys.argv[1]) if len(sys.argv) > 1 else runs_per_check())
-             else 1)
+    main(campaign)

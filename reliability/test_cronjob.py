@@ -10,11 +10,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cronjob
-from campaign import runs_per_check
+from campaign import check, docker_available
+from services import need
 
 
 def test_cronjob() -> None:
-    lines: list[str] = []
-    ok = cronjob.campaign(max(1, runs_per_check() // 5), out=lines.append)
-    print("\n" + "\n".join(lines))
-    assert ok, "\n".join(lines)
+    missing = docker_available()
+    need("docker", missing is None, missing or "")
+    check(cronjob.campaign, cronjob.runs())

@@ -10,11 +10,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigkill
-from campaign import runs_per_check
+from campaign import check, runs_per_check
 
 
 def test_sigkill() -> None:
-    lines: list[str] = []
-    ok = sigkill.campaign(runs_per_check(), out=lines.append)
-    print("\n" + "\n".join(lines))
-    assert ok, "\n".join(lines)
+    check(sigkill.campaign, runs_per_check())

@@ -18,10 +18,15 @@ def required() -> set[str]:
     return {item.strip() for item in raw.split(",") if item.strip()}
 
 
+def is_required(service: str) -> bool:
+    """Is `service` named in CHAOSRUNNER_REQUIRE (or is "all")?"""
+    return bool({service, "all"} & required())
+
+
 def need(service: str, available: bool, reason: str = "") -> None:
     if available:
         return
     message = f"{service} is not available: {reason}" if reason else f"{service} is not available"
-    if service in required() or "all" in required():
+    if is_required(service):
         pytest.fail(f"{message} (required by CHAOSRUNNER_REQUIRE)")
     pytest.skip(message)

@@ -1,23 +1,35 @@
 """Real storage faults for tests: a small tmpfs (full on demand) and a read-only bind mount
 over a directory that a running process already uses. Root and mount(8) are needed: a test
-skips (with the reason) where mounting is not permitted."""
+skips (with the reason) where mounting is not permitted, or fails under
+CHAOSRUNNER_REQUIRE=mount (services.need)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from services import need
 
 
 def _mount(*args: str) -> None:
     result = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount here (mount {' '.join(args)}): "
-                    f"{result.stderr.strip() or result.returncode}")
+    need("mount", result.returncode == 0, f"cannot mount here (mount {' '.join(args)}): "
+         f"{result.stderr.strip() or result.returncode}")
+
+
+def mount_refused() -> str | None:
+    """None when a tmpfs can be mounted here, else why not."""
+    with tempfile.TemporaryDirectory(prefix="chaosrunner-mount-") as probe:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return result.stderr.strip() or f"mount exited {result.returncode}"
+        _umount(Path(probe))
+    return None
 
 
 def _umount(path: Path) -> None:
