@@ -34,36 +34,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers import proc_state, wait_until  # noqa: E402
+from helpers import embedded_proxy, proc_state, wait_until  # noqa: E402
 from services import is_required  # noqa: E402
 
 from chaosrunner.engine.ledger import Ledger  # noqa: E402
-
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: local
-service_level_objectives:
-  alive:
-    sli: {command: "echo 1"}
-    target: 99%
-"""
-
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: reliability-{kind}
-hypothesis: whatever happens to the runner, the fault is taken back
-steady_state: {{from: steady.yaml, before: 500ms, after: 500ms, interval: 250ms}}
-duration: {duration}
-faults:
-  - name: hit
-    action: {action}
-    target: {target}
-{extra}"""
+from chaosrunner.testing.experiments import write_one_fault_experiment  # noqa: E402
 
 SIGNAL_STATUS: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
 
@@ -142,7 +122,8 @@ class Target:
     def target(self) -> str:
         raise NotImplementedError
 
-    def extra(self) -> str:
+    def params(self) -> str:
+        """The fault's `with:` (a YAML flow mapping), if any."""
         return ""
 
     def in_effect(self) -> bool:
@@ -183,37 +164,25 @@ class ProxyTarget(Target):
     kind, action = "proxy", "toxiproxy.latency"
 
     def __init__(self, work: Path) -> None:
-        import httpx
-
-        from chaosrunner.proxy.server import start_background
-
-        self.handle = start_background()
-        self.name = f"rel-{uuid.uuid4().hex[:8]}"
-        self.client = httpx.Client(base_url=self.handle.url, timeout=10)
-        response = self.client.post("/proxies", json={
-            "name": self.name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
-        response.raise_for_status()
+        self.stack = contextlib.ExitStack()
+        self.proxy = self.stack.enter_context(embedded_proxy("rel"))
 
     def target(self) -> str:
-        return f"{{proxy: {self.name}, api: '{self.handle.url}'}}"
+        return self.proxy.target()
 
-    def extra(self) -> str:
-        return "    with: {latency: 10ms}\n"
-
-    def toxics(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.client.get(f"/proxies/{self.name}/toxics").json()
-        return found
+    def params(self) -> str:
+        return "{latency: 10ms}"
 
     def in_effect(self) -> bool:
-        return bool(self.toxics())
+        return bool(self.proxy.toxics())
 
     def heal(self) -> None:
-        for toxic in self.toxics():
-            self.client.delete(f"/proxies/{self.name}/toxics/{toxic['name']}")
+        for toxic in self.proxy.toxics():
+            httpx.delete(f"{self.proxy.api}/proxies/{self.proxy.name}/toxics/{toxic['name']}",
+                         timeout=10)
 
     def close(self) -> None:
-        self.client.close()
-        self.handle.stop()
+        self.stack.close()
 
 
 BUSYBOX_IMAGE = "chaosrunner-busybox:test"
@@ -271,8 +240,8 @@ class SlowStopTarget(DockerTarget):
     COMMAND = ("sh", "-c", f"trap 'echo {TERM_MARK}' TERM; "
                "while true; do sleep 3600 & wait $!; done")
 
-    def extra(self) -> str:
-        return f"    with: {{grace_period: {self.GRACE:g}s}}\n"
+    def params(self) -> str:
+        return f"{{grace_period: {self.GRACE:g}s}}"
 
     def in_effect(self) -> bool:
         state = self.state()
@@ -429,12 +398,10 @@ def exiting(pid: int) -> bool:
 
 
 def write_experiment(work: Path, target: Target, duration: str = "2s") -> Path:
-    (work / "steady.yaml").write_text(STEADY)
-    path = work / f"{target.kind}.yaml"
-    path.write_text(EXPERIMENT.format(kind=target.kind, action=target.action,
-                                      target=target.target(), extra=target.extra(),
-                                      duration=duration))
-    return path
+    return write_one_fault_experiment(
+        work, f"reliability-{target.kind}", target.action, target.target(),
+        params=target.params(), duration=duration, before="500ms", after="500ms",
+        hypothesis="whatever happens to the runner, the fault is taken back")
 
 
 def start(experiment: Path, work: Path, tag: str, *extra: str) -> Runner:

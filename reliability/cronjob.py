@@ -20,8 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from campaign import (
-    REPO,
-    STEADY,
+    LABEL,
     ProxyTarget,
     Tally,
     build_images,
@@ -31,43 +30,26 @@ from campaign import (
     runs_per_check,
     settle,
 )
+from docker_fixtures import SHOP_IMAGE, job_container
 from helpers import wait_until
 from services import is_required
 
 from chaosrunner.engine.ledger import Ledger
-
-SHOP_IMAGE = "chaosrunner-shop:test"
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: cronjob
-hypothesis: the next job's recover takes back what a SIGKILLed PID 1 left
-steady_state: {{from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}}
-duration: 300s
-faults:
-  - name: slow
-    action: toxiproxy.latency
-    target: {target}
-    with: {{latency: 10ms}}
-"""
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 
 def job(client: Any, data: Path, command: list[str]) -> Any:
-    """One job's container: host network, the state volume at /data, this checkout's code
-    over the image's (its tag is shared by every checkout on the engine), no init."""
-    return client.containers.run(
-        SHOP_IMAGE, command=command, name=f"crrel-{uuid.uuid4().hex[:8]}", detach=True,
-        network_mode="host", init=False, labels={"org.chaosrunner.reliability": "1"},
-        volumes={str(data): {"bind": "/data", "mode": "rw"},
-                 str(REPO / "chaosrunner"): {"bind": "/app/chaosrunner", "mode": "ro"}})
+    return job_container(client, SHOP_IMAGE, data, command, f"crrel-{uuid.uuid4().hex[:8]}",
+                         {LABEL: "1"})
 
 
 def one_run(client: Any, target: ProxyTarget, work: Path, tag: str, rand: Random
             ) -> tuple[bool, bool, bool, str]:
     data = work / tag
-    data.mkdir()
-    (data / "steady.yaml").write_text(STEADY)
-    (data / "exp.yaml").write_text(EXPERIMENT.format(target=target.target()))
+    write_one_fault_experiment(
+        data, "exp", "toxiproxy.latency", target.target(), params=target.params(),
+        duration="300s", fault="slow", hypothesis="the next job's recover takes back what "
+        "a SIGKILLed PID 1 left")
     runner = job(client, data, ["python3", "-m", "chaosrunner", "--state-dir", "/data/state",
                                 "run", "/data/exp.yaml", "--allow-exec",
                                 "--report-dir", "/data/report"])

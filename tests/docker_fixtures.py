@@ -35,6 +35,23 @@ TEST_LABEL = "org.chaosrunner.test"
 SESSION = uuid.uuid4().hex[:8]
 
 
+# This checkout's code over the image's (the image gives Python and the dependencies): the
+# shop image's tag is shared by every checkout on the machine's Docker engine.
+SOURCE = Path(os.environ.get("CHAOSRUNNER_CONTAINER_SOURCE", ROOT / "chaosrunner"))
+
+
+def job_container(client: Any, image: str, data: Path, command: list[str], name: str,
+                  labels: Mapping[str, str]) -> Any:
+    """One job's container of the CronJob pattern (deploy/cronjob.yaml): `image` with this
+    checkout's code, host network, the state volume `data` at /data, no init (`command`
+    is PID 1, as in the CronJob)."""
+    return client.containers.run(
+        image, command=command, name=name, detach=True, network_mode="host", init=False,
+        volumes={str(data): {"bind": "/data", "mode": "rw"},
+                 str(SOURCE): {"bind": "/app/chaosrunner", "mode": "ro"}},
+        labels=dict(labels))
+
+
 @functools.cache
 def engine_status() -> tuple[bool, str]:
     """(True, version) when a Docker engine answers, else (False, why not)."""

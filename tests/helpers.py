@@ -9,8 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,3 +76,37 @@ def proc_state(pid: int) -> str | None:
 def chaosrunner(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
     return subprocess.Popen([sys.executable, "-m", "chaosrunner", *args], cwd=cwd or REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One proxy of a `chaosrunner proxy` (see `embedded_proxy`)."""
+
+    api: str
+    name: str
+
+    def target(self) -> str:
+        """The proxy as an experiment's fault target (a YAML flow mapping)."""
+        return f"{{proxy: {self.name}, api: '{self.api}'}}"
+
+    def toxics(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = httpx.get(
+            f"{self.api}/proxies/{self.name}/toxics", timeout=10).json()
+        return found
+
+
+@contextlib.contextmanager
+def embedded_proxy(prefix: str = "test") -> Iterator[Proxy]:
+    """`chaosrunner proxy` in this process, with one proxy (to a closed port) named
+    `<prefix>-<random>`; stopped afterwards."""
+    from chaosrunner.proxy.server import start_background
+
+    handle = start_background()
+    try:
+        proxy = Proxy(handle.url, f"{prefix}-{uuid.uuid4().hex[:8]}")
+        response = httpx.post(f"{proxy.api}/proxies", timeout=10, json={
+            "name": proxy.name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
+        assert response.status_code == 201, response.text
+        yield proxy
+    finally:
+        handle.stop()

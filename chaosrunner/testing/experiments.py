@@ -4,6 +4,12 @@
     path = write_fake_experiment(tmp_path, criterion="90%")            # fails
     path = write_fake_experiment(tmp_path, burn=5, duration="60s")     # aborts
     report = asyncio.run(fake_run(path, world, options).execute())
+
+And one for real targets: one fault, a steady state that always holds (a command SLI, so
+the run needs --allow-exec).
+
+    path = write_one_fault_experiment(tmp_path, "freeze", "process.pause",
+                                      "{pid_file: sleeper.pid}", duration="1s")
 """
 
 from __future__ import annotations
@@ -67,4 +73,46 @@ def write_fake_experiment(directory: Path, *, name: str = "lose-one", duration: 
         name=name, steady="steady.yaml", before=before, after=after, interval=interval,
         duration=duration, blast_radius=blast_radius, select=select, criterion=criterion,
         burn=burn, extra_fault=extra_fault))
+    return path
+
+
+LOCAL_STEADY = """\
+apiVersion: chaosrunner/v1
+kind: SteadyState
+name: local
+service_level_objectives:
+  alive:
+    sli: {command: "echo 1"}
+    target: 99%
+"""
+
+ONE_FAULT = """\
+apiVersion: chaosrunner/v1
+kind: Experiment
+name: {name}
+hypothesis: {hypothesis}
+steady_state: {{from: steady.yaml, before: {before}, after: {after}, interval: {interval}}}
+duration: {duration}
+faults:
+  - name: {fault}
+    action: {action}
+    target: {target}
+"""
+
+
+def write_one_fault_experiment(directory: Path, name: str, action: str, target: str, *,
+                               params: str = "", duration: str = "120s",
+                               hypothesis: str = "the fault is taken back",
+                               fault: str = "hit", before: str = "250ms",
+                               after: str = "250ms", interval: str = "250ms") -> Path:
+    """Write `steady.yaml` (LOCAL_STEADY) and `<name>.yaml` into `directory`: one fault of
+    `action` on `target`, with `params` (both YAML flow mappings, e.g. "{latency: 10ms}").
+    Returns the experiment's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "steady.yaml").write_text(LOCAL_STEADY)
+    path = directory / f"{name}.yaml"
+    path.write_text(ONE_FAULT.format(
+        name=name, hypothesis=hypothesis, before=before, after=after, interval=interval,
+        duration=duration, fault=fault, action=action, target=target)
+        + (f"    with: {params}\n" if params else ""))
     return path
