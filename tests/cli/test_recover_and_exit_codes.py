@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from chaosrunner.drivers.base import Handle, Instance
 from chaosrunner.engine.ledger import Ledger
+from chaosrunner.testing.experiments import write_fake_experiment
 from chaosrunner.testing.fakes import World, fake_backends, fake_drivers
 
 
@@ -52,42 +52,16 @@ def test_recover_leaves_alone_a_runner_that_starts_while_it_reads_the_ledger(
     capsys.readouterr()
 
 
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 40%
-"""
-
-EXPERIMENT = """
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: stuck
-hypothesis: h
-steady_state: {from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}
-duration: 250ms
-blast_radius: {max_targets: 1, max_percent: 50%}
-faults:
-  - name: down
-    action: fake.down
-    target: {prefix: api}
-    select: {names: [api-1]}
-success_criteria:
-  - availability >= 40%
-"""
-
-
 def test_a_report_that_cannot_be_written_keeps_the_exit_code_of_the_run(
         world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     from chaosrunner.app import run as run_cli
     from chaosrunner.engine.context import RunOptions
 
-    (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY))
-    (tmp_path / "exp.yaml").write_text(textwrap.dedent(EXPERIMENT))
+    path = write_fake_experiment(
+        tmp_path, name="stuck", duration="250ms", before="250ms", after="250ms",
+        select="{names: [api-1]}", criterion="40%", latency=False,
+        blast_radius="{max_targets: 1, max_percent: 50%}")
     world.fail_revert = 100  # the fault cannot be taken back: exit 5, run `recover`
 
     def disk_full(*args: object) -> list[Path]:
@@ -96,7 +70,7 @@ def test_a_report_that_cannot_be_written_keeps_the_exit_code_of_the_run(
     monkeypatch.setattr(run_cli, "write_all", disk_full)
     options = RunOptions(state_dir=tmp_path / "state", report_dir=tmp_path / "report",
                          revert_retries=1)
-    report = run_cli.run_file(tmp_path / "exp.yaml", options, output="json",
+    report = run_cli.run_file(path, options, output="json",
                               backends=fake_backends(world))
     assert report.exit_code == 5 and report.verdict == "rollback_incomplete"
     err = capsys.readouterr().err
