@@ -15,7 +15,6 @@ import contextlib
 import functools
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 from helpers import free_port
+from helpers import wait_until as poll_until
 from services import need
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,11 +118,8 @@ def answers(url: str, timeout: float = 1.0) -> bool:
 
 def wait_until(condition: Any, timeout: float = 30.0, what: str = "condition") -> None:
     """Poll `condition()` every 50 ms until it is true; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    if not poll_until(condition, timeout=timeout):
+        pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass
