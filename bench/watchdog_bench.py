@@ -38,10 +38,12 @@ from watchdog_support import (  # noqa: E402
     seconds_until,
     start,
     wait_confirmed,
-    write_experiment,
 )
 
-Case = tuple[str, str, str, Callable[[], bool], dict[str, str]]  # action, target, extra, reverted, env
+from chaosrunner.testing.experiments import write_one_fault_experiment  # noqa: E402
+
+# action, target, params, reverted, env
+Case = tuple[str, str, str, Callable[[], bool], dict[str, str]]
 
 
 @contextlib.contextmanager
@@ -68,7 +70,7 @@ def toxic_case(tmp: Path) -> Iterator[Case]:
         httpx.post(f"{handle.url}/proxies", timeout=10, json={
             "name": "bench", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
         yield ("toxiproxy.latency", f"{{proxy: bench, api: '{handle.url}'}}",
-               "    with: {latency: 500ms}",
+               "{latency: 500ms}",
                lambda: httpx.get(f"{handle.url}/proxies/bench/toxics", timeout=5).json() == [],
                {})
     finally:
@@ -109,7 +111,7 @@ def kubernetes_case(tmp: Path) -> Iterator[Case]:
             return deployment is not None and deployment["spec"]["replicas"] == 3
 
         yield ("kubernetes.scale", "{namespace: default, name: web}",
-               "    with: {replicas: 1}", reverted, {"KUBECONFIG": str(kubeconfig)})
+               "{replicas: 1}", reverted, {"KUBECONFIG": str(kubeconfig)})
 
 
 CASES = {"process": process_case, "toxic": toxic_case, "docker": docker_case,
@@ -117,9 +119,9 @@ CASES = {"process": process_case, "toxic": toxic_case, "docker": docker_case,
 
 
 def one(tmp: Path, index: int, case: Case) -> float | None:
-    action, target, extra, reverted, env = case
+    action, target, params, reverted, env = case
     directory = tmp / f"run{index}"
-    path = write_experiment(directory, "bench", action, target, extra)
+    path = write_one_fault_experiment(directory, "bench", action, target, params=params)
     state = directory / "state"
     runner = start(path, state, env=env)
     wait_confirmed(state, runner)

@@ -14,29 +14,7 @@ from helpers import REPO, wait_until
 
 from chaosrunner.drivers.process import ProcessDriver, cmdline
 from chaosrunner.spec.units import shorten_middle
-
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: local
-service_level_objectives:
-  alive:
-    sli: {command: "echo 1"}
-    target: 99%
-"""
-
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: piped
-hypothesis: a closed pipe changes nothing
-steady_state: {from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}
-duration: 500ms
-faults:
-  - name: freeze
-    action: process.pause
-    target: {pid_file: sleeper.pid}
-"""
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 
 def closed_pipe_run(*args: str, stderr_too: bool = False) -> tuple[int, str]:
@@ -76,11 +54,12 @@ def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 def test_a_run_whose_reader_went_away_exits_with_its_verdict(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    (tmp_path / "steady.yaml").write_text(STEADY)
-    (tmp_path / "exp.yaml").write_text(EXPERIMENT)
+    path = write_one_fault_experiment(tmp_path, "piped", "process.pause",
+                                      "{pid_file: sleeper.pid}", duration="500ms",
+                                      hypothesis="a closed pipe changes nothing", fault="freeze")
     for stderr_too in (False, True):
         code, err = closed_pipe_run(
-            "run", str(tmp_path / "exp.yaml"), "--state-dir", str(tmp_path / "state"),
+            "run", str(path), "--state-dir", str(tmp_path / "state"),
             "--report-dir", str(tmp_path / f"report-{stderr_too}"), "--allow-exec",
             stderr_too=stderr_too)
         assert code == 0, err

@@ -23,29 +23,7 @@ from k8s_fixture import CONFIGMAPS, FakeCluster
 from chaosrunner.engine.halt import ConfigMapHalt, HttpHalt, StateDirHalt, parse_source
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.errors import InvalidInput
-
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: local
-service_level_objectives:
-  alive:
-    sli: {command: "echo 1"}
-    target: 99%
-"""
-
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: {name}
-hypothesis: a halt reaches every runner
-steady_state: {{from: steady.yaml, before: {interval}, after: {interval}, interval: {interval}}}
-duration: 120s
-faults:
-  - name: freeze
-    action: process.pause
-    target: {{pid_file: {pid_file}}}
-"""
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 
 @pytest.fixture
@@ -62,11 +40,10 @@ def sleepers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def experiment(tmp_path: Path, name: str, index: int, interval: str = "1s") -> Path:
-    (tmp_path / "steady.yaml").write_text(STEADY)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(EXPERIMENT.format(name=name, interval=interval,
-                                      pid_file=tmp_path / f"sleeper{index}.pid"))
-    return path
+    return write_one_fault_experiment(
+        tmp_path, name, "process.pause", f"{{pid_file: {tmp_path / f'sleeper{index}.pid'}}}",
+        hypothesis="a halt reaches every runner", fault="freeze", before=interval,
+        after=interval, interval=interval)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

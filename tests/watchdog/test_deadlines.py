@@ -17,7 +17,7 @@ import httpx
 import pytest
 from helpers import REPO, wait_until
 from k8s_fixture import DEPLOYMENTS, FakeCluster
-from watchdog_support import end_watchdog, start, wait_confirmed, watchdog_pid, write_experiment
+from watchdog_support import end_watchdog, start, wait_confirmed, watchdog_pid
 
 from chaosrunner.drivers.base import DEADLINE_PARAM, DriverContext
 from chaosrunner.drivers.kubernetes import (
@@ -29,6 +29,7 @@ from chaosrunner.drivers.kubernetes import (
 )
 from chaosrunner.drivers.kubernetes_sweep import sweep
 from chaosrunner.engine.ledger import Ledger
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 
 @pytest.fixture
@@ -129,8 +130,8 @@ def kill_both(state: Path, runner: subprocess.Popen[str]) -> None:
 def test_runner_and_watchdog_killed_together_the_sweep_reverts_the_scale(
         cluster: FakeCluster, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "k8s-scale", "kubernetes.scale",
-                            "{namespace: default, name: web}", extra="    with: {replicas: 1}")
+    path = write_one_fault_experiment(tmp_path, "k8s-scale", "kubernetes.scale",
+                                      "{namespace: default, name: web}", params="{replicas: 1}")
     runner = start(path, state)
     wait_confirmed(state, runner)
     kill_both(state, runner)
@@ -163,10 +164,9 @@ def test_runner_and_watchdog_killed_together_the_toxic_expires_on_the_proxy(
             "name": "exp", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
         assert created.status_code == 201, created.text
         state = tmp_path / "state"
-        path = write_experiment(tmp_path, "toxic", "toxiproxy.latency",
-                                f"{{proxy: exp, api: '{api}'}}",
-                                extra="    with: {latency: 500ms}")
-        path.write_text(path.read_text().replace("duration: 120s", "duration: 4s"))
+        path = write_one_fault_experiment(tmp_path, "toxic", "toxiproxy.latency",
+                                          f"{{proxy: exp, api: '{api}'}}",
+                                          params="{latency: 500ms}", duration="4s")
         runner = start(path, state)
         wait_confirmed(state, runner)
         kill_both(state, runner)

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from docker_fixtures import Containers, state_of
 from helpers import REPO, wait_until
-from watchdog_support import end_watchdog, kill_runner, pid_alive, start, write_experiment
+from watchdog_support import end_watchdog, kill_runner, pid_alive, start
 
 from chaosrunner.engine.ledger import Ledger
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 STUBBORN = ["sh", "-c", "trap 'echo got-TERM' TERM; echo started; "
             "while true; do sleep 0.2; done"]
@@ -33,8 +34,9 @@ def stubborn(containers: Containers) -> Any:
 def kill_mid_stop(tmp_path: Path, box: Any, *extra: str) -> tuple[Path, int | None]:
     """Run docker.stop on the box; SIGKILL the runner once the stop has begun."""
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "slow-stop", "docker.stop", f"{{container: {box.name}}}",
-                            extra=f"    with: {{grace_period: {GRACE}s}}")
+    path = write_one_fault_experiment(tmp_path, "slow-stop", "docker.stop",
+                                      f"{{container: {box.name}}}",
+                                      params=f"{{grace_period: {GRACE}s}}")
     runner = start(path, state, *extra)
     began = wait_until(lambda: b"got-TERM" in box.logs() or runner.poll() is not None,
                        timeout=60)

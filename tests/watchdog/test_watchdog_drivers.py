@@ -22,10 +22,10 @@ from watchdog_support import (
     seconds_until,
     start,
     wait_confirmed,
-    write_experiment,
 )
 
 from chaosrunner.engine.ledger import Ledger
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 RUNS = int(os.environ.get("CHAOSRUNNER_WATCHDOG_RUNS", "3"))
 
@@ -50,8 +50,8 @@ def kill_and_time(state: Path, runner: Any, reverted: Any) -> None:
 def test_docker_pause(containers: Containers, tmp_path: Path, attempt: int) -> None:
     box = containers.sleeper("paused")
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "docker-pause", "docker.pause",
-                            f"{{container: {box.name}}}")
+    path = write_one_fault_experiment(tmp_path, "docker-pause", "docker.pause",
+                                      f"{{container: {box.name}}}")
     runner = start(path, state)
     wait_confirmed(state, runner)
     assert state_of(box)["Paused"] is True
@@ -86,9 +86,9 @@ def toxics(api: str, name: str) -> list[dict[str, Any]]:
 def test_toxic(proxy_api: tuple[str, str], tmp_path: Path, attempt: int) -> None:
     api, name = proxy_api
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "toxic", "toxiproxy.latency",
-                            f"{{proxy: {name}, api: '{api}'}}",
-                            extra="    with: {latency: 500ms}")
+    path = write_one_fault_experiment(tmp_path, "toxic", "toxiproxy.latency",
+                                      f"{{proxy: {name}, api: '{api}'}}",
+                                      params="{latency: 500ms}")
     runner = start(path, state)
     wait_confirmed(state, runner)
     assert len(toxics(api, name)) == 1
@@ -116,8 +116,8 @@ def test_kubernetes_scale(cluster: tuple[FakeCluster, Path], tmp_path: Path,
                           attempt: int) -> None:
     fake, kubeconfig = cluster
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "k8s-scale", "kubernetes.scale",
-                            "{namespace: default, name: web}", extra="    with: {replicas: 1}")
+    path = write_one_fault_experiment(tmp_path, "k8s-scale", "kubernetes.scale",
+                                      "{namespace: default, name: web}", params="{replicas: 1}")
     runner = start(path, state, env={"KUBECONFIG": str(kubeconfig)})
     wait_confirmed(state, runner)
     assert replicas(fake) == 1

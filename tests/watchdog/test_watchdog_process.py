@@ -21,11 +21,11 @@ from watchdog_support import (
     start,
     wait_confirmed,
     watchdog_pid,
-    write_experiment,
 )
 
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.history import query_runs
+from chaosrunner.testing.experiments import write_one_fault_experiment
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ RUNS = int(os.environ.get("CHAOSRUNNER_WATCHDOG_RUNS", "3"))
 def test_a_sigkilled_runner_s_pause_is_taken_back_within_5s(
         tmp_path: Path, sleeper: subprocess.Popen[bytes], attempt: int) -> None:
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "pause-sleeper", "process.pause",
-                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    path = write_one_fault_experiment(tmp_path, "pause-sleeper", "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
     runner = start(path, state)
     wait_confirmed(state, runner)
     assert proc_state(sleeper.pid) == "T"
@@ -76,9 +76,8 @@ def test_a_sigkilled_runner_s_pause_is_taken_back_within_5s(
 def test_the_watchdog_exits_quietly_when_the_run_ends(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "short", "process.pause",
-                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
-    path.write_text(path.read_text().replace("duration: 120s", "duration: 1s"))
+    path = write_one_fault_experiment(tmp_path, "short", "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}", duration="1s")
     runner = start(path, state)
     wait_confirmed(state, runner)
     dog = watchdog_pid(state)
@@ -97,8 +96,8 @@ def test_the_watchdog_exits_quietly_when_the_run_ends(
 def test_no_watchdog_leaves_the_fault_to_recover(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "unwatched", "process.pause",
-                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    path = write_one_fault_experiment(tmp_path, "unwatched", "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
     runner = start(path, state, "--no-watchdog")
     wait_confirmed(state, runner)
     assert watchdog_pid(state) is None
@@ -115,8 +114,8 @@ def test_no_watchdog_leaves_the_fault_to_recover(
 def test_the_watchdog_is_in_its_own_session_and_deaf_to_sigint_and_sighup(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "deaf", "process.pause",
-                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    path = write_one_fault_experiment(tmp_path, "deaf", "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
     runner = start(path, state)
     wait_confirmed(state, runner)
     dog = watchdog_pid(state)
@@ -141,8 +140,8 @@ def test_a_frozen_runner_loses_its_faults_when_its_heartbeat_stops(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     """SIGSTOP: the runner is alive but deaf; no heartbeat for 10 s counts as lost."""
     state = tmp_path / "state"
-    path = write_experiment(tmp_path, "frozen", "process.pause",
-                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    path = write_one_fault_experiment(tmp_path, "frozen", "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
     runner = start(path, state)
     wait_confirmed(state, runner)
     dog = watchdog_pid(state)
@@ -171,8 +170,8 @@ def test_a_frozen_runner_loses_its_faults_when_its_heartbeat_stops(
 
 def test_a_sigkilled_game_day_s_fault_is_taken_back(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    path = write_experiment(tmp_path, "in-a-day", "process.pause",
-                            f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
+    path = write_one_fault_experiment(tmp_path, "in-a-day", "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
     (tmp_path / "day.yaml").write_text(
         "apiVersion: chaosrunner/v1\nkind: GameDay\nname: day\n"
         f"experiments: [{path.name}]\nstop_on: never\n")

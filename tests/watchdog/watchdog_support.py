@@ -18,30 +18,6 @@ from helpers import chaosrunner, wait_until
 
 from chaosrunner.engine.ledger import Ledger
 
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: local
-service_level_objectives:
-  alive:
-    sli: {command: "echo 1"}
-    target: 99%
-"""
-
-EXPERIMENT = """\
-apiVersion: chaosrunner/v1
-kind: Experiment
-name: {name}
-hypothesis: the watchdog takes the fault back when the runner dies
-steady_state: {{from: steady.yaml, before: 250ms, after: 250ms, interval: 250ms}}
-duration: 120s
-faults:
-  - name: hit
-    action: {action}
-    target: {target}
-{extra}
-"""
-
 REVERT_BOUND = 5.0  # the promise: gone within 5 s of the runner's death
 
 
@@ -52,15 +28,6 @@ class Killed:
     runner: subprocess.Popen[str]
     watchdog_pid: int | None
     killed_at: float
-
-
-def write_experiment(directory: Path, name: str, action: str, target: str,
-                     extra: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "steady.yaml").write_text(STEADY)
-    path = directory / f"{name}.yaml"
-    path.write_text(EXPERIMENT.format(name=name, action=action, target=target, extra=extra))
-    return path
 
 
 def start(path: Path, state: Path, *extra: str, env: dict[str, str] | None = None
