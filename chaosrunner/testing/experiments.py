@@ -20,7 +20,6 @@ AVAILABILITY = """\
   availability:
     sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
     target: 99%
-    window: 1h
 """
 
 LATENCY = """\
@@ -51,11 +50,13 @@ abort:
 """
 
 
-def fake_steady_state(latency: bool = True) -> str:
-    """The steady state of the fakes: availability (a ratio with a budget) and, unless
-    `latency` is False, a p99 latency threshold."""
+def fake_steady_state(latency: bool = True, window: str | None = "1h") -> str:
+    """The steady state of the fakes: availability (a ratio with a budget over `window`;
+    None: the default 30-day window) and, unless `latency` is False, a p99 latency
+    threshold."""
     return ("apiVersion: chaosrunner/v1\nkind: SteadyState\nname: fake\n"
-            "service_level_objectives:\n" + AVAILABILITY + (LATENCY if latency else ""))
+            "service_level_objectives:\n" + AVAILABILITY
+            + (f"    window: {window}\n" if window else "") + (LATENCY if latency else ""))
 
 
 def write_fake_experiment(directory: Path, *, name: str = "lose-one", duration: str = "5s",

@@ -14,17 +14,8 @@ import pytest
 from chaosrunner.app.run import run_file
 from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.plan import SHOWN_INSTANCES, is_production
+from chaosrunner.testing.experiments import fake_steady_state
 from chaosrunner.testing.fakes import World, fake_backends
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 99%
-"""
 
 
 @pytest.fixture
@@ -41,7 +32,7 @@ def plan(tmp_path: Path, faults: str, radius: str = "",
          capsys: pytest.CaptureFixture[str] | None = None,
          world: World | None = None) -> tuple[int, str]:
     """`chaosrunner plan` of the file; `fake.*` actions run on `world`."""
-    (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY))
+    (tmp_path / "steady.yaml").write_text(fake_steady_state(latency=False, window=None))
     path = tmp_path / "exp.yaml"
     path.write_text(textwrap.dedent("""\
         apiVersion: chaosrunner/v1

@@ -13,17 +13,10 @@ from chaosrunner.engine.context import RunOptions
 from chaosrunner.engine.events import EventLog
 from chaosrunner.engine.runner import Run
 from chaosrunner.report.model import RunReport
+from chaosrunner.testing.experiments import fake_steady_state
 from chaosrunner.testing.fakes import World, fake_backends, fake_run
 
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/"}}
-    target: 99%
-"""
+STEADY = fake_steady_state(latency=False, window=None)
 
 HALT_LATE = """
 apiVersion: chaosrunner/v1

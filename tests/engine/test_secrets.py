@@ -9,19 +9,11 @@ import pytest
 
 from chaosrunner.cli.main import main
 from chaosrunner.secrets import redact, remember
+from chaosrunner.testing.experiments import fake_steady_state
 from chaosrunner.testing.fakes import World, fake_backends
 
 SECRET = "tok-9f8e7d6c5b4a"
 
-STEADY = """\
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 99%
-"""
 
 EXPERIMENT = """\
 apiVersion: chaosrunner/v1
@@ -51,7 +43,7 @@ def test_a_secret_echoed_by_an_action_is_nowhere(
     monkeypatch.setenv("LEAKY_TOKEN", SECRET)
     (tmp_path / "leaky_module.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "steady.yaml").write_text(STEADY)
+    (tmp_path / "steady.yaml").write_text(fake_steady_state(latency=False, window=None))
     (tmp_path / "exp.yaml").write_text(EXPERIMENT)
     reports, state = tmp_path / "reports", tmp_path / "state"
     junit = tmp_path / "ci" / "junit.xml"

@@ -10,17 +10,8 @@ import pytest
 from observe_run import Outcome, Runner
 
 from chaosrunner.cli.main import main
+from chaosrunner.testing.experiments import fake_steady_state
 from chaosrunner.testing.fakes import World, fake_backends
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/"}}
-    target: 99%
-"""
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
@@ -48,7 +39,7 @@ def run_experiment(tmp_path: Path, world: World,
                    capsys: pytest.CaptureFixture[str]) -> Runner:
     """`run_experiment(extra_yaml, *flags)`: write the experiment plus `extra_yaml`, run it.
     No watchdog: the fake driver lives in this process, a watchdog could not revert it."""
-    (tmp_path / "steady.yaml").write_text(STEADY)
+    (tmp_path / "steady.yaml").write_text(fake_steady_state(latency=False, window=None))
     counter = [0]
 
     def run(extra: str = "", *flags: str, duration: str = "750ms") -> Outcome:

@@ -15,6 +15,7 @@ from chaosrunner.report.html import render_html
 from chaosrunner.report.markdown import render_markdown
 from chaosrunner.report.model import FaultRecord, RunReport
 from chaosrunner.report.severity import classify_impact
+from chaosrunner.testing.experiments import fake_steady_state
 from chaosrunner.testing.fakes import World, fake_backends
 from chaosrunner.testing.html import visible_text
 
@@ -75,16 +76,7 @@ def test_report_json_keeps_them() -> None:
     assert data["fault_plan"]["freeze-payments"]["for"] == 5.0
 
 
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: fake
-service_level_objectives:
-  availability:
-    sli: {http: {url: "http://127.0.0.1:1/", rate: 10/s}}
-    target: 99%
-    window: 1h
-"""
+STEADY = fake_steady_state(latency=False)
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
