@@ -17,21 +17,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import http_server
 
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: bench
-service_level_objectives:
-  probe:
-    sli: {{http: {{url: "{url}", rate: 40/s, timeout: 200ms}}}}
-    target: 99%
-"""
+from chaosrunner.testing.experiments import probe_steady_state
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
@@ -50,7 +41,8 @@ abort:
 
 
 def one_run(work: Path, url: str) -> dict[str, float]:
-    (work / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
+    (work / "steady.yaml").write_text(
+        probe_steady_state(url, name="bench", rate="40/s", timeout="200ms"))
     (work / "exp.yaml").write_text(EXPERIMENT)
     report_dir = work / "report"
     done = subprocess.run([sys.executable, "-m", "chaosrunner", "run", str(work / "exp.yaml"),

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "watchdog")]
 
-from helpers import proc_state, wait_until  # noqa: E402
+from helpers import proc_state, sleeping_process, wait_until  # noqa: E402
 from watchdog_support import (  # noqa: E402
     end_watchdog,
     kill_runner,
@@ -48,15 +45,9 @@ Case = tuple[str, str, str, Callable[[], bool], dict[str, str]]
 
 @contextlib.contextmanager
 def process_case(tmp: Path) -> Iterator[Case]:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
-    (tmp / "sleeper.pid").write_text(str(proc.pid))
-    try:
+    with sleeping_process(tmp / "sleeper.pid", 3600) as proc:
         yield ("process.pause", f"{{pid_file: {tmp / 'sleeper.pid'}}}", "",
                lambda: proc_state(proc.pid) in ("S", "R"), {})
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.kill()
-        proc.wait()
 
 
 @contextlib.contextmanager

@@ -65,6 +65,21 @@ def http_server(tmp_path: Path, tag: str = "target") -> Iterator[tuple[str, subp
         proc.wait()
 
 
+@contextlib.contextmanager
+def sleeping_process(pid_file: Path, seconds: int = 600) -> Iterator[subprocess.Popen[bytes]]:
+    """A process that sleeps, its pid in `pid_file` (a `process.pause` target); woken
+    (SIGCONT) and killed at the end."""
+    proc = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+    pid_file.write_text(str(proc.pid))
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+
+
 def proc_state(pid: int) -> str | None:
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()

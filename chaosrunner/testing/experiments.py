@@ -5,6 +5,10 @@
     path = write_fake_experiment(tmp_path, burn=5, duration="60s")     # aborts
     report = asyncio.run(fake_run(path, world, options).execute())
 
+A steady state of real probe traffic to a local HTTP server:
+
+    (tmp_path / "steady.yaml").write_text(probe_steady_state(url, p99="1s"))
+
 And one for real targets: one fault, a steady state that always holds (a command SLI, so
 the run needs --allow-exec).
 
@@ -117,3 +121,18 @@ def write_one_fault_experiment(directory: Path, name: str, action: str, target: 
         duration=duration, fault=fault, action=action, target=target)
         + (f"    with: {params}\n" if params else ""))
     return path
+
+
+def probe_steady_state(url: str, *, name: str = "target", rate: str = "20/s",
+                       timeout: str = "1s", p99: str | None = None) -> str:
+    """A steady state of real HTTP probe traffic to `url`: `probe`, the share of good
+    answers (99%), and with `p99` a `probe_p99` SLO too (99th percentile latency below
+    `p99`)."""
+    http = f'{{url: "{url}", rate: {rate}, timeout: {timeout}}}'
+    text = (f"apiVersion: chaosrunner/v1\nkind: SteadyState\nname: {name}\n"
+            f"service_level_objectives:\n  probe:\n    sli: {{http: {http}}}\n"
+            "    target: 99%\n")
+    if p99 is not None:
+        text += (f"  probe_p99:\n    sli: {{http: {http}, stat: p99}}\n"
+                 f'    target: {p99}\n    op: "<"\n')
+    return text

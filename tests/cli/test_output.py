@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO, wait_until
+from helpers import REPO, sleeping_process, wait_until
 
 from chaosrunner.drivers.process import ProcessDriver, cmdline
 from chaosrunner.spec.units import shorten_middle
@@ -45,11 +45,8 @@ def test_a_closed_pipe_keeps_the_exit_status(args: tuple[str, ...], code: int) -
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    (tmp_path / "sleeper.pid").write_text(str(proc.pid))
-    yield proc
-    proc.kill()
-    proc.wait()
+    with sleeping_process(tmp_path / "sleeper.pid") as proc:
+        yield proc
 
 
 def test_a_run_whose_reader_went_away_exits_with_its_verdict(

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO, chaosrunner, http_server, proc_state, wait_until
+from helpers import REPO, chaosrunner, http_server, proc_state, sleeping_process, wait_until
 
 from chaosrunner.engine.ledger import Ledger
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: target
-service_level_objectives:
-  probe:
-    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}}}
-    target: 99%
-  probe_p99:
-    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}, stat: p99}}
-    target: 1s
-    op: "<"
-"""
+from chaosrunner.testing.experiments import probe_steady_state
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
@@ -52,17 +37,13 @@ abort:
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    (tmp_path / "sleeper.pid").write_text(str(proc.pid))
-    yield proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.kill()
-    proc.wait()
+    with sleeping_process(tmp_path / "sleeper.pid") as proc:
+        yield proc
 
 
 def write(tmp_path: Path, url: str, pid_file: str, duration: str = "20s",
           environment: str = "staging") -> Path:
-    (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
+    (tmp_path / "steady.yaml").write_text(probe_steady_state(url, p99="1s"))
     path = tmp_path / "exp.yaml"
     path.write_text(EXPERIMENT.format(pid_file=pid_file, duration=duration,
                                       environment=environment))

@@ -3,7 +3,6 @@ killed and another paused; `chaosrunner recover` in a new process brings both ba
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +10,7 @@ from docker_fixtures import Containers, answers, state_of, wait_until
 from helpers import chaosrunner, http_server
 
 from chaosrunner.engine.ledger import Ledger
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: elsewhere
-service_level_objectives:
-  probe:
-    sli: {{http: {{url: "{url}", rate: 10/s, timeout: 1s}}}}
-    target: 99%
-"""
+from chaosrunner.testing.experiments import probe_steady_state
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
@@ -41,7 +31,8 @@ def test_recover_restores_containers_after_the_runner_is_sigkilled(
     paused, paused_url = containers.web("cli-paused")
     state = tmp_path / "state"
     with http_server(tmp_path) as (url, _, _):
-        (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
+        (tmp_path / "steady.yaml").write_text(
+            probe_steady_state(url, name="elsewhere", rate="10/s"))
         (tmp_path / "exp.yaml").write_text(EXPERIMENT.format(killed=killed.name,
                                                              paused=paused.name))
         runner = chaosrunner("run", str(tmp_path / "exp.yaml"), "--state-dir", str(state),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import sleeping_process
 
 from chaosrunner.app.run import run_file
 from chaosrunner.engine.context import RunOptions
@@ -20,12 +21,8 @@ from chaosrunner.testing.fakes import World, fake_backends
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[Path]:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    pid_file = tmp_path / "sleeper.pid"
-    pid_file.write_text(str(proc.pid))
-    yield pid_file
-    proc.kill()
-    proc.wait()
+    with sleeping_process(tmp_path / "sleeper.pid"):
+        yield tmp_path / "sleeper.pid"
 
 
 def plan(tmp_path: Path, faults: str, radius: str = "",

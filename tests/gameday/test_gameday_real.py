@@ -8,10 +8,8 @@ aborts it). Phases are 1-2 s with 250 ms samples.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,20 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import chaosrunner, http_server, proc_state, wait_until
+from helpers import chaosrunner, http_server, proc_state, sleeping_process, wait_until
 
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.history import query_gamedays, query_runs
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: target
-service_level_objectives:
-  probe:
-    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}}}
-    target: 99%
-"""
+from chaosrunner.testing.experiments import probe_steady_state
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
@@ -85,23 +74,17 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    (tmp_path / "sleeper.pid").write_text(str(sleeper.pid))
-    try:
-        with http_server(tmp_path) as (url, server, _):
-            (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
-            for name, pid_file, what, duration in (
-                    ("calm", "sleeper.pid", "harmless", "2s"),
-                    ("calm-again", "sleeper.pid", "harmless", "2s"),
-                    ("freeze-target", "target.pid", "noticed", "2s"),
-                    ("long-calm", "sleeper.pid", "harmless", "60s")):
-                (tmp_path / f"{name}.yaml").write_text(EXPERIMENT.format(
-                    name=name, pid_file=pid_file, what=what, duration=duration))
-            yield Site(tmp_path, server, sleeper)
-    finally:
-        os.kill(sleeper.pid, signal.SIGCONT)
-        sleeper.kill()
-        sleeper.wait()
+    with (sleeping_process(tmp_path / "sleeper.pid") as sleeper,
+          http_server(tmp_path) as (url, server, _)):
+        (tmp_path / "steady.yaml").write_text(probe_steady_state(url))
+        for name, pid_file, what, duration in (
+                ("calm", "sleeper.pid", "harmless", "2s"),
+                ("calm-again", "sleeper.pid", "harmless", "2s"),
+                ("freeze-target", "target.pid", "noticed", "2s"),
+                ("long-calm", "sleeper.pid", "harmless", "60s")):
+            (tmp_path / f"{name}.yaml").write_text(EXPERIMENT.format(
+                name=name, pid_file=pid_file, what=what, duration=duration))
+        yield Site(tmp_path, server, sleeper)
 
 
 def due_now() -> str:

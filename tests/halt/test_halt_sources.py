@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import REPO, proc_state, wait_until
+from helpers import REPO, proc_state, sleeping_process, wait_until
 from k8s_fixture import CONFIGMAPS, FakeCluster
 
 from chaosrunner.engine.halt import ConfigMapHalt, HttpHalt, StateDirHalt, parse_source
@@ -28,15 +27,9 @@ from chaosrunner.testing.experiments import write_one_fault_experiment
 
 @pytest.fixture
 def sleepers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-             for _ in range(2)]
-    for index, proc in enumerate(procs):
-        (tmp_path / f"sleeper{index}.pid").write_text(str(proc.pid))
-    yield procs
-    for proc in procs:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.kill()
-        proc.wait()
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(sleeping_process(tmp_path / f"sleeper{index}.pid"))
+               for index in range(2)]
 
 
 def experiment(tmp_path: Path, name: str, index: int, interval: str = "1s") -> Path:

@@ -5,34 +5,22 @@ stops it, and Debian's Pushgateway holds what it pushed at the end."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alerting_fixture import run_pushgateway
-from helpers import chaosrunner, free_port, http_server
+from helpers import chaosrunner, free_port, http_server, sleeping_process
 from observe_run import Runner
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fixture import PrometheusFactory, prometheus  # noqa: F401  (fixture)
 
 from chaosrunner.cli.main import main
+from chaosrunner.testing.experiments import probe_steady_state
 from chaosrunner.testing.fakes import World
-
-STEADY = """
-apiVersion: chaosrunner/v1
-kind: SteadyState
-name: target
-service_level_objectives:
-  probe:
-    sli: {{http: {{url: "{url}", rate: 20/s, timeout: 1s}}}}
-    target: 99%
-"""
 
 EXPERIMENT = """
 apiVersion: chaosrunner/v1
@@ -48,17 +36,10 @@ faults:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Path]:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    (tmp_path / "sleeper.pid").write_text(str(sleeper.pid))
-    try:
-        with http_server(tmp_path) as (url, _server, _):
-            (tmp_path / "steady.yaml").write_text(textwrap.dedent(STEADY.format(url=url)))
-            (tmp_path / "exp.yaml").write_text(EXPERIMENT)
-            yield tmp_path
-    finally:
-        os.kill(sleeper.pid, signal.SIGCONT)
-        sleeper.kill()
-        sleeper.wait()
+    with sleeping_process(tmp_path / "sleeper.pid"), http_server(tmp_path) as (url, _, _):
+        (tmp_path / "steady.yaml").write_text(probe_steady_state(url))
+        (tmp_path / "exp.yaml").write_text(EXPERIMENT)
+        yield tmp_path
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import proc_state, wait_until
+from helpers import proc_state, sleeping_process, wait_until
 from watchdog_support import (
     REVERT_BOUND,
     end_watchdog,
@@ -30,12 +30,8 @@ from chaosrunner.testing.experiments import write_one_fault_experiment
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    (tmp_path / "sleeper.pid").write_text(str(proc.pid))
-    yield proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.kill()
-    proc.wait()
+    with sleeping_process(tmp_path / "sleeper.pid") as proc:
+        yield proc
 
 
 def running(pid: int) -> bool:
