@@ -4,3 +4,4 @@ from docker_fixtures import (  # noqa: F401  (fixtures)
     docker_client,
     shop_image,
 )
+from proxy.upstreams import echo, web  # noqa: F401  (fixtures)

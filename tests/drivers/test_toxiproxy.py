@@ -42,15 +42,6 @@ def api_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def echo() -> Iterator[EchoServer]:
-    srv = EchoServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-@pytest.fixture
 def proxy(api_url: str, echo: EchoServer) -> Iterator[tuple[str, int]]:
     """A fresh proxy in front of an echo server: (name, listen port). Deleted afterwards."""
     name = f"test-{uuid.uuid4().hex[:8]}"

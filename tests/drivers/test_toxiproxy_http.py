@@ -28,15 +28,6 @@ def driver() -> ToxiproxyDriver:
 
 
 @pytest.fixture
-def web() -> Iterator[PlainServer]:
-    srv = PlainServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-@pytest.fixture
 def ours(web: PlainServer) -> Iterator[tuple[str, str]]:
     """`chaosrunner proxy` with a proxy `web` in front of a plain HTTP server: (api, base)."""
     handle = start_background()

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from httphelp import PlainServer
-from proxyhelp import EchoServer, make_proxy, port_of
+from proxy.upstreams import echo, web  # noqa: F401  (fixtures)
+from proxyhelp import make_proxy, port_of
 
 from chaosrunner.proxy.server import ProxyServerHandle, start_background
 
@@ -36,26 +37,7 @@ def api(server: ProxyServerHandle) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def echo() -> Iterator[EchoServer]:
-    srv = EchoServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-@pytest.fixture
-def web() -> Iterator[PlainServer]:
-    """A plain HTTP/1.1 upstream (httphelp.Handler)."""
-    srv = PlainServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
-@pytest.fixture
-def base(api: httpx.Client, web: PlainServer) -> str:
+def base(api: httpx.Client, web: PlainServer) -> str:  # noqa: F811  (the imported fixture)
     """The URL of a proxy `web` in front of `web`."""
     proxy = make_proxy(api, "web", web.address)
     return f"http://127.0.0.1:{port_of(proxy)}"
