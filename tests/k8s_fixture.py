@@ -24,12 +24,14 @@ import itertools
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import attrs
 import kmock
+import pytest
 import yaml
 
 PODS = kmock.resource("", "v1", "pods")
@@ -331,3 +333,13 @@ class FakeCluster:
             "contexts": [{"name": context, "context": ctx}]}))
         return path
 
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCluster]:
+    """A FakeCluster with Deployments `web` (3 replicas) and `db` (1), KUBECONFIG naming it."""
+    with FakeCluster() as fake:
+        fake.add_deployment("web", replicas=3)
+        fake.add_deployment("db", replicas=1)
+        monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
+        yield fake

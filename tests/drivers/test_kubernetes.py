@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from chaosrunner.errors import (
     TargetNotFound,
 )
 from chaosrunner.testing.contract import ContractCase, DriverContract
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCluster]:
-    with FakeCluster() as fake:
-        fake.add_deployment("web", replicas=3)
-        fake.add_deployment("db", replicas=1)
-        monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
-        yield fake
 
 
 def make_driver(api_timeout: float = 5.0) -> KubernetesDriver:

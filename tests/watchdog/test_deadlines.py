@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,6 @@ from chaosrunner.drivers.kubernetes import (
 from chaosrunner.drivers.kubernetes_sweep import sweep
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.testing.experiments import write_one_fault_experiment
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCluster]:
-    with FakeCluster() as fake:
-        fake.add_deployment("web", replicas=3)
-        fake.add_deployment("db", replicas=1)
-        monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
-        yield fake
 
 
 def driver(run_id: str = "deadline-test") -> KubernetesDriver:
