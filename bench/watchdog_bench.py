@@ -28,14 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "watchdog")]
 
 from helpers import proc_state, sleeping_process, wait_until  # noqa: E402
-from watchdog_support import (  # noqa: E402
-    end_watchdog,
-    kill_runner,
-    pid_alive,
-    seconds_until,
-    start,
-    wait_confirmed,
-)
+from watchdog_support import start, time_revert, wait_confirmed  # noqa: E402
 
 from chaosrunner.testing.experiments import write_one_fault_experiment  # noqa: E402
 
@@ -116,13 +109,7 @@ def one(tmp: Path, index: int, case: Case) -> float | None:
     state = directory / "state"
     runner = start(path, state, env=env)
     wait_confirmed(state, runner)
-    killed = kill_runner(state, runner)
-    try:
-        took = seconds_until(reverted, killed.killed_at, bound=30)
-        wait_until(lambda: not pid_alive(killed.watchdog_pid), timeout=30)
-    finally:
-        end_watchdog(killed.watchdog_pid)
-    return took
+    return time_revert(state, runner, reverted).took
 
 
 def main() -> int:

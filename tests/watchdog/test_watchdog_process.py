@@ -15,6 +15,7 @@ from helpers import proc_state, sleeping_process, wait_until
 from watchdog_support import (
     REVERT_BOUND,
     end_watchdog,
+    kill_and_time,
     kill_runner,
     pid_alive,
     seconds_until,
@@ -38,30 +39,29 @@ def running(pid: int) -> bool:
     return proc_state(pid) in ("S", "R")
 
 
+def paused_run(tmp_path: Path, name: str, *flags: str, duration: str = "120s"
+               ) -> tuple[Path, subprocess.Popen[str]]:
+    """`chaosrunner run` pausing the sleeper, until the pause is injected: (state, runner)."""
+    state = tmp_path / "state"
+    path = write_one_fault_experiment(tmp_path, name, "process.pause",
+                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}",
+                                      duration=duration)
+    runner = start(path, state, *flags)
+    wait_confirmed(state, runner)
+    return state, runner
+
+
 RUNS = int(os.environ.get("CHAOSRUNNER_WATCHDOG_RUNS", "3"))
 
 
 @pytest.mark.parametrize("attempt", range(RUNS))
 def test_a_sigkilled_runner_s_pause_is_taken_back_within_5s(
         tmp_path: Path, sleeper: subprocess.Popen[bytes], attempt: int) -> None:
-    state = tmp_path / "state"
-    path = write_one_fault_experiment(tmp_path, "pause-sleeper", "process.pause",
-                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
-    runner = start(path, state)
-    wait_confirmed(state, runner)
+    state, runner = paused_run(tmp_path, "pause-sleeper")
     assert proc_state(sleeper.pid) == "T"
-    killed = kill_runner(state, runner)
-    try:
-        assert killed.watchdog_pid is not None
-        took = seconds_until(lambda: running(sleeper.pid), killed.killed_at)
-        assert took is not None and took < REVERT_BOUND, took
-        # It records what it did, then exits on its own.
-        assert wait_until(lambda: not pid_alive(killed.watchdog_pid), timeout=30)
-    finally:
-        end_watchdog(killed.watchdog_pid)
-    ledger = Ledger(state)
-    assert ledger.open_faults() == []
-    records = list(ledger.records())
+    # Reverted within 5 s; it records what it did, then exits on its own.
+    kill_and_time(state, runner, lambda: running(sleeper.pid))
+    records = list(Ledger(state).records())
     assert any(r["type"] == "done" and r.get("how") == "watchdog" for r in records)
     assert any(r["type"] == "watchdog" for r in records)
     [row] = query_runs(state)
@@ -71,11 +71,7 @@ def test_a_sigkilled_runner_s_pause_is_taken_back_within_5s(
 
 def test_the_watchdog_exits_quietly_when_the_run_ends(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    state = tmp_path / "state"
-    path = write_one_fault_experiment(tmp_path, "short", "process.pause",
-                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}", duration="1s")
-    runner = start(path, state)
-    wait_confirmed(state, runner)
+    state, runner = paused_run(tmp_path, "short", duration="1s")
     dog = watchdog_pid(state)
     assert dog is not None
     out, err = runner.communicate(timeout=60)
@@ -91,11 +87,7 @@ def test_the_watchdog_exits_quietly_when_the_run_ends(
 
 def test_no_watchdog_leaves_the_fault_to_recover(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    state = tmp_path / "state"
-    path = write_one_fault_experiment(tmp_path, "unwatched", "process.pause",
-                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
-    runner = start(path, state, "--no-watchdog")
-    wait_confirmed(state, runner)
+    state, runner = paused_run(tmp_path, "unwatched", "--no-watchdog")
     assert watchdog_pid(state) is None
     kill_runner(state, runner)
     assert proc_state(sleeper.pid) == "T"  # nobody took it back
@@ -109,11 +101,7 @@ def test_no_watchdog_leaves_the_fault_to_recover(
 
 def test_the_watchdog_is_in_its_own_session_and_deaf_to_sigint_and_sighup(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    state = tmp_path / "state"
-    path = write_one_fault_experiment(tmp_path, "deaf", "process.pause",
-                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
-    runner = start(path, state)
-    wait_confirmed(state, runner)
+    state, runner = paused_run(tmp_path, "deaf")
     dog = watchdog_pid(state)
     try:
         assert dog is not None
@@ -135,11 +123,7 @@ def test_the_watchdog_is_in_its_own_session_and_deaf_to_sigint_and_sighup(
 def test_a_frozen_runner_loses_its_faults_when_its_heartbeat_stops(
         tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     """SIGSTOP: the runner is alive but deaf; no heartbeat for 10 s counts as lost."""
-    state = tmp_path / "state"
-    path = write_one_fault_experiment(tmp_path, "frozen", "process.pause",
-                                      f"{{pid_file: {tmp_path / 'sleeper.pid'}}}")
-    runner = start(path, state)
-    wait_confirmed(state, runner)
+    state, runner = paused_run(tmp_path, "frozen")
     dog = watchdog_pid(state)
     try:
         runner.send_signal(signal.SIGSTOP)

@@ -77,6 +77,39 @@ def seconds_until(predicate: Callable[[], bool], since: float, bound: float = 30
     return None
 
 
+@dataclass
+class Timed:
+    """What `time_revert` saw after the SIGKILL."""
+
+    watchdog_pid: int | None
+    took: float | None  # seconds from the SIGKILL until reverted; None: not within `bound`
+    watchdog_exited: bool  # the watchdog exited on its own
+
+
+def time_revert(state: Path, runner: subprocess.Popen[str], reverted: Callable[[], bool],
+                bound: float = 30.0, exit_within: float = 30.0) -> Timed:
+    """SIGKILL the runner only, time until `reverted` holds, then give its watchdog
+    `exit_within` seconds to exit; a watchdog still there is killed."""
+    killed = kill_runner(state, runner)
+    try:
+        took = seconds_until(reverted, killed.killed_at, bound)
+        exited = wait_until(lambda: not pid_alive(killed.watchdog_pid), timeout=exit_within)
+    finally:
+        end_watchdog(killed.watchdog_pid)
+    return Timed(killed.watchdog_pid, took, exited)
+
+
+def kill_and_time(state: Path, runner: subprocess.Popen[str], reverted: Callable[[], bool],
+                  exit_within: float = 30.0) -> None:
+    """SIGKILL the runner; the fault must be reverted within REVERT_BOUND, the watchdog
+    exit, and the ledger hold no open fault."""
+    timed = time_revert(state, runner, reverted, exit_within=exit_within)
+    assert timed.watchdog_pid is not None, "no watchdog was running"
+    assert timed.took is not None and timed.took < REVERT_BOUND, f"reverted after {timed.took}s"
+    assert timed.watchdog_exited, "the watchdog did not exit"
+    assert Ledger(state).open_faults() == []
+
+
 def pid_alive(pid: int | None) -> bool:
     if pid is None:
         return False
