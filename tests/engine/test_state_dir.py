@@ -72,12 +72,18 @@ def test_a_state_dir_of_another_user_is_refused(tmp_path: Path) -> None:
         Ledger(state).halt("stop")
 
 
-def test_the_ledger_is_never_appended_through_a_symlink(tmp_path: Path) -> None:
+def symlinked(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A state directory whose `name` is a symlink to a file outside it: (state, file)."""
     state = tmp_path / "state"
     Ledger(state).ensure()
     target = tmp_path / "elsewhere"
     target.write_text("precious\n")
-    (state / "ledger.jsonl").symlink_to(target)
+    (state / name).symlink_to(target)
+    return state, target
+
+
+def test_the_ledger_is_never_appended_through_a_symlink(tmp_path: Path) -> None:
+    state, target = symlinked(tmp_path, "ledger.jsonl")
     with pytest.raises(StateError, match="symlink"):
         Ledger(state).record_intent("r", "f", handle("r.f.0"))
     with pytest.raises(StateError, match="symlink"):
@@ -86,11 +92,7 @@ def test_the_ledger_is_never_appended_through_a_symlink(tmp_path: Path) -> None:
 
 
 def test_halt_never_overwrites_what_a_symlinked_halt_file_points_to(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    Ledger(state).ensure()
-    target = tmp_path / "elsewhere"
-    target.write_text("precious\n")
-    (state / "HALT").symlink_to(target)
+    state, target = symlinked(tmp_path, "HALT")
     with pytest.raises(StateError, match="symlink"):
         Ledger(state).halt("stop")
     assert target.read_text() == "precious\n"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import chaosrunner, proc_state, wait_until
+from helpers import chaosrunner, proc_state, sleeping_process, wait_until
 from load_support import counting_server
 
 from chaosrunner.cli.main import main
@@ -20,16 +18,19 @@ from chaosrunner.load.driver import load_processes
 pytestmark = pytest.mark.slow
 
 
+def write_steady(directory: Path, url: str) -> None:
+    """steady.yaml: probe availability of `url`/probe at 5/s, 90% target."""
+    (directory / "steady.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "chaosrunner/v1", "kind": "SteadyState", "name": "s",
+        "service_level_objectives": {"probe": {
+            "sli": {"http": {"url": f"{url}/probe", "rate": "5/s"},
+                    "stat": "availability"}, "target": "90%"}}}))
+
+
 def test_pause_while_traffic_is_on_then_both_taken_back_load_first(tmp_path: Path) -> None:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    (tmp_path / "victim.pid").write_text(str(sleeper.pid))
-    try:
+    with sleeping_process(tmp_path / "victim.pid", 300) as sleeper:
         with counting_server() as server:
-            (tmp_path / "steady.yaml").write_text(yaml.safe_dump({
-                "apiVersion": "chaosrunner/v1", "kind": "SteadyState", "name": "s",
-                "service_level_objectives": {"probe": {
-                    "sli": {"http": {"url": f"{server.url}/probe", "rate": "5/s"},
-                            "stat": "availability"}, "target": "90%"}}}))
+            write_steady(tmp_path, server.url)
             (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
                 "apiVersion": "chaosrunner/v1", "kind": "Experiment", "name": "compose",
                 "hypothesis": "a paused process while traffic is up",
@@ -55,18 +56,11 @@ def test_pause_while_traffic_is_on_then_both_taken_back_load_first(tmp_path: Pat
         assert by_name["traffic"]["reverted_at"] <= by_name["pause"]["reverted_at"]
         assert not load_processes(by_name["traffic"]["key"])
         assert server.count > 100
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 def test_runner_sigkill_then_recover_leaves_no_load(tmp_path: Path) -> None:
     with counting_server() as server:
-        (tmp_path / "steady.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "chaosrunner/v1", "kind": "SteadyState", "name": "s",
-            "service_level_objectives": {"probe": {
-                "sli": {"http": {"url": f"{server.url}/probe", "rate": "5/s"},
-                        "stat": "availability"}, "target": "90%"}}}))
+        write_steady(tmp_path, server.url)
         (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
             "apiVersion": "chaosrunner/v1", "kind": "Experiment", "name": "killed",
             "hypothesis": "h", "steady_state": {"from": "steady.yaml", "before": "1s",
