@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,12 +14,13 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import free_port, wait_until
 from load_support import CountingServer, counting_server
 
-from chaosrunner.drivers.base import DEADLINE_PARAM, Handle, ParamError, get_driver
+from chaosrunner.drivers.base import DEADLINE_PARAM, Handle, Instance, ParamError, get_driver
 from chaosrunner.errors import DriverError
 from chaosrunner.load.driver import LoadDriver, load_processes, read_status
 from chaosrunner.testing.contract import ContractCase, DriverContract
@@ -30,6 +32,26 @@ pytestmark = pytest.mark.slow
 def server() -> Iterator[CountingServer]:
     with counting_server() as s:
         yield s
+
+
+def on_server(server: CountingServer, options: dict[str, Any]
+              ) -> tuple[LoadDriver, Instance, dict[str, Any]]:
+    """A LoadDriver, `server` as its one load.http instance, `options` validated."""
+    driver = LoadDriver()
+    params = driver.validate("load.http", {"url": server.url}, options)
+    [instance] = driver.resolve("load.http", {"url": server.url})
+    return driver, instance, params
+
+
+@contextlib.contextmanager
+def injected(driver: LoadDriver, instance: Instance, params: dict[str, Any], key: str
+             ) -> Iterator[Handle]:
+    """The load injected as fault `key`; reverted at the end, whatever happened."""
+    handle = driver.inject(instance, "load.http", params, key)
+    try:
+        yield handle
+    finally:
+        driver.revert(handle)
 
 
 class TestLoadDriver(DriverContract):
@@ -73,17 +95,12 @@ def test_bad_parameters_name_the_key(target: dict[str, object], params: dict[str
 
 
 def test_urls_weights_method_headers_body_reach_the_target(server: CountingServer) -> None:
-    driver = LoadDriver()
-    params = driver.validate("load.http", {"url": server.url}, {
+    driver, instance, params = on_server(server, {
         "users": 4, "headers": {"X-Load": "chaosrunner"},
         "urls": [{"url": "/checkout", "method": "POST", "body": {"item": 1}, "weight": 3},
                  "/healthz"]})
-    [instance] = driver.resolve("load.http", {"url": server.url})
-    handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.urls.0")
-    try:
+    with injected(driver, instance, params, f"t-{os.getpid()}.urls.0"):
         assert wait_until(lambda: server.count >= 400, timeout=60)
-    finally:
-        driver.revert(handle)
     assert b'{"item": 1}' in server.bodies
     posted = server.bodies.index(b'{"item": 1}')
     assert server.headers[posted].get("Content-Type") == "application/json"  # a mapping body
@@ -129,19 +146,14 @@ def test_two_local_workers_deliver_the_asked_rate_within_10_percent(
         server: CountingServer) -> None:
     """Counted at the target over 10 s from the moment Locust says all 20 users (100/s at
     5/s each) run on its two workers, not after a guess at how long spawning takes."""
-    driver = LoadDriver()
-    params = driver.validate("load.http", {"url": server.url}, {"rate": "100/s", "workers": 2})
-    [instance] = driver.resolve("load.http", {"url": server.url})
+    driver, instance, params = on_server(server, {"rate": "100/s", "workers": 2})
     key = f"t-{os.getpid()}.workers.0"
-    handle = driver.inject(instance, "load.http", params, key)
-    status = Path(str(handle.data["status"]))
-    try:
+    with injected(driver, instance, params, key) as handle:
+        status = Path(str(handle.data["status"]))
         assert len(load_processes(key)) == 3  # the master and its two workers
         assert wait_until(lambda: any(x.get("users") == 20 and x.get("workers") == 2
                                       for x in read_status(status)), timeout=60)
         delivered = server.rate_over(10.0)
-    finally:
-        driver.revert(handle)
     print(f"delivered {delivered:.1f}/s of 100/s")
     assert 90 <= delivered <= 110, delivered
     assert not load_processes(key)
@@ -153,17 +165,12 @@ def test_master_drives_a_load_worker_started_before_it_and_again_after(
     worker = subprocess.Popen([sys.executable, "-m", "chaosrunner", "load-worker", "--master",
                                f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    driver = LoadDriver()
-    params = driver.validate("load.http", {"url": server.url},
-                             {"rate": "20/s", "master": f"127.0.0.1:{port}"})
-    [instance] = driver.resolve("load.http", {"url": server.url})
+    driver, instance, params = on_server(server, {"rate": "20/s",
+                                                  "master": f"127.0.0.1:{port}"})
     try:
         for run in range(2):  # the worker serves one master after the other
-            handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.m.{run}")
-            try:
+            with injected(driver, instance, params, f"t-{os.getpid()}.m.{run}"):
                 assert wait_until(server.busy, timeout=30)
-            finally:
-                driver.revert(handle)
             assert wait_until(lambda: not server.busy(), timeout=20)
             assert worker.poll() is None
     finally:
@@ -173,10 +180,8 @@ def test_master_drives_a_load_worker_started_before_it_and_again_after(
 
 def test_master_without_its_workers_is_a_driver_error_and_leaves_nothing(
         server: CountingServer) -> None:
-    driver = LoadDriver()
-    params = driver.validate("load.http", {"url": server.url}, {
+    driver, instance, params = on_server(server, {
         "rate": "20/s", "master": f"127.0.0.1:{free_port()}", "start_timeout": "1s"})
-    [instance] = driver.resolve("load.http", {"url": server.url})
     key = f"t-{os.getpid()}.noworkers.0"
     with pytest.raises(DriverError, match="0 of 1 Locust workers"):
         driver.inject(instance, "load.http", params, key)
@@ -184,32 +189,22 @@ def test_master_without_its_workers_is_a_driver_error_and_leaves_nothing(
 
 
 def test_the_load_stops_by_itself_at_the_faults_deadline(server: CountingServer) -> None:
-    driver = LoadDriver()
+    driver, instance, params = on_server(server, {"rate": "20/s"})
     assert driver.accepts_deadline
-    params = driver.validate("load.http", {"url": server.url}, {"rate": "20/s"})
-    [instance] = driver.resolve("load.http", {"url": server.url})
     key = f"t-{os.getpid()}.deadline.0"
-    handle = driver.inject(instance, "load.http", {**params, DEADLINE_PARAM: time.time() + 2},
-                           key)
-    try:
+    with injected(driver, instance, {**params, DEADLINE_PARAM: time.time() + 2},
+                  key) as handle:
         assert wait_until(lambda: not load_processes(key), timeout=30)
-    finally:
-        driver.revert(handle)
     assert DEADLINE_PARAM not in handle.params
 
 
 def test_env_secrets_reach_the_target_but_never_the_handle(
         server: CountingServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAOSRUNNER_TEST_LOAD_TOKEN", "s3cret")
-    driver = LoadDriver()
-    params = driver.validate("load.http", {"url": server.url}, {
+    driver, instance, params = on_server(server, {
         "users": 1, "headers": {"Authorization": "Bearer ${env:CHAOSRUNNER_TEST_LOAD_TOKEN}"}})
-    [instance] = driver.resolve("load.http", {"url": server.url})
-    handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.env.0")
-    try:
+    with injected(driver, instance, params, f"t-{os.getpid()}.env.0") as handle:
         assert wait_until(lambda: server.count >= 3, timeout=30)
-    finally:
-        driver.revert(handle)
     assert server.headers[0]["Authorization"] == "Bearer s3cret"
     assert "s3cret" not in json.dumps(handle.to_json())
     monkeypatch.delenv("CHAOSRUNNER_TEST_LOAD_TOKEN")
@@ -235,16 +230,11 @@ def test_old_work_directories_are_swept_and_fresh_ones_kept(tmp_path: Path) -> N
 
 
 def test_ramp_spawns_the_users_gradually(server: CountingServer) -> None:
-    driver = LoadDriver()
-    params = driver.validate("load.http", {"url": server.url},
-                             {"rate": "40/s", "per_user": "2/s", "ramp": "5s"})
-    [instance] = driver.resolve("load.http", {"url": server.url})
-    handle = driver.inject(instance, "load.http", params, f"t-{os.getpid()}.ramp.0")
-    status = Path(str(handle.data["status"]))
-    try:
+    driver, instance, params = on_server(server, {"rate": "40/s", "per_user": "2/s",
+                                                  "ramp": "5s"})
+    with injected(driver, instance, params, f"t-{os.getpid()}.ramp.0") as handle:
+        status = Path(str(handle.data["status"]))
         assert wait_until(lambda: any(x.get("users") == 20 for x in read_status(status)),
                           timeout=60)
-    finally:
-        driver.revert(handle)
     counts = [x["users"] for x in read_status(status) if x["state"] == "running"]
     assert counts[0] < 20 and any(0 < c < 20 for c in counts), counts  # not all at once
