@@ -52,15 +52,19 @@ def process_state(pid: int) -> str | None:
 
 
 def own_lineage() -> set[int]:
-    """This process and its ancestors: never targets, whatever the regex says."""
-    lineage, pid = set(), os.getpid()
-    while pid > 1 and pid not in lineage:
-        lineage.add(pid)
+    """This process and its ancestors: never targets, whatever the regex says. This process
+    is in it even as PID 1 (a container's entrypoint, a CronJob's command)."""
+    pid = os.getpid()
+    lineage = {pid}
+    while True:
         try:
             raw = (PROC / str(pid) / "stat").read_text()
             pid = int(raw[raw.rindex(")") + 2:].split()[1])
         except (OSError, ValueError):
             break
+        if pid <= 1 or pid in lineage:  # the init above us stays a possible target
+            break
+        lineage.add(pid)
     return lineage
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,10 +66,21 @@ def test_kill_by_cmdline_regex_never_matches_itself(sleeper, tmp_path: Path) -> 
     params = d.validate("process.kill", target, {"signal": "SIGKILL"})
     instances = d.resolve("process.kill", target)
     assert [i.attrs["pid"] for i in instances] == [proc.pid]
-    assert not d.resolve("process.kill", {"cmdline_regex": "pytest"}) or all(
-        i.attrs["pid"] != os.getpid() for i in d.resolve("process.kill", {"cmdline_regex": "pytest"}))
+    # A regex that surely matches this process's own command line (whatever runs pytest, and
+    # whether or not other test runners exist on the machine), even when it is PID 1.
+    itself = {"cmdline_regex": re.escape(cmdline(os.getpid()))}
+    assert re.search(str(itself["cmdline_regex"]), cmdline(os.getpid()))
+    assert all(i.attrs["pid"] != os.getpid() for i in d.resolve("process.kill", itself))
     d.inject(instances[0], "process.kill", params, "k")
     assert proc.wait(timeout=5) == -9
+
+
+def test_own_lineage_holds_this_process_even_as_pid_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's entrypoint (the CronJob's chaosrunner) is PID 1: still never a target."""
+    from chaosrunner.drivers import process
+
+    monkeypatch.setattr(process.os, "getpid", lambda: 1)
+    assert 1 in process.own_lineage()
 
 
 def test_restart_reverts_a_kill(tmp_path: Path) -> None:
