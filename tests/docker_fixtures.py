@@ -12,6 +12,7 @@ removes every one of them afterwards, whatever the test did to them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import subprocess
@@ -211,9 +212,36 @@ class ComposeStack:
                               capture_output=True, text=True, timeout=timeout, check=False)
 
 
+STACK_LOCK = Path("/tmp/chaosrunner-stack.lock")
+
+
+@contextlib.contextmanager
+def stack_ports_held(timeout: float = 1200) -> Iterator[None]:
+    """The stack's fixed ports (18080, 19101-19104) for this session alone: another test
+    session on the machine (a second checkout's `make test`) waits for them, bounded, instead
+    of both bringing the stack up on the same ports."""
+    with STACK_LOCK.open("a") as lock:
+        if not poll_until(lambda: _try_lock(lock.fileno()), timeout=timeout, step=0.5):
+            pytest.fail(f"another test session held {STACK_LOCK} for {timeout:g}s")
+        yield
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @pytest.fixture
 def compose_stack(docker_client: Any, shop_image: str, tmp_path: Path) -> Iterator[ComposeStack]:
     """The stack up, with its journals in a fresh directory; down afterwards."""
+    with stack_ports_held():
+        yield from _stack_up(tmp_path)
+
+
+def _stack_up(tmp_path: Path) -> Iterator[ComposeStack]:
     env = {**os.environ, "CHAOSRUNNER_STACK_DIR": str(tmp_path / "stack")}
     stack = ComposeStack(env)
     started = stack.script("up")
