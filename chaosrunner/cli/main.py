@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from chaosrunner import __version__
 from chaosrunner.errors import ChaosRunnerError, Verdict
@@ -43,10 +44,26 @@ GLOBAL_DEFAULTS: dict[str, Any] = {"state_dir": DEFAULT_STATE_DIR, "output": Non
                                    "config": None, "halt_source": None}
 
 
-def _global_options(omit: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+class UsageError(Exception):
+    """A command line argparse refuses, with the parser whose usage applies."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises UsageError where argparse would print and exit, so that `main` can also say
+    it on stdout for --output json (its commands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+def _global_options(omit: tuple[str, ...] = ()) -> _Parser:
     """A parent parser holding the global options (a fresh one per parser: argparse
     shares a parent's actions between the parsers that use it)."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("global options (before or after the command)")
     for flag, settings in GLOBAL_OPTIONS.items():
         if flag not in omit:
@@ -93,7 +110,7 @@ def _observability(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chaosrunner",
         description="Declarative chaos experiments with SLO guards and rollback that "
                     "always happens.",
@@ -234,11 +251,27 @@ COMMAND_MODULES = {
 def parse_command_line(parser: argparse.ArgumentParser,
                        argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse; a global option given neither before nor after the command gets its default."""
-    args = parser.parse_args(argv)
+    args = parser.parse_args(None if argv is None else _signed_values_joined(argv))
     for name, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, list(default) if isinstance(default, list) else default)
     return args
+
+
+# Options whose value may be negative: argparse reads `--growth -10%/month` as two options
+# (only plain negative numbers are values to it), so such a value is joined to its option.
+SIGNED_VALUE_OPTIONS = ("--growth",)
+_SIGNED_VALUE = re.compile(r"-\.?\d")
+
+
+def _signed_values_joined(argv: Sequence[str]) -> list[str]:
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in SIGNED_VALUE_OPTIONS and _SIGNED_VALUE.match(arg):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def main(argv: Sequence[str] | None = None, backends: Backends | None = None) -> int:
@@ -249,9 +282,12 @@ def main(argv: Sequence[str] | None = None, backends: Backends | None = None) ->
 
     redact_standard_streams()  # a resolved secret is never printed
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_command_line(parser, argv)
-    except SystemExit as exc:  # argparse reports bad flags itself
+    except UsageError as exc:
+        return report_usage_error(exc, argv)
+    except SystemExit as exc:  # --help, --version
         return 0 if exc.code == 0 else Verdict.INVALID.exit_code
     if args.command is None:
         parser.print_help()
@@ -270,6 +306,22 @@ def main(argv: Sequence[str] | None = None, backends: Backends | None = None) ->
         print("chaosrunner: interrupted", file=sys.stderr)
         return Verdict.INTERRUPTED.exit_code
     return code
+
+
+def report_usage_error(error: UsageError, argv: Sequence[str]) -> int:
+    """argparse's usage and message on stderr; with --output json, the error on stdout too."""
+    error.parser.print_usage(sys.stderr)
+    print(f"{error.parser.prog}: error: {error}", file=sys.stderr)
+    if _wants_json(argv):
+        print_json_error(f"{error} (see `{error.parser.prog} --help`)",
+                         Verdict.INVALID.exit_code)
+    return Verdict.INVALID.exit_code
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """--output json anywhere on a command line that did not parse."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return "--output=json" in argv or any(a == "--output" and b == "json" for a, b in pairs)
 
 
 def print_json_error(message: str, code: int) -> None:

@@ -151,3 +151,38 @@ def test_json_output_says_a_failed_sweep_and_an_unreachable_prometheus_on_stdout
     assert main(["--output", "json", "capacity", str(steady), "--usage", "q",
                  "--growth", "10%/month"]) == 1
     assert "cannot be reached" in json.loads(capsys.readouterr().out)["error"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--output", "json", "run"],  # a missing positional, json before the command
+    ["run", "f.yaml", "--output", "json", "--bogus"],  # an unknown option, json after
+    ["--output=json", "validate"],
+    ["--output", "json", "capacity", "s.yaml"],  # --usage is required
+])
+def test_a_usage_error_under_json_output_is_a_json_error_on_stdout(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 4
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)
+    assert error["exit_code"] == 4 and error["verdict"] == "invalid", error
+    assert "--help" in error["error"] and "usage:" in captured.err
+
+
+def test_a_usage_error_without_json_output_leaves_stdout_empty(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "f.yaml", "--bogus"]) == 4
+    captured = capsys.readouterr()
+    assert captured.out == "" and "unrecognized arguments: --bogus" in captured.err
+
+
+@pytest.mark.parametrize("growth", ["-10%/month", "-.5%/month", "-3%/year"])
+def test_a_negative_growth_is_a_value_not_an_option(growth: str) -> None:
+    argv = ["capacity", "s.yaml", "--usage", "q", "--growth", growth, "--months", "3"]
+    args = parse_command_line(build_parser(), argv)
+    assert (args.growth, args.months) == (growth, 3)
+
+
+def test_an_option_after_growth_is_still_an_option(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["capacity", "s.yaml", "--usage", "q", "--growth", "--months", "3"]) == 4
+    assert "--growth: expected one argument" in capsys.readouterr().err
