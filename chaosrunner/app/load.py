@@ -119,9 +119,8 @@ def check_notify(document: Document, targets: Sequence[NotifyTarget]) -> list[st
         # Imported here: apprise loads only for files that notify.
         from chaosrunner.observe.notify import open_channel
 
-        where = document.where(("notify", i, "url"))
         try:
-            open_channel(target, where)
+            open_channel(target, document.where(("notify", i, "url")))
         except InvalidInput as exc:
             problems.append(str(exc))
     return problems
@@ -167,6 +166,7 @@ class LoadedGameDay:
     gameday: GameDay
     path: Path
     experiments: tuple[tuple[str, Path, str], ...]  # (as written, resolved path, name)
+    notify_places: tuple[str, ...] = ()  # 'g.yaml:7: notify[0].url', one per notify target
 
 
 def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
@@ -200,7 +200,9 @@ def load_gameday(path: Path, variables: Mapping[str, str] | None = None,
         experiments.append((file, resolved, bundle.experiment.name))
     if problems:
         raise SpecError(problems)
-    return LoadedGameDay(gameday=gameday, path=path, experiments=tuple(experiments))
+    return LoadedGameDay(gameday=gameday, path=path, experiments=tuple(experiments),
+                         notify_places=document.where_items(("notify",), len(gameday.notify),
+                                                            ("url",)))
 
 
 def valid_cron(expression: str) -> bool:

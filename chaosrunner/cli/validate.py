@@ -54,7 +54,7 @@ def _config_problems(path: str) -> list[str]:
     from chaosrunner.spec.loader import load_document
 
     try:
-        config = load_config(path)
+        config, _ = load_config(path)
     except SpecError as exc:
         return list(exc.problems)
     except InvalidInput as exc:

@@ -18,7 +18,8 @@ class ObserveConfig(Protocol):
 
     def start(self) -> None: ...
 
-    def for_gameday(self, gameday: GameDay) -> ObserveConfig: ...
+    def for_gameday(self, gameday: GameDay,
+                    notify_places: tuple[str, ...] = ()) -> ObserveConfig: ...
 
 
 @dataclass(frozen=True)

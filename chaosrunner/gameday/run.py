@@ -139,7 +139,8 @@ def run_gameday(loaded: LoadedGameDay, options: RunOptions, report_dir: Path,
             run_options = dataclasses.replace(
                 options, report_dir=report_dir / _dir_name(outcome), junit=None,
                 min_budget_remaining=gameday.min_budget_remaining,
-                observe=options.observe and options.observe.for_gameday(gameday))
+                observe=options.observe
+                and options.observe.for_gameday(gameday, loaded.notify_places))
             run = _run_one(runner, path, run_options, output, stop)
             if run is None:
                 break

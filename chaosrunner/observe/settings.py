@@ -40,10 +40,15 @@ class ObserveSettings:
     # From the game day being run, if any.
     gameday_notify: tuple[NotifyTarget, ...] = ()
     gameday_annotations: AnnotationsSpec | None = None
+    # Where each notify target is written ('c.yaml:3: notify[0].url'), for messages.
+    config_notify_places: tuple[str, ...] = ()
+    gameday_notify_places: tuple[str, ...] = ()
 
-    def for_gameday(self, gameday: GameDay) -> ObserveSettings:
+    def for_gameday(self, gameday: GameDay,
+                    notify_places: tuple[str, ...] = ()) -> ObserveSettings:
         return dataclasses.replace(self, gameday_notify=gameday.notify,
-                                   gameday_annotations=gameday.annotations)
+                                   gameday_annotations=gameday.annotations,
+                                   gameday_notify_places=notify_places)
 
     def start(self) -> None:
         """Serve the metrics port (once per process)."""
@@ -58,7 +63,7 @@ class ObserveSettings:
 
 def settings_from_args(args: argparse.Namespace) -> ObserveSettings:
     """The flags and the config file; InvalidInput (exit 4) for a bad config file or flag."""
-    config = load_config(getattr(args, "config", None))
+    config, places = load_config(getattr(args, "config", None))
     otlp = _url("--otlp-endpoint", getattr(args, "otlp_endpoint", None)) \
         or _url("OTEL_EXPORTER_OTLP_ENDPOINT", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) \
         or config.otlp_endpoint
@@ -74,7 +79,8 @@ def settings_from_args(args: argparse.Namespace) -> ObserveSettings:
             parse_listen(address)  # a bad value is bad input before anything else happens
         metrics = RunnerMetrics()
     return ObserveSettings(config=config, otlp_endpoint=otlp, metrics=metrics,
-                           metrics_address=address, pushgateway=pushgateway)
+                           metrics_address=address, pushgateway=pushgateway,
+                           config_notify_places=places)
 
 
 def _url(where: str, value: str | None) -> str | None:
@@ -85,17 +91,19 @@ def _url(where: str, value: str | None) -> str | None:
     return value
 
 
-def load_config(path: str | None) -> RunnerConfig:
-    """The config file; the default path may be missing, an explicit one may not."""
+def load_config(path: str | None) -> tuple[RunnerConfig, tuple[str, ...]]:
+    """The config file and where its notify targets are written; the default path may be
+    missing, an explicit one may not."""
     file = Path(path).expanduser() if path else DEFAULT_CONFIG.expanduser()
     if not file.exists():
         if path:
             raise InvalidInput(f"--config {path}: no such file")
-        return RunnerConfig()
+        return RunnerConfig(), ()
     document = load_document(file)
     if document.data is None:
-        return RunnerConfig()
-    return validate_model(document, RunnerConfig)
+        return RunnerConfig(), ()
+    config = validate_model(document, RunnerConfig)
+    return config, document.where_items(("notify",), len(config.notify), ("url",))
 
 
 def build(bundle: ExperimentBundle, settings: ObserveSettings | None,
@@ -146,16 +154,19 @@ def _notifier(bundle: ExperimentBundle, settings: ObserveSettings, run_id: str) 
     # Imported here: each observer (and its client library) loads only when configured.
     from chaosrunner.observe.notify import Notifier, open_channel
 
-    sources = (("experiment", bundle.experiment.notify), ("game day", settings.gameday_notify),
-               ("config file", settings.config.notify))
-    channels = [open_channel(target, _place(bundle, where, index))
-                for where, targets in sources for index, target in enumerate(targets)]
+    sources = (("experiment", bundle.experiment.notify, ()),
+               ("game day", settings.gameday_notify, settings.gameday_notify_places),
+               ("config file", settings.config.notify, settings.config_notify_places))
+    channels = [open_channel(target, _place(bundle, where, index, places))
+                for where, targets, places in sources for index, target in enumerate(targets)]
     return Notifier(channels, bundle.experiment.name, run_id) if channels else None
 
 
-def _place(bundle: ExperimentBundle, source: str, index: int) -> str:
-    """'exp.yaml:12: experiment notify[0]' for the experiment's own targets."""
+def _place(bundle: ExperimentBundle, source: str, index: int,
+           places: tuple[str, ...]) -> str:
+    """'exp.yaml:12: experiment notify[0]' for the experiment's own targets; the game
+    day's and the config file's at their file:line when known."""
     if source != "experiment":
-        return f"{source} notify[{index}]"
+        return places[index] if index < len(places) else f"{source} notify[{index}]"
     line = bundle.document.line_of(("notify", index))
     return f"{bundle.document.path}:{line}: experiment notify[{index}]"

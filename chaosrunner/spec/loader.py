@@ -53,6 +53,11 @@ class Document:
         place = f"{self.path}:{line}" if line else str(self.path)
         return f"{place}: {format_key_path(key_path) or '(top level)'}"
 
+    def where_items(self, key_path: KeyPath, count: int,
+                    within: KeyPath = ()) -> tuple[str, ...]:
+        """`where` of each of a list's first `count` items (or of `within` each item)."""
+        return tuple(self.where((*key_path, i, *within)) for i in range(count))
+
 
 def format_key_path(key_path: KeyPath) -> str:
     text = ""

@@ -237,3 +237,43 @@ def test_an_unset_secret_names_the_file_and_line(run_experiment: Runner,
     assert outcome.code == 4
     assert re.search(r"exp1\.yaml:\d+: experiment notify\[0\] refers to", outcome.err), \
         outcome.err
+
+
+def test_an_unset_secret_in_the_config_file_names_its_file_and_line(
+        run_experiment: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOOK_PASSWORD", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text('kind: Config\nnotify:\n  - "json://x.invalid/"\n'
+                      '  - "json://chaos:${env:HOOK_PASSWORD}@127.0.0.1:1/"\n')
+    outcome = run_experiment("", "--config", str(config))
+    assert outcome.code == 4
+    assert "c.yaml:4: notify[1].url refers to ${env:HOOK_PASSWORD}, which is not set" \
+        in outcome.err, outcome.err
+
+
+def test_an_unset_secret_in_a_game_day_names_its_file_and_line(
+        run_experiment: Runner, world: World, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from functools import partial
+
+    from chaosrunner.app.load import load_gameday
+    from chaosrunner.app.run import run_file
+    from chaosrunner.engine.context import RunOptions
+    from chaosrunner.gameday.run import run_gameday
+    from chaosrunner.observe.settings import ObserveSettings
+    from chaosrunner.testing.fakes import fake_backends, fake_drivers
+
+    monkeypatch.delenv("HOOK_PASSWORD", raising=False)
+    run_experiment()  # writes steady.yaml and exp1.yaml
+    (tmp_path / "day.yaml").write_text("apiVersion: chaosrunner/v1\nkind: GameDay\nname: day\n"
+                                       "experiments: [exp1.yaml]\nnotify:\n"
+                                       '  - "json://chaos:${env:HOOK_PASSWORD}@127.0.0.1:1/"\n')
+    loaded = load_gameday(tmp_path / "day.yaml", drivers=fake_drivers(world))
+    runner = partial(run_file, backends=fake_backends(world, value=lambda w: 1.0))
+    report = run_gameday(loaded, RunOptions(state_dir=tmp_path / "state",
+                                            observe=ObserveSettings()),
+                         tmp_path / "gd", run_experiment=runner)
+    [outcome] = report.experiments
+    assert (report.exit_code, outcome.exit_code) == (4, 4)
+    assert outcome.reason is not None and "day.yaml:6: notify[0].url refers to " \
+        "${env:HOOK_PASSWORD}, which is not set" in outcome.reason, outcome.reason
