@@ -353,7 +353,7 @@ def entrypoint() -> None:
         if SIGNALS.armed:
             # A run started: a signal from now on must change the status, not kill the
             # process, and the interpreter's shutdown would give the default handlers back.
-            SIGNALS.hold()
-            flush_standard_streams()  # what a signal's handler just printed
+            SIGNALS.hold()  # a signal from now on is noted, not printed
+            flush_standard_streams()  # what a signal's handler printed before
             os._exit(SIGNALS.exit_status(code))  # decided last: one during the flush counts
     sys.exit(code)

@@ -13,14 +13,21 @@ as a crash -- and the rollback is never skipped. One process-wide `SIGNALS` guar
 - At any other time (loading, writing reports, between the experiments of a game day,
   after `main()` returned) a signal is noted; the next run started in this process is
   interrupted at once, and the process still ends with the signal's status.
-- At exit, `hold()` masks both signals in the main thread (the handlers of those already
-  here run then), the caller writes out what is left, and `exit_status(code)` is asked
-  last, right before `os._exit` (the interpreter's shutdown, which restores the default
-  handlers, never runs with a signal still to come): the first signal received decides
-  the status, else the command's own code -- except exit 5 (a fault could not be taken
-  back: run `chaosrunner recover`), which no signal hides. A signal that came while the
-  last output was written counts: the kernel left it pending on the masked main thread,
-  or handed it to another thread, whose handler the main thread has run by then.
+- At exit, `hold()` tells the handler to note a signal only (not to print into the
+  streams being flushed); the caller writes out what is left, and `exit_status(code)` is
+  asked last, right before `os._exit` (the interpreter's shutdown, which restores the
+  default handlers, never runs with a signal still to come): the first signal received
+  decides the status, else the command's own code -- except exit 5 (a fault could not be
+  taken back: run `chaosrunner recover`), which no signal hides.
+
+The main thread takes SIGINT and SIGTERM until `exit_status` masks them: that is the
+moment of the decision. Until then the kernel hands a signal sent to the process to the
+main thread (it prefers it while it runs, or has no signal pending), whose C-level handler
+runs before it goes on, so nothing is in flight when it decides. (Masking earlier, for the
+final flush, handed signals to other threads: one that another thread had dequeued and not
+yet tripped when the main thread decided was lost.) A signal sent to one
+thread in particular is noted when that thread's handler trips; one pending and taken by
+no thread counts too.
 
 On Linux a signal sent to the process goes to its main thread unless that thread blocks
 it, so the handler runs promptly even while the event loop waits in `select`.
@@ -48,6 +55,7 @@ class SignalGuard:
         self.pending: str | None = None  # noted while no run listened, not yet delivered
         self._forward: Callable[[str], object] | None = None
         self._previous: dict[int, Any] | None = None
+        self._exiting = False  # the last output is being written: note, do not print
 
     @property
     def armed(self) -> bool:
@@ -94,22 +102,29 @@ class SignalGuard:
             self._forward(name)
             return
         self.pending = self.pending or name
-        print(f"chaosrunner: {name} received: no fault of this run is in place; finishing "
-              f"what is being written, then exit {SIGNAL_EXIT_CODES[self.received[0]]}",
-              file=sys.stderr)
+        if not self._exiting:
+            print(f"chaosrunner: {name} received: no fault of this run is in place; "
+                  "finishing what is being written, then exit "
+                  f"{SIGNAL_EXIT_CODES[self.received[0]]}", file=sys.stderr)
 
     def hold(self) -> None:
-        """Mask both signals in this (the main) thread: from now on one waits, pending,
-        for `exit_status`. The handlers of signals already here run now."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        """The last output is being written: from now on a signal is only noted, for
+        `exit_status`."""
+        self._exiting = True
 
     def exit_status(self, code: int) -> int:
         """The process's exit status, asked last before `os._exit`: the first signal's
-        status (handled, or pending since `hold`), else `code`."""
+        status (handled, or pending), else `code`. Signals are masked from here on: one
+        that comes later cannot change the status."""
         if not self.armed:
             return code
-        self.hold()  # also runs the handlers of signals another thread took meanwhile
-        waiting = signal.sigpending()
+        self.hold()
+        # Returning from this call runs the Python handlers of the signals delivered to
+        # this thread until now (their C handlers ran at once).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        return self._decide(code, signal.sigpending())
+
+    def _decide(self, code: int, waiting: set[signal.Signals]) -> int:
         first = self.received[0] if self.received else next(
             (s.name for s in (signal.SIGTERM, signal.SIGINT) if s in waiting), None)
         if first is None or code == ROLLBACK_INCOMPLETE:
