@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,10 @@ from chaosrunner.errors import StateError
 HALT_FILE = "HALT"
 
 LEDGER_FILE = "ledger.jsonl"
+# How long a record waits for another writer's lock. A writer holds it only for one line's
+# write and fsync; one holding it longer is frozen (SIGSTOP, a frozen cgroup) and must not
+# keep the watchdog or `recover` from recording, and going on to, the next revert.
+APPEND_LOCK_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,7 @@ class Ledger:
             raise StateError(f"cannot write ledger {self.path}: {_why(exc)}") from None
         try:
             _own_file(fd, self.path)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock_for_append(fd)
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 # A torn last line (crash mid-write): end it, or this record would be
@@ -371,6 +376,21 @@ def _own_file(fd: int, path: Path) -> None:
         raise StateError(f"{problem}; refusing to use it: check what it holds, then fix "
                          "its owner and mode (chmod 600)")
     os.fchmod(fd, 0o600)
+
+
+def _lock_for_append(fd: int) -> None:
+    """The ledger's exclusive lock, waited for at most APPEND_LOCK_WAIT; past that the
+    record is written without it: an O_APPEND write lands after every byte already there,
+    and a line torn by a frozen writer is ended first, then skipped by readers."""
+    deadline = time.monotonic() + APPEND_LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
 
 
 def _why(exc: OSError) -> str:

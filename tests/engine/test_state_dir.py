@@ -153,3 +153,35 @@ def test_the_faults_of_one_run_are_exactly_its_own(tmp_path: Path, run: str) -> 
     assert (mine.run_id, mine.handle.key, mine.confirmed) == (run, f"{run}.down.0", True)
     assert [r["type"] for r in ledger.records(run)] == ["intent", "injected", "intent", "done"]
     assert len(ledger.open_faults()) == 3
+
+
+@contextlib.contextmanager
+def frozen_writer(ledger: Ledger, torn: bytes = b"") -> Iterator[None]:
+    """Another writer stopped mid-append: it holds the ledger's lock (and wrote `torn`,
+    part of a line)."""
+    import fcntl
+
+    ledger.record_intent("frozen", "down", handle("frozen.down.0"))
+    fd = os.open(ledger.path, os.O_WRONLY | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, torn)
+        yield
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"type":"done","key":"froz'])
+def test_a_writer_frozen_with_the_lock_delays_a_record_but_does_not_stop_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torn: bytes) -> None:
+    """The watchdog records each revert before the next: a runner SIGSTOPped in the middle
+    of its own append (holding the lock) must not hang it."""
+    from chaosrunner.engine import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "APPEND_LOCK_WAIT", 0.3)
+    ledger = Ledger(tmp_path / "state")
+    with frozen_writer(ledger, torn):
+        ledger.record_done("frozen", "frozen.down.0", how="watchdog")
+    assert ledger.open_faults() == []
+    [done] = [r for r in ledger.records() if r["type"] == "done"]
+    assert done["how"] == "watchdog"

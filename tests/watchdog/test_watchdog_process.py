@@ -193,3 +193,40 @@ def test_the_watchdog_enforces_ledger_deadlines_while_the_runner_lives(
     assert wait_until(lambda: running(sleeper.pid))
     assert sorted(f.handle.key for f in ledger.open_faults()) == ["hung.later.0", "other.due.0"]
     assert [r.get("how") for r in ledger.records() if r["type"] == "done"] == ["deadline"]
+
+
+def test_a_runner_frozen_while_writing_the_ledger_does_not_hang_its_watchdog(
+        tmp_path: Path, sleeper: subprocess.Popen[bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGSTOP can land while the runner holds the ledger's lock (a line's write and
+    fsync): the watchdog, which records each revert before the next, still takes back
+    every fault of the run."""
+    import argparse
+    import fcntl
+
+    from chaosrunner.cli.watchdog import take_back_run
+    from chaosrunner.drivers.base import DriverContext
+    from chaosrunner.drivers.process import ProcessDriver
+    from chaosrunner.engine import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "APPEND_LOCK_WAIT", 0.5)
+    driver = ProcessDriver(DriverContext(base_dir=str(tmp_path)))
+    ledger = Ledger(tmp_path / "state")
+    with sleeping_process(tmp_path / "second.pid") as second:
+        for name in ("sleeper", "second"):
+            [instance] = driver.resolve("process.pause", {"pid_file": f"{name}.pid"})
+            handle = driver.inject(instance, "process.pause", {}, f"frozen.{name}.0")
+            ledger.record_intent("frozen", name, handle)
+            ledger.record_injected("frozen", name, handle)
+        assert proc_state(sleeper.pid) == proc_state(second.pid) == "T"
+        fd = os.open(ledger.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the frozen runner's append
+            args = argparse.Namespace(run_id="frozen", state_dir=str(tmp_path / "state"),
+                                      experiment="frozen", started_at=None)
+            assert take_back_run(ledger, args, "no heartbeat from the runner for 10s",
+                                 dead=False) == 0
+        finally:
+            os.close(fd)
+        assert running(sleeper.pid) and running(second.pid)
+    assert ledger.open_faults() == []
