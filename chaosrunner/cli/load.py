@@ -11,16 +11,15 @@ import argparse
 
 from chaosrunner.drivers.base import ParamError
 from chaosrunner.errors import InvalidInput
-from chaosrunner.load.child import worker
 from chaosrunner.load.settings import parse_master
 
 
 def command(args: argparse.Namespace) -> int:
-
     try:
         host, port = parse_master(args.master)
     except ParamError as exc:
         raise InvalidInput(f"--master: {exc}") from None
     # Imported here: Locust (and gevent's monkey-patching) only in this process's worker.
+    from chaosrunner.load.child import worker
 
     return worker(f"{host}:{port}")
