@@ -6,16 +6,15 @@ import argparse
 import json
 import sys
 
-from chaosrunner.app.load import load_kind
-from chaosrunner.errors import SpecError, Verdict
-from chaosrunner.spec.loader import parse_vars
-from chaosrunner.spec.models import RunnerConfig, SteadyState
+from chaosrunner.app.load import check_notify, load_kind
+from chaosrunner.errors import InvalidInput, SpecError, Verdict
+from chaosrunner.spec.loader import load_document, parse_vars
+from chaosrunner.spec.models import SteadyState
 from chaosrunner.spec.validate import KINDS
 
 
 def command_validate(args: argparse.Namespace) -> int:
     """Validate every file; report all problems, exit 4 if any file is bad."""
-
     variables = parse_vars(getattr(args, "var", None) or [])
     problems: list[str] = []
     results = []
@@ -48,10 +47,7 @@ def command_validate(args: argparse.Namespace) -> int:
 def _config_problems(path: str) -> list[str]:
     """The --config file as `run` reads it (its kind: Config is optional)."""
     # Imported here: the observe settings load only when a config file is given.
-    from chaosrunner.app.load import check_notify
-    from chaosrunner.errors import InvalidInput
     from chaosrunner.observe.settings import load_config
-    from chaosrunner.spec.loader import load_document
 
     try:
         config, _ = load_config(path)
@@ -64,7 +60,6 @@ def _config_problems(path: str) -> list[str]:
 
 def _notes(model: object) -> list[str]:
     """What a valid file should know: SLI strings whose budget figures are approximations."""
-
     if not isinstance(model, SteadyState):
         return []
     # Imported here: promql-parser is needed for steady-state files only.
@@ -80,12 +75,7 @@ def _notes(model: object) -> list[str]:
 
 def command_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of each file kind (for editors' YAML completion)."""
-    from pydantic import BaseModel
-
-
-    # The --config file is a file users write too (kind: Config), though no run loads it.
-    models: dict[str, type[BaseModel]] = {**KINDS, "Config": RunnerConfig}
-    kinds = [args.kind] if args.kind else list(models)
-    schemas = {kind: models[kind].model_json_schema(by_alias=True) for kind in kinds}
+    kinds = [args.kind] if args.kind else list(KINDS)
+    schemas = {kind: KINDS[kind].model_json_schema(by_alias=True) for kind in kinds}
     print(json.dumps(schemas[kinds[0]] if args.kind else schemas, indent=2))
     return 0
