@@ -8,7 +8,6 @@ latency statistic as milliseconds or seconds. These helpers keep every writer co
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC
 from typing import Any
 
@@ -22,7 +21,7 @@ from chaosrunner.report.model import (
 )
 from chaosrunner.spec.criteria import tokenize
 from chaosrunner.spec.models import LATENCY_STATS
-from chaosrunner.spec.units import shorten_middle
+from chaosrunner.spec.units import DURATION, shorten_middle
 from chaosrunner.timestamps import parse_time, seconds_between
 
 _DURATION_SUFFIXES = ("us", "µs", "ms", "s", "m", "h", "d")
@@ -211,7 +210,7 @@ def _seconds(value: object) -> str:
 def _mapping_text(values: dict[str, Any]) -> str:
     def shown(value: object) -> str:  # a long body or header map, shortened in the middle
         text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-        duration = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d)", text)
+        duration = DURATION.match(text)
         if duration:  # 500ms reads "500 ms", as everywhere in the reports
             return f"{duration.group(1)} {duration.group(2)}"
         return shorten_middle(text, PARAM_WIDTH)

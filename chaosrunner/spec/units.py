@@ -16,7 +16,8 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
           "w": 604800.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d|w)\s*$")
+# A duration as written: 400ms, 1.5s, 5m (group 1 the number, group 2 the unit).
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d|w)\s*$")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _NEGATIVE = re.compile(r"^\s*-\s*\d")
 # What a run can schedule and a probe can send; larger values are typos, and infinite or
@@ -32,7 +33,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float) and value == 0:
         return 0.0
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = DURATION.match(value)
         if match:
             return _bounded_duration(float(match.group(1)) * _UNITS[match.group(2)], value)
         if _NEGATIVE.match(value):
@@ -107,7 +108,7 @@ def parse_quantity(value: Any) -> float:
         text = value.strip()
         if text.endswith("%"):
             return parse_ratio(text)
-        if _DURATION.match(text):
+        if DURATION.match(text):
             return parse_duration(text)
         try:
             number = float(text)
