@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from chaosrunner.engine.faults import RevertPolicy
 from chaosrunner.engine.faults import revert_with_retries as retrying
 from chaosrunner.engine.halt import StateDirHalt, configured, parse_source
 from chaosrunner.engine.ledger import Ledger, OpenFault
-from chaosrunner.errors import ChaosRunnerError, Verdict
+from chaosrunner.errors import ChaosRunnerError, RollbackIncomplete, Verdict
 from chaosrunner.history import record_recovered
 from chaosrunner.timestamps import iso
 
@@ -52,7 +51,6 @@ def command_sweep(args: argparse.Namespace) -> int:
     (chaosrunner.drivers.kubernetes_sweep); the local ledger, if it knows a fault swept,
     records it done. Exit 5 when something could not be reverted."""
     # Imported here: the kubernetes client loads only for --kubernetes.
-    from chaosrunner.cli.main import print_json_error  # one shape for errors on stdout
     from chaosrunner.drivers.kubernetes import KubernetesDriver
     from chaosrunner.drivers.kubernetes_sweep import sweep
 
@@ -61,12 +59,9 @@ def command_sweep(args: argparse.Namespace) -> int:
         swept = sweep(driver, args.namespace, time.time())
     except ChaosRunnerError as exc:
         # Whether something is left in the cluster is unknown: say so, exit as for a revert
-        # that did not happen, and the CronJob's next minute tries again.
-        print(f"chaosrunner: cannot sweep the cluster: {exc}", file=sys.stderr)
-        if args.output == "json":
-            print_json_error(f"cannot sweep the cluster: {exc}",
-                             Verdict.ROLLBACK_INCOMPLETE.exit_code)
-        return Verdict.ROLLBACK_INCOMPLETE.exit_code
+        # that did not happen, and the CronJob's next minute tries again. `main` says it
+        # (on stdout too for --output json).
+        raise RollbackIncomplete(f"cannot sweep the cluster: {exc}") from None
     ledger = Ledger(args.state_dir)
     done = {s.key for s in swept if s.status == "reverted" and s.key}
     if done and ledger.path.exists():
