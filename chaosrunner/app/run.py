@@ -110,13 +110,11 @@ def _not_saved(report: RunReport, what: str, exc: Exception) -> None:
 
 
 def write_all(report: RunReport, directory: Path, junit: Path | None) -> list[Path]:
-
     return write_reports(report, directory, junit)
 
 
 def record_history(state_dir: Path, report: RunReport) -> None:
     """Keep the run in the history database (`chaosrunner runs`)."""
-
     record_run(state_dir, report)
 
 

@@ -70,7 +70,6 @@ class BudgetRow:
 
 def command(args: argparse.Namespace) -> int:
     """Print the budget table (or JSON) of a SteadyState file."""
-
     steady = load_steady_state(args.file, parse_vars(getattr(args, "var", None) or []))
     override = getattr(args, "prometheus", None)
     if override:

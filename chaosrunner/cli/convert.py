@@ -21,7 +21,6 @@ from chaosrunner.spec.validate import is_chaostoolkit
 
 def command(args: argparse.Namespace) -> int:
     """Convert one Chaos Toolkit experiment file; returns 0, or raises InvalidInput."""
-
     source = Path(args.file)
     document = load_document(source)
     if not is_chaostoolkit(document.data):

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from chaosrunner.drivers.base import DriverContext, DriverRegistry
@@ -87,7 +88,6 @@ KILLED_EXIT = 137  # what a parent saw of a runner that died without a rollback 
 def keep_in_history(ledger: Ledger, run_id: str, open_faults: list[OpenFault],
                     results: list[dict[str, Any]]) -> None:
     """`chaosrunner runs` shows the dead run with an honest verdict and what was done."""
-
     done = [r for r in results if r["run"] == run_id and r["status"] != "skipped"]
     if not done:
         return
@@ -177,9 +177,6 @@ def _print(results: list[dict[str, Any]], output: str | None) -> None:
 def command_halt(args: argparse.Namespace) -> int:
     """The big red button: every runner watching the source aborts and rolls back, and no
     run starts until `halt --clear` re-arms it."""
-    from pathlib import Path
-
-
     spec = configured(args.source or args.halt_source)
     source = parse_source(spec, Path(args.state_dir)) if spec else StateDirHalt(
         Path(args.state_dir))

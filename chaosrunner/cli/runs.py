@@ -53,7 +53,6 @@ def print_table(rows: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-
     table = Table(title="chaosrunner runs (newest first)", title_justify="left")
     for column in ("Started (UTC)", "Experiment", "Verdict", "Exit", "Duration",
                    "Budget used", "Abort / reason", "Game day", "Report"):

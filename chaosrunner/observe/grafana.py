@@ -44,7 +44,6 @@ class GrafanaAnnotator:
     def __init__(self, spec: GrafanaAnnotations, experiment: str, run_id: str,
                  timeout: float = 5.0, transport: httpx.BaseTransport | None = None,
                  where: str = "annotations.grafana") -> None:
-
         headers = {"Accept": "application/json"}
         if spec.token is not None:
             token = resolve_env_refs(spec.token.get_secret_value(), f"{where}.token")
