@@ -24,6 +24,13 @@ def problems(tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str = "", 
     return [line for line in err.splitlines() if line.strip()]
 
 
+def invalid(path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Write `text` to `path` and validate it (exit 4): the non-blank lines of stderr."""
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 4
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
 CASES = [
     ("hypothesis:", "hypotesis:", "", "hypotesis: unknown key (did you mean 'hypothesis'?)"),
     ("", "", "blast_radius: {max_target: 3}\n", "(did you mean 'max_targets'?)"),
@@ -57,10 +64,7 @@ def test_a_chaos_toolkit_wrong_provider_type_is_one_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads((REPO / "tests/ctk/experiment.json").read_text())
     data["method"][0]["provider"]["type"] = "pythn"
-    path = tmp_path / "ctk.json"
-    path.write_text(json.dumps(data, indent=2))
-    assert main(["validate", str(path)]) == 4
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    lines = invalid(tmp_path / "ctk.json", json.dumps(data, indent=2), capsys)
     assert len(lines) == 1, lines
     assert "unknown type 'pythn'; expected one of python, process, http (did you mean " \
         "'python'?)" in lines[0]
@@ -93,9 +97,7 @@ service_level_objectives:
 def test_a_ctk_probe_sli_is_checked_by_validate(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     steady = tmp_path / "steady.yaml"
-    steady.write_text(CTK_PROBE_STEADY)
-    assert main(["validate", str(steady)]) == 4
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    lines = invalid(steady, CTK_PROBE_STEADY, capsys)
     assert lines == [f"invalid  {steady}:8: service_level_objectives.probe.sli.ctk_probe.probe."
                      "provider: unknown type 'pythn'; expected one of python, process, http "
                      "(did you mean 'python'?)"]
@@ -113,10 +115,7 @@ def test_a_ctk_probe_sli_is_checked_by_validate(tmp_path: Path,
 def test_a_broken_sli_source_is_one_error(old: str, new: str, expected: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Not also "stat 'p99' is only for http SLIs" for the http source it could not read."""
-    steady = tmp_path / "steady.yaml"
-    steady.write_text(STEADY_WITH_STAT.replace(old, new, 1))
-    assert main(["validate", str(steady)]) == 4
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    lines = invalid(tmp_path / "steady.yaml", STEADY_WITH_STAT.replace(old, new, 1), capsys)
     assert len(lines) == 1 and expected in lines[0], lines
 
 
