@@ -35,10 +35,16 @@ faults:
 """
 
 
+def write(tmp_path: Path, steady: str = STEADY, experiment: str = EXPERIMENT) -> Path:
+    """Write steady.yaml and exp.yaml into `tmp_path`: the path of exp.yaml."""
+    (tmp_path / "steady.yaml").write_text(steady)
+    path = tmp_path / "exp.yaml"
+    path.write_text(experiment)
+    return path
+
+
 def validate(tmp_path: Path, capsys: pytest.CaptureFixture[str], steady: str = STEADY,
              experiment: str = EXPERIMENT) -> tuple[int, str]:
     """Write steady.yaml and exp.yaml into `tmp_path`, validate exp.yaml: (exit code, stderr)."""
-    (tmp_path / "steady.yaml").write_text(steady)
-    (tmp_path / "exp.yaml").write_text(experiment)
-    code = main(["validate", str(tmp_path / "exp.yaml")])
+    code = main(["validate", str(write(tmp_path, steady, experiment))])
     return code, capsys.readouterr().err

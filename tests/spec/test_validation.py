@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import spec_files
 
 from chaosrunner.app.load import load_experiment, load_kind
 from chaosrunner.cli.main import main
@@ -56,10 +57,7 @@ abort:
 
 
 def write(tmp_path: Path, experiment: str = EXPERIMENT, steady: str = SEED_SLOS) -> Path:
-    (tmp_path / "steady.yaml").write_text(textwrap.dedent(steady))
-    path = tmp_path / "exp.yaml"
-    path.write_text(textwrap.dedent(experiment))
-    return path
+    return spec_files.write(tmp_path, textwrap.dedent(steady), textwrap.dedent(experiment))
 
 
 def problems_of(path: Path) -> str:
