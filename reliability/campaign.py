@@ -307,6 +307,15 @@ def kinds_here(family: str, docker_kinds: list[str], out: Callable[[str], None]
     return ["process", "proxy"], missing
 
 
+def unavailable(service: str, check: str, why: str, out: Callable[[str], None]) -> bool:
+    """Say on `out` that `check` cannot run, `service` being missing (`why`): FAILED when
+    CHAOSRUNNER_REQUIRE names the service, else skipped. The campaign's result: False when
+    the service is required."""
+    required = is_required(service)
+    out(f"{check}: {'FAILED' if required else 'skipped'}, {why}")
+    return not required
+
+
 def docker_available() -> str | None:
     """None when a Docker engine answers, else why not."""
     try:

@@ -29,10 +29,10 @@ from campaign import (
     rng,
     runs_per_check,
     settle,
+    unavailable,
 )
 from docker_fixtures import SHOP_IMAGE, job_container
 from helpers import wait_until
-from services import is_required
 
 from chaosrunner.engine.ledger import Ledger
 from chaosrunner.testing.experiments import write_one_fault_experiment
@@ -76,10 +76,8 @@ def one_run(client: Any, target: ProxyTarget, work: Path, tag: str, rand: Random
 def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
     missing = docker_available()
     if missing is not None:
-        required = is_required("docker")
-        out(f"CronJob pattern in containers: {'FAILED' if required else 'skipped'}, no "
-            f"Docker engine: {missing}")
-        return not required
+        return unavailable("docker", "CronJob pattern in containers",
+                           f"no Docker engine: {missing}", out)
     import docker
 
     rand, seed = rng()

@@ -25,10 +25,10 @@ from campaign import (
     recover,
     settle,
     start,
+    unavailable,
     write_experiment,
 )
 from helpers import wait_until
-from services import is_required
 from storage import fill, mount_refused, read_only_from_now, tmpfs
 
 from chaosrunner.engine.ledger import Ledger
@@ -108,10 +108,8 @@ def _state_dir(runner: Runner) -> Path:
 def campaign(runs: int, out: Callable[[str], None] = print) -> bool:
     refused = mount_refused()
     if refused is not None:
-        required = is_required("mount")
-        out(f"storage faults: {'FAILED' if required else 'skipped'}, mounting a tmpfs is not "
-            f"permitted: {refused}")
-        return not required
+        return unavailable("mount", "storage faults",
+                           f"mounting a tmpfs is not permitted: {refused}", out)
     with tempfile.TemporaryDirectory(prefix="chaosrunner-storage-") as tmp:
         work = Path(tmp)
         target = ProcessTarget(work)
