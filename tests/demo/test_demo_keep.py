@@ -10,11 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers import wait_until
 
 from chaosrunner.cli.demo import PROXY_API_PORT, REPO_ROOT, SHOP_PORT
 
@@ -26,14 +26,6 @@ def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(condition: object, what: str, bound: float = 60.0) -> None:
-    deadline = time.monotonic() + bound
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {bound:g}s: {what}")
-        time.sleep(0.1)
 
 
 def checkout_up() -> bool:
@@ -53,7 +45,8 @@ def test_demo_shop_keeps_the_shop_for_the_next_command(tmp_path: Path,
          str(tmp_path / "state")], cwd=REPO_ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
-        wait_until(lambda: checkout_up() or demo.poll() is not None, "the shop answers")
+        assert wait_until(lambda: checkout_up() or demo.poll() is not None, timeout=60,
+                          step=0.1), "the shop did not answer within 60s"
         assert demo.poll() is None, demo.communicate()[0]
         plan = subprocess.run(
             [sys.executable, "-m", "chaosrunner", "plan", "experiments/instance-failure.yaml",
@@ -72,7 +65,8 @@ def test_demo_shop_keeps_the_shop_for_the_next_command(tmp_path: Path,
             demo.wait()
     assert demo.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[stop]
     assert "chaosrunner plan experiments/instance-failure.yaml" in output
-    wait_until(lambda: not any(listening(port) for port in PORTS), "every port is free")
+    assert wait_until(lambda: not any(listening(port) for port in PORTS), timeout=60,
+                      step=0.1), "a port of the demo was still in use after 60s"
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path,
