@@ -249,7 +249,9 @@ class SlowStopTarget(DockerTarget):
             # The engine kills at the grace period's end: the stop lands when FinishedAt
             # moves. The bound is generous; the wait ends as soon as it has landed.
             finished = state["FinishedAt"]
-            wait_until(lambda: self.state()["FinishedAt"] != finished, timeout=self.GRACE + 60)
+            if not wait_until(lambda: self.state()["FinishedAt"] != finished,
+                              timeout=self.GRACE + 60):
+                return True  # a stop still in flight past its bound: not restored
         return not self.state().get("Running")
 
     def stop_began(self, started_at: str) -> bool:
