@@ -12,7 +12,6 @@ removes every one of them afterwards, whatever the test did to them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import free_port
+from helpers import free_port, machine_lock
 from helpers import wait_until as poll_until
 from services import need
 
@@ -220,18 +219,8 @@ def stack_ports_held(timeout: float = 1200) -> Iterator[None]:
     """The stack's fixed ports (18080, 19101-19104) for this session alone: another test
     session on the machine (a second checkout's `make test`) waits for them, bounded, instead
     of both bringing the stack up on the same ports."""
-    with STACK_LOCK.open("a") as lock:
-        if not poll_until(lambda: _try_lock(lock.fileno()), timeout=timeout, step=0.5):
-            pytest.fail(f"another test session held {STACK_LOCK} for {timeout:g}s")
+    with machine_lock(STACK_LOCK, timeout, "the compose stack's ports"):
         yield
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 @pytest.fixture

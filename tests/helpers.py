@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -33,6 +34,24 @@ def wait_until(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:  #
             return True
         time.sleep(step)
     return False
+
+
+@contextlib.contextmanager
+def machine_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
+    """`path` flocked for this test session alone, for `what` (fixed ports, say): another
+    session on the machine (a second checkout's `make test`) waits for it, bounded."""
+    with path.open("a") as lock:
+        assert wait_until(lambda: _try_lock(lock.fileno()), timeout=timeout, step=0.5), \
+            f"another test session held {path} ({what}) for {timeout:g}s"
+        yield
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def answers(url: str) -> bool:
