@@ -46,6 +46,15 @@ def machine_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
         yield
 
 
+DEMO_PORTS_LOCK = Path("/tmp/chaosrunner-demo-ports.lock")
+
+
+def demo_ports_held() -> contextlib.AbstractContextManager[None]:
+    """The fixed ports of `chaosrunner demo shop` for this test session alone (tests that
+    start the demo, or take one of its ports)."""
+    return machine_lock(DEMO_PORTS_LOCK, 600, "the demo's fixed ports")
+
+
 def _try_lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers import demo_ports_held
 
 from chaosrunner.cli.demo import EXPERIMENTS, PROXY_API_PORT, REPO_ROOT, SHOP_PORT, demo_system
 from chaosrunner.cli.main import main
@@ -19,6 +21,14 @@ def port_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(autouse=True)
+def demo_ports() -> Iterator[None]:
+    """The demo's fixed ports for this test session alone: another session running these
+    tests waits, instead of skipping (ports in use) or failing (the ports taken mid-test)."""
+    with demo_ports_held():
+        yield
 
 
 def test_demo_system_serves_both_experiments_and_stops_everything(

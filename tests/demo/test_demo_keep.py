@@ -10,11 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import wait_until
+from helpers import demo_ports_held, wait_until
 
 from chaosrunner.cli.demo import PROXY_API_PORT, REPO_ROOT, SHOP_PORT
 
@@ -26,6 +27,15 @@ def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(autouse=True)
+def demo_ports() -> Iterator[None]:
+    """The demo's fixed ports for this test session alone: another session on the machine
+    running these tests waits, instead of skipping (ports in use) or failing (its demo
+    cannot bind, or this port-in-use test took its proxy port)."""
+    with demo_ports_held():
+        yield
 
 
 def checkout_up() -> bool:
