@@ -46,6 +46,23 @@ def machine_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
         yield
 
 
+def listening(port: int) -> bool:
+    """Something listens on 127.0.0.1:`port`. (A bind test would also fail on the TIME_WAIT
+    that a server's own close leaves behind, which is no process left running.)"""
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def demo_fixed_ports() -> list[int]:
+    """The ports `chaosrunner demo shop` listens on: the shop, the proxy API, the four
+    payments replicas and their proxies."""
+    from chaosrunner.cli.demo import PROXY_API_PORT, SHOP_PORT
+
+    return [SHOP_PORT, PROXY_API_PORT, *range(SHOP_PORT + 1, SHOP_PORT + 5),
+            *range(SHOP_PORT + 11, SHOP_PORT + 15)]
+
+
 DEMO_PORTS_LOCK = Path("/tmp/chaosrunner-demo-ports.lock")
 
 

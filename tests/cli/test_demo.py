@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import demo_ports_held
+from helpers import demo_fixed_ports, demo_ports_held, listening
 
 from chaosrunner.cli.demo import EXPERIMENTS, PROXY_API_PORT, REPO_ROOT, SHOP_PORT, demo_system
 from chaosrunner.cli.main import main
-
-
-def port_free(port: int) -> bool:
-    """Nothing listens there. (A bind test would also fail on the TIME_WAIT that a
-    server's own close leaves behind, which is no process left running.)"""
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +24,8 @@ def demo_ports() -> Iterator[None]:
 
 def test_demo_system_serves_both_experiments_and_stops_everything(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ports = [SHOP_PORT, PROXY_API_PORT, *range(SHOP_PORT + 1, SHOP_PORT + 5),
-             *range(SHOP_PORT + 11, SHOP_PORT + 15)]
-    if not all(port_free(p) for p in ports):
+    ports = demo_fixed_ports()
+    if any(listening(p) for p in ports):
         pytest.skip("the demo's fixed ports are in use on this machine")
     with demo_system(tmp_path):
         assert httpx.post(f"http://127.0.0.1:{SHOP_PORT}/checkout", timeout=5).status_code == 200
@@ -49,4 +39,4 @@ def test_demo_system_serves_both_experiments_and_stops_everything(
             assert plan["reason"] is None, plan
             targets = plan["faults"][0]["targets"]
             assert len(targets) == (1 if "instance" in file else 4)
-    assert all(port_free(p) for p in ports)
+    assert not any(listening(p) for p in ports)

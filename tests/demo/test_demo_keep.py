@@ -15,18 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import demo_ports_held, wait_until
+from helpers import demo_fixed_ports, demo_ports_held, listening, wait_until
 
 from chaosrunner.cli.demo import PROXY_API_PORT, REPO_ROOT, SHOP_PORT
 
-PORTS = [SHOP_PORT, PROXY_API_PORT, *range(SHOP_PORT + 1, SHOP_PORT + 5),
-         *range(SHOP_PORT + 11, SHOP_PORT + 15)]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+PORTS = demo_fixed_ports()
 
 
 @pytest.fixture(autouse=True)
