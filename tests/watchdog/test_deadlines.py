@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from helpers import REPO, wait_until
+from helpers import REPO, embedded_proxy, wait_until
 from k8s_fixture import DEPLOYMENTS, FakeCluster
 from watchdog_support import end_watchdog, start, wait_confirmed, watchdog_pid
 
@@ -145,32 +144,22 @@ def test_runner_and_watchdog_killed_together_the_sweep_reverts_the_scale(
 
 def test_runner_and_watchdog_killed_together_the_toxic_expires_on_the_proxy(
         tmp_path: Path) -> None:
-    from chaosrunner.proxy.server import start_background
-
-    handle = start_background()
-    try:
-        api = handle.url
-        created = httpx.post(f"{api}/proxies", timeout=10, json={
-            "name": "exp", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
-        assert created.status_code == 201, created.text
+    with embedded_proxy("exp") as proxy:
         state = tmp_path / "state"
         path = write_one_fault_experiment(tmp_path, "toxic", "toxiproxy.latency",
-                                          f"{{proxy: exp, api: '{api}'}}",
-                                          params="{latency: 500ms}", duration="4s")
+                                          proxy.target(), params="{latency: 500ms}",
+                                          duration="4s")
         runner = start(path, state)
         wait_confirmed(state, runner)
         kill_both(state, runner)
-        [toxic] = httpx.get(f"{api}/proxies/exp/toxics", timeout=10).json()
+        [toxic] = proxy.toxics()
         [fault] = Ledger(state).open_faults()
         assert fault.deadline is not None
         assert abs(toxic["attributes"]["expires_at"] - fault.deadline) < 1.0
         # The proxy removes it at its deadline (planned end + 30 s), by itself.
         wait = fault.deadline - time.time() + 30
-        assert wait_until(lambda: httpx.get(f"{api}/proxies/exp/toxics", timeout=10).json()
-                          == [], timeout=wait, step=0.2)
+        assert wait_until(lambda: proxy.toxics() == [], timeout=wait, step=0.2)
         assert time.time() >= fault.deadline - 0.5
-    finally:
-        handle.stop()
 
 
 def test_a_sweep_that_cannot_reach_the_cluster_says_so_and_exits_5(

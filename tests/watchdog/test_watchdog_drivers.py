@@ -4,14 +4,12 @@ fake Kubernetes API: with no command typed afterwards, the fault is gone within 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from docker_fixtures import Containers, state_of
+from helpers import Proxy, embedded_proxy
 from k8s_fixture import DEPLOYMENTS, FakeCluster
 from watchdog_support import kill_and_time, start, wait_confirmed
 
@@ -40,37 +38,21 @@ def test_docker_pause(containers: Containers, tmp_path: Path, attempt: int) -> N
 
 
 @pytest.fixture
-def proxy_api() -> Iterator[tuple[str, str]]:
-    """The embedded proxy server with one proxy: (api url, proxy name)."""
-    from chaosrunner.proxy.server import start_background
-
-    handle = start_background()
-    name = f"wd-{uuid.uuid4().hex[:8]}"
-    try:
-        response = httpx.post(f"{handle.url}/proxies", timeout=10, json={
-            "name": name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
-        assert response.status_code == 201, response.text
-        yield handle.url, name
-    finally:
-        handle.stop()
-
-
-def toxics(api: str, name: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = httpx.get(f"{api}/proxies/{name}/toxics", timeout=10).json()
-    return found
+def proxy() -> Iterator[Proxy]:
+    """The embedded proxy server with one proxy."""
+    with embedded_proxy("wd") as made:
+        yield made
 
 
 @pytest.mark.parametrize("attempt", range(RUNS))
-def test_toxic(proxy_api: tuple[str, str], tmp_path: Path, attempt: int) -> None:
-    api, name = proxy_api
+def test_toxic(proxy: Proxy, tmp_path: Path, attempt: int) -> None:
     state = tmp_path / "state"
-    path = write_one_fault_experiment(tmp_path, "toxic", "toxiproxy.latency",
-                                      f"{{proxy: {name}, api: '{api}'}}",
+    path = write_one_fault_experiment(tmp_path, "toxic", "toxiproxy.latency", proxy.target(),
                                       params="{latency: 500ms}")
     runner = start(path, state)
     wait_confirmed(state, runner)
-    assert len(toxics(api, name)) == 1
-    kill_and_time(state, runner, lambda: toxics(api, name) == [],
+    assert len(proxy.toxics()) == 1
+    kill_and_time(state, runner, lambda: proxy.toxics() == [],
                   exit_within=60)
 
 
