@@ -7,21 +7,18 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from demo_support import free_base_port
+from helpers import wait_until
 
 from chaosrunner.demo._server import Request
 from chaosrunner.demo.checkout import Checkout, PaymentFailed, Replica
 
 
 def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+    assert wait_until(path.exists, timeout=timeout), f"{path} never appeared"
 
 
 def test_payments_writes_pid_file_and_removes_it_on_sigterm(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from helpers import wait_until
 from proxyhelp import EchoServer, connect, make_proxy, port_of, recv_exact
 
 from chaosrunner.proxy.server import ProxyServerHandle
@@ -18,10 +19,8 @@ def _names(api: httpx.Client) -> list[str]:
 
 
 def _wait_gone(api: httpx.Client, name: str, bound: float = 30.0) -> None:
-    deadline = time.monotonic() + bound
-    while name in _names(api):
-        assert time.monotonic() < deadline, f"{name} still there after {bound}s"
-        time.sleep(0.05)
+    assert wait_until(lambda: name not in _names(api), timeout=bound), \
+        f"{name} still there after {bound}s"
 
 
 def test_an_expired_toxic_is_removed_and_logged(api: httpx.Client, echo: EchoServer,
