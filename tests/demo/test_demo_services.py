@@ -17,7 +17,8 @@ from chaosrunner.demo._server import Request
 from chaosrunner.demo.checkout import Checkout, PaymentFailed, Replica
 
 
-def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
+def _wait_for_file(path: Path, timeout: float = 60.0) -> None:
+    # A Python process's start: seconds on a loaded 2-core machine; the wait ends at once.
     assert wait_until(path.exists, timeout=timeout), f"{path} never appeared"
 
 
