@@ -80,8 +80,10 @@ def test_labels_never_overlap_and_words_stay_whole(browser: Chromium, tmp_path: 
     result = browser.load(tmp_path / "report.html", LAYOUT)
     assert result.errors == []
     facts = json.loads(result.value)
+    assert facts["charts"], "the page has charts"
     for chart in facts["charts"]:
         labels = [label for label in chart["labels"] if label["w"] > 0]
+        assert labels, "the chart has visible labels"
         for i, first in enumerate(labels):
             for second in labels[i + 1:]:
                 assert not overlap(first, second), (first, second)
