@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -63,7 +62,7 @@ import yaml
 
 from chaosrunner.errors import InvalidInput, SourceError
 from chaosrunner.secrets import display_url as _display
-from chaosrunner.secrets import remember
+from chaosrunner.secrets import resolve_env_refs
 from chaosrunner.slo.budget import BURN_WINDOWS, WindowBurn, budget_remaining, burn_rate
 from chaosrunner.slo.promql import at_window, promql_duration, sli_shape, subquery_step
 from chaosrunner.slo.sources.base import BaseSource, BudgetStatus, Reading, SourceContext
@@ -75,7 +74,6 @@ COVERAGE_POINTS = 720
 RETRY_BACKOFF = 0.2
 PROMETHEUS_KINDS = ("promql", "prometheus", "ratio", "sloth")
 
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _WINDOW_REF = re.compile(r"\$(?:window\b|\{window\})")
 _PROM_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _PROM_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
@@ -406,28 +404,15 @@ def _build_client(name: str, auth: PrometheusAuth | None, context: SourceContext
     headers: dict[str, str] = {}
     basic: httpx.BasicAuth | None = None
     if auth is not None and auth.bearer_token is not None:
-        token = resolve_secret(auth.bearer_token.get_secret_value(), f"SLO {name}: bearer_token")
+        token = resolve_env_refs(auth.bearer_token.get_secret_value(), f"SLO {name}: bearer_token")
         headers["Authorization"] = f"Bearer {token}"
     if auth is not None and auth.basic_auth is not None:
-        password = resolve_secret(auth.basic_auth.password.get_secret_value(),
+        password = resolve_env_refs(auth.basic_auth.password.get_secret_value(),
                                   f"SLO {name}: basic_auth.password")
         basic = httpx.BasicAuth(auth.basic_auth.username, password)
     # A little slack over the server-side `timeout` so its own error message wins.
     return httpx.AsyncClient(timeout=context.query_timeout + 1.0, headers=headers, auth=basic,
                              transport=transport)
-
-
-def resolve_secret(text: str, where: str) -> str:
-    """Replace `${env:NAME}` with the environment's value; InvalidInput when unset."""
-    def lookup(match: re.Match[str]) -> str:
-        value = os.environ.get(match.group(1))
-        if value is None:
-            raise InvalidInput(f"{where} refers to ${{env:{match.group(1)}}}, which is not "
-                               f"set; export {match.group(1)} before running")
-        remember(value)  # never printed or stored (chaosrunner.secrets)
-        return value
-
-    return _ENV_REF.sub(lookup, text)
 
 
 def _api_error(response: httpx.Response) -> str:
