@@ -249,9 +249,9 @@ COMMAND_MODULES = {
 
 
 def parse_command_line(parser: argparse.ArgumentParser,
-                       argv: Sequence[str] | None) -> argparse.Namespace:
+                       argv: Sequence[str]) -> argparse.Namespace:
     """Parse; a global option given neither before nor after the command gets its default."""
-    args = parser.parse_args(None if argv is None else _signed_values_joined(argv))
+    args = parser.parse_args(_signed_values_joined(argv))
     for name, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, list(default) if isinstance(default, list) else default)
