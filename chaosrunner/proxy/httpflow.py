@@ -311,6 +311,33 @@ class _Framer(Stage):
 
     def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
         """Run h11 over the current message; True when it ended (raw holds what follows)."""
+        parser = self.parser
+        assert parser is not None
+        while True:
+            event = parser.next_event()
+            if event is h11.NEED_DATA:
+                if self._head_taken():
+                    self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                return False
+            if isinstance(event, self._ENDS):
+                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
+                self.parser = None
+                self._message_done(now, out)
+                return True
+            if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                return False
+            if isinstance(event, h11.Request) and not self._h11_head(event, due, now, out):
+                return False
+
+    # The h11 events that end the current message.
+    _ENDS: tuple[type[h11.Event], ...] = (h11.EndOfMessage,)
+
+    def _head_taken(self) -> bool:
+        """Whether the current message's head is dealt with: until then nothing held goes."""
+        return True
+
+    def _h11_head(self, event: h11.Request, due: float, now: float, out: list[Chunk]) -> bool:
+        """A request's head, framed by h11; False stops framing."""
         raise NotImplementedError
 
     def _pass(self, part: bytes, due: float, out: list[Chunk]) -> None:
@@ -384,29 +411,18 @@ class RequestStage(_Framer):
             self.session.wake_down()
         return True
 
-    def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
-        parser = self.parser
-        assert parser is not None
-        while True:
-            event = parser.next_event()
-            if event is h11.NEED_DATA:
-                if self.verdict is not None:
-                    self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
-                return False
-            if isinstance(event, h11.Request):
-                first, headers = _h11_head(event)
-                if not self._judged(first, headers, due, now, out):
-                    return False
-                if self.verdict is not None and self.verdict.forward and _is_upgrade(event):
-                    self.session.give_up("upgrade", quiet=True)
-                    out.extend(self._flush(due))
-                    return False
-            elif isinstance(event, h11.EndOfMessage):
-                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
-                self.parser, self.verdict = None, None
-                return True
-            elif event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-                return False
+    def _head_taken(self) -> bool:
+        return self.verdict is not None
+
+    def _h11_head(self, event: h11.Request, due: float, now: float, out: list[Chunk]) -> bool:
+        first, headers = _h11_head(event)
+        if not self._judged(first, headers, due, now, out):
+            return False
+        if self.verdict is not None and self.verdict.forward and _is_upgrade(event):
+            self.session.give_up("upgrade", quiet=True)
+            out.extend(self._flush(due))
+            return False
+        return True
 
     def _pass(self, part: bytes, due: float, out: list[Chunk]) -> None:
         if self.verdict is not None and self.verdict.forward:
@@ -474,21 +490,8 @@ class ResponseStage(_Framer):
             self.parser.receive_data(bytes(self.raw))
         return True
 
-    def _frame_h11(self, due: float, now: float, out: list[Chunk]) -> bool:
-        parser = self.parser
-        assert parser is not None
-        while True:
-            event = parser.next_event()
-            if event is h11.NEED_DATA:
-                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
-                return False
-            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                self._dispose(len(self.raw) - len(parser.trailing_data[0]), due, out)
-                self.parser = None
-                self._message_done(now, out)
-                return True
-            if event is h11.PAUSED:
-                return False
+    # The upstream closing ends a read-until-close response.
+    _ENDS = (h11.EndOfMessage, h11.ConnectionClosed)
 
     def _pass(self, part: bytes, due: float, out: list[Chunk]) -> None:
         out.append(Chunk(part, due + self.session.expected[0].delay))
