@@ -223,7 +223,6 @@ class PythonDriver(BaseDriver):
     def inject(self, instance: Instance, action: str, params: Mapping[str, JSON],
                key: str) -> Handle:
         if not self.context.allow_exec:
-
             raise ExecNotAllowed(f"python call {params['call']} needs --allow-exec")
         result = self._run(str(params["call"]), params.get("args") or {}, params)
         handle = Handle(action, Instance("python", key, str(params["call"])), key, dict(params))

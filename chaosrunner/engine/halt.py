@@ -128,7 +128,6 @@ class ConfigMapHalt:
                  self.namespace, {"data": {"halted": "false", "reason": None, "at": _now()}})
 
     def _data(self) -> dict[str, Any] | None:
-
         core = self._core()
         try:
             found = self._do("read", core.read_namespaced_config_map, self.name,
@@ -150,7 +149,6 @@ class ConfigMapHalt:
             raise HaltSourceError(f"halt source {self.description}: {exc}") from None
 
     def _do(self, verb: str, fn: Any, *args: Any, raw: bool = False) -> Any:
-
         what = f"{verb} ConfigMap {self.namespace}/{self.name}"
         try:
             return self._driver.read(what, fn, *args) if raw else \

@@ -200,7 +200,6 @@ def _steps(value: JSON) -> list[list[float]]:
     return [[float(a), float(b)] for a, b in value]
 
 
-
 def env_refs(settings: Mapping[str, JSON]) -> list[str]:
     """Names of the `${env:NAME}` secrets in the urls' headers and bodies."""
     texts = [str(v) for u in settings["urls"] for v in (*u["headers"].values(), u["body"] or "")]

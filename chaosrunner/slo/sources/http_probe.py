@@ -69,7 +69,6 @@ class ProbeTraffic:
 
     def _headers(self) -> dict[str, str]:
         """Headers with `${env:NAME}` resolved (a token is a secret: never printed)."""
-
         return {name: resolve_env_refs(value, f"http probe {self.probe.url}: header {name}")
                 for name, value in self.probe.headers.items()}
 
